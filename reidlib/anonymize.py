@@ -1,0 +1,202 @@
+"""Face anonymization (paper Sections III-B and IV-C) and anonymized dataset copies.
+
+Five techniques act on an image and its face boxes, changing pixels inside the boxes only:
+blur (Gaussian, sigma = box width / 8: the paper's "radius equal to 1/8 the width", read as the
+Gaussian's standard deviation), zero, blank (per-channel box mean), inpaint (Poisson: the Laplace
+equation inside the box, the surrounding pixels as boundary) and pixelate (to 6x6, back with
+nearest neighbour).
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Callable, Iterable
+
+import cv2
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from tqdm.auto import tqdm
+
+from .runfiles import atomic_write_bytes, fingerprint_files, sha256_file, write_json
+
+Box = tuple[int, int, int, int]
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def _clip(box: Iterable[float], shape: tuple[int, ...], margin: int = 0) -> Box | None:
+    """Integer box (x0, y0, x1, y1) grown by `margin` and clipped to the image; None if empty."""
+    x0, y0, x1, y1 = box
+    h, w = shape[:2]
+    x0, y0 = max(int(np.floor(x0)) - margin, 0), max(int(np.floor(y0)) - margin, 0)
+    x1, y1 = min(int(np.ceil(x1)) + margin, w), min(int(np.ceil(y1)) + margin, h)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def blur(img: np.ndarray, box: Box, width_ratio: float = 0.125) -> np.ndarray:
+    """Gaussian blur inside `box` with sigma = width_ratio x box width (paper: 1/8)."""
+    x0, y0, x1, y1 = box
+    sigma = max(width_ratio * (x1 - x0), 1e-3)
+    pad = int(np.ceil(3 * sigma))
+    h, w = img.shape[:2]
+    px0, py0, px1, py1 = max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, w), min(y1 + pad, h)
+    region = cv2.GaussianBlur(img[py0:py1, px0:px1], (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    out = img.copy()
+    out[y0:y1, x0:x1] = region[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
+    return out
+
+
+def zero(img: np.ndarray, box: Box) -> np.ndarray:
+    """Face pixels set to 0 (the paper's "zero" / blackout)."""
+    x0, y0, x1, y1 = box
+    out = img.copy()
+    out[y0:y1, x0:x1] = 0
+    return out
+
+
+def blank(img: np.ndarray, box: Box) -> np.ndarray:
+    """Face pixels set to the box's mean value, per channel (the paper's "blank")."""
+    x0, y0, x1, y1 = box
+    out = img.copy()
+    mean = img[y0:y1, x0:x1].reshape(-1, img.shape[2] if img.ndim == 3 else 1).mean(axis=0)
+    out[y0:y1, x0:x1] = np.round(mean).astype(img.dtype).reshape(img[0, 0].shape)
+    return out
+
+
+def pixelate(img: np.ndarray, box: Box, size: int = 6) -> np.ndarray:
+    """Box resized to size x size (area average), then back up with nearest neighbour."""
+    x0, y0, x1, y1 = box
+    out = img.copy()
+    small = cv2.resize(img[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+    out[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+    return out
+
+
+def poisson_fill(img: np.ndarray, box: Box) -> np.ndarray:
+    """Float solution of the discrete Laplace equation inside `box`, Dirichlet data outside.
+
+    Written here because OpenCV offers only Telea / Navier-Stokes inpainting; neighbours beyond
+    the image border are left out of the stencil (zero normal derivative there).
+    """
+    x0, y0, x1, y1 = box
+    h, w = img.shape[:2]
+    bw, bh = x1 - x0, y1 - y0
+    n = bw * bh
+    f = img.astype(np.float64).reshape(h, w, -1)
+    idx = np.arange(n).reshape(bh, bw)
+    rows, cols, vals = [], [], []
+    diag = np.zeros(n)
+    rhs = np.zeros((n, f.shape[2]))
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        ny, nx = yy + dy, xx + dx
+        valid = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+        diag += valid.ravel()
+        inside = valid & (ny >= y0) & (ny < y1) & (nx >= x0) & (nx < x1)
+        rows.append(idx[inside])
+        cols.append(idx[ny[inside] - y0, nx[inside] - x0])
+        vals.append(-np.ones(int(inside.sum())))
+        border = valid & ~inside
+        rhs[idx[border]] += f[ny[border], nx[border]]
+    a = sp.csr_matrix((np.concatenate(vals + [diag]),
+                       (np.concatenate(rows + [np.arange(n)]), np.concatenate(cols + [np.arange(n)]))),
+                      shape=(n, n))
+    sol = spla.splu(a.tocsc()).solve(rhs)
+    out = f.copy()
+    out[y0:y1, x0:x1] = sol.reshape(bh, bw, -1)
+    return out.reshape(img.shape)
+
+
+def inpaint(img: np.ndarray, box: Box) -> np.ndarray:
+    """Poisson inpainting of `box` (paper's "inpaint"), rounded back to the image's dtype."""
+    filled = poisson_fill(img, box)
+    out = img.copy()
+    x0, y0, x1, y1 = box
+    out[y0:y1, x0:x1] = np.clip(np.round(filled[y0:y1, x0:x1]), 0, 255).astype(img.dtype)
+    return out
+
+
+TECHNIQUES: dict[str, Callable[..., np.ndarray]] = {
+    "blur": blur, "zero": zero, "blank": blank, "inpaint": inpaint, "pixelate": pixelate}
+
+
+def technique_params(technique: str, blur_width_ratio: float = 0.125, pixelate_size: int = 6) -> dict:
+    """The keyword arguments a technique takes, from the config values."""
+    if technique not in TECHNIQUES:
+        raise ValueError(f"unknown anonymization technique '{technique}'; "
+                         f"choose one of {', '.join(TECHNIQUES)}")
+    return {"blur": {"width_ratio": blur_width_ratio}, "pixelate": {"size": pixelate_size}}.get(technique, {})
+
+
+def anonymize_image(img: np.ndarray, boxes: Iterable[Iterable[float]], technique: str = "blur",
+                    margin: int = 0, **params) -> np.ndarray:
+    """Apply `technique` to every box of one image (boxes as x0, y0, x1, y1)."""
+    if technique not in TECHNIQUES:
+        technique_params(technique)
+    out = img
+    for b in boxes:
+        box = _clip(b, img.shape, margin)
+        if box is not None:
+            out = TECHNIQUES[technique](out, box, **params)
+    return out
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image as BGR uint8, with a clear error naming a missing or corrupt file."""
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
+    if data is None:
+        raise FileNotFoundError(f"image not found: {path}")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot decode image (corrupt or truncated): {path}")
+    return img
+
+
+def encode_image(img: np.ndarray, suffix: str, jpeg_quality: int = 95) -> bytes:
+    """Encode to the file type given by `suffix` (JPEG at a fixed quality, others lossless)."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix.lower() in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(suffix, img, params)
+    if not ok:
+        raise ValueError(f"cannot encode image as {suffix}")
+    return buf.tobytes()
+
+
+def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path,
+                      technique: str = "blur", margin: int = 0, jpeg_quality: int = 95,
+                      progress: bool = True, **params) -> dict:
+    """Write an anonymized copy of dataset `src` to `out`, same relative paths, plus manifest.json.
+
+    Originals are only read; `out` may not lie inside `src`. Each file is written atomically and
+    existing outputs are kept, so an interrupted run resumes; the manifest is written last.
+    """
+    src, out = Path(src).resolve(), Path(out).resolve()
+    if not src.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {src}")
+    if out == src or src in out.parents:
+        raise ValueError(f"refusing to write the anonymized copy inside the source dataset: {out}")
+    manifest_path = out / "manifest.json"
+    boxes = {k: g[["x0", "y0", "x1", "y1"]].to_numpy() for k, g in detections.groupby("image")}
+    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith("."))
+    hashes = {}
+    for p in tqdm(files, desc=f"anonymize ({technique})", disable=not progress):
+        rel = p.relative_to(src).as_posix()
+        target = out / rel
+        if not target.exists():
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                img = read_image(p)
+                anon = anonymize_image(img, boxes.get(rel, []), technique, margin, **params)
+                atomic_write_bytes(target, encode_image(anon, p.suffix, jpeg_quality))
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.tmp")
+                shutil.copyfile(p, tmp)
+                tmp.replace(target)
+        hashes[rel] = sha256_file(target)
+    manifest = {"source": str(src), "source_fingerprint": fingerprint_files(src),
+                "detections_sha256": hashlib.sha256(detections.to_csv(index=False).encode()).hexdigest(),
+                "technique": technique, "params": {**params, "margin": margin, "jpeg_quality": jpeg_quality},
+                "files": hashes}
+    write_json(manifest_path, manifest)
+    return manifest

@@ -1,0 +1,191 @@
+"""The six stages over one run directory (formats in `reidlib.runfiles`), each resumable.
+
+Each `stage_*` returns its output path, computing it only when absent, and first makes sure its
+inputs exist by calling the stage before it; so any notebook can run alone with its defaults,
+while under Snakemake the inputs are always there already. An existing output made with another
+configuration is refused rather than silently reused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import anonymize, datasets, detection, evaluation, recall, statistics, synthetic, training
+from .config import Config, to_dict
+from .runfiles import fingerprint_files, make_meta, read_json, write_csv, write_json
+
+VARIANTS = ("orig", "anon")
+
+
+class StaleOutputError(RuntimeError):
+    """An output in the run directory was made with a different configuration."""
+
+
+def _check_fresh(meta_path: Path, config: dict) -> bool:
+    """True when `meta_path` exists and was written with `config`; raise if with another one."""
+    if not meta_path.is_file():
+        return False
+    found = read_json(meta_path)
+    found = found.get("meta", found).get("config")
+    if found != config:
+        raise StaleOutputError(f"{meta_path} was made with a different configuration ({found} != {config}); "
+                               f"delete it or choose another run_dir")
+    return True
+
+
+def dataset_root(cfg: Config) -> Path:
+    """The original dataset: a user-given Market-1501-layout root, or the generated one in the run."""
+    if cfg.dataset.root:
+        return Path(cfg.dataset.root).expanduser().resolve()
+    return cfg.run_path / "data" / cfg.dataset.name
+
+
+def anon_root(cfg: Config) -> Path:
+    """The anonymized copy of the dataset (stage 3 output)."""
+    return cfg.run_path / "anon" / cfg.anonymization.technique / cfg.dataset.name
+
+
+def variant_root(cfg: Config, variant: str) -> Path:
+    """Dataset root of a variant: 'orig' or 'anon'."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown dataset variant '{variant}'; choose one of {', '.join(VARIANTS)}")
+    return dataset_root(cfg) if variant == "orig" else anon_root(cfg)
+
+
+def stage_generate(cfg: Config) -> Path:
+    """Stage 0: the generated default dataset (skipped when `dataset.root` names a real one)."""
+    root = dataset_root(cfg)
+    if cfg.dataset.root:
+        if not root.is_dir():
+            raise datasets.DatasetError(f"dataset folder not found: {root}")
+        return root
+    return synthetic.generate(root, cfg.dataset, cfg.seed)
+
+
+def records(cfg: Config, variant: str = "orig") -> pd.DataFrame:
+    """Image records of the dataset (or of its anonymized copy)."""
+    return datasets.read_market(variant_root(cfg, variant), cfg.dataset.name)
+
+
+def ground_truth(cfg: Config) -> pd.DataFrame | None:
+    """Ground-truth face boxes when the dataset has them (the generated one does)."""
+    path = dataset_root(cfg) / "face_boxes.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def detections_path(cfg: Config) -> Path:
+    """Stage 1 output."""
+    return cfg.run_path / "detections" / "detections.csv"
+
+
+def stage_detect(cfg: Config, progress: bool = True) -> Path:
+    """Stage 1: face detection over every image of the original dataset."""
+    out = detections_path(cfg)
+    conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection)}
+    if _check_fresh(Path(str(out) + ".meta.json"), conf) and out.is_file():
+        return out
+    root = stage_generate(cfg)
+    recs = records(cfg)
+    dets = detection.detect_dataset(root, recs, cfg.detection.detector, cfg.detection.threshold,
+                                    cfg.detection.upscale, progress)
+    write_csv(out, dets, make_meta("detection", conf, cfg.seed, fingerprint_files(root)))
+    return out
+
+
+def load_detections(cfg: Config) -> pd.DataFrame:
+    """The detections table of stage 1."""
+    return pd.read_csv(stage_detect(cfg, progress=False))
+
+
+def stage_recall(cfg: Config) -> Path:
+    """Stage 2: recall and precision against ground truth, with 95% intervals."""
+    out = cfg.run_path / "recall" / "recall.json"
+    conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection), "recall": to_dict(cfg.recall)}
+    if _check_fresh(out, conf):
+        return out
+    dets = load_detections(cfg)
+    truth = ground_truth(cfg)
+    if truth is None:
+        result = {"ground_truth": False}
+    else:
+        result = {"ground_truth": True, **recall.evaluate(truth, dets, cfg.recall.iou, cfg.recall.confidence)}
+    result["detection_rates"] = detection.detection_rates(records(cfg), dets).to_dict(orient="records")
+    result["meta"] = make_meta("recall", conf, cfg.seed, fingerprint_files(dataset_root(cfg)))
+    write_json(out, result)
+    return out
+
+
+def stage_anonymize(cfg: Config, progress: bool = True) -> Path:
+    """Stage 3: the anonymized copy of the dataset; returns its root."""
+    out = anon_root(cfg)
+    conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
+            "anonymization": to_dict(cfg.anonymization)}
+    meta_path = out / "anonymization.meta.json"
+    if _check_fresh(meta_path, conf) and (out / "manifest.json").is_file():
+        return out
+    dets = load_detections(cfg)
+    a = cfg.anonymization
+    params = anonymize.technique_params(a.technique, a.blur_width_ratio, a.pixelate_size)
+    anonymize.anonymize_dataset(dataset_root(cfg), dets, out, a.technique, a.margin,
+                                cfg.dataset.jpeg_quality, progress, **params)
+    write_json(meta_path, make_meta("anonymization", conf, cfg.seed, fingerprint_files(dataset_root(cfg))))
+    return out
+
+
+def model_dir(cfg: Config, variant: str) -> Path:
+    """Stage 4 output folder of one (variant, model) training run."""
+    return cfg.run_path / "models" / variant / cfg.training.model
+
+
+def stage_train(cfg: Config, variant: str = "orig", progress: bool = True) -> Path:
+    """Stage 4: train `training.model` on the original or anonymized training split."""
+    out = model_dir(cfg, variant)
+    conf = {"dataset": to_dict(cfg.dataset), "training": to_dict(cfg.training), "variant": variant}
+    if variant == "anon":
+        conf.update(detection=to_dict(cfg.detection), anonymization=to_dict(cfg.anonymization))
+    meta_path = out / "model.pt.meta.json"
+    if _check_fresh(meta_path, conf) and (out / "model.pt").is_file():
+        return out
+    root = stage_generate(cfg) if variant == "orig" else stage_anonymize(cfg, progress)
+    training.train(root, records(cfg, variant), out, cfg.training, cfg.seed, progress=progress)
+    write_json(meta_path, make_meta("training", conf, cfg.seed, fingerprint_files(root)))
+    return out
+
+
+def evaluation_path(cfg: Config) -> Path:
+    """Stage 5 output."""
+    return cfg.run_path / "evaluation" / "results.csv"
+
+
+def stage_evaluate(cfg: Config, progress: bool = True) -> Path:
+    """Stage 5: mAP / Rank-1 under orig_orig, orig_anon and anon_anon."""
+    out = evaluation_path(cfg)
+    conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
+            "anonymization": to_dict(cfg.anonymization), "training": to_dict(cfg.training),
+            "evaluation": to_dict(cfg.evaluation)}
+    if _check_fresh(Path(str(out) + ".meta.json"), conf) and out.is_file():
+        return out
+    dirs = {v: stage_train(cfg, v, progress) for v in VARIANTS}
+    roots = {v: variant_root(cfg, v) for v in VARIANTS}
+    res = evaluation.evaluate_protocols(dirs, roots, records(cfg), cfg.dataset.name, cfg.evaluation.metric,
+                                        cfg.evaluation.batch_size, cfg.training.device)
+    fp = fingerprint_files(roots["orig"]) + ":" + fingerprint_files(roots["anon"])
+    write_csv(out, res, make_meta("evaluation", conf, cfg.seed, fp))
+    return out
+
+
+def stage_statistics(cfg: Config) -> Path:
+    """Stage 6: paired one-sided t-tests over the paper's Tables III-VII and over this run."""
+    out = cfg.run_path / "statistics" / "statistics.json"
+    run_results = pd.read_csv(stage_evaluate(cfg, progress=False))
+    conf = {"statistics": to_dict(cfg.statistics), "evaluation_sha": fingerprint_files(out.parent.parent / "evaluation")}
+    if _check_fresh(out, conf):
+        return out
+    paper = statistics.load_paper_results()
+    result = {"paper": statistics.test_all(paper).to_dict(orient="records"),
+              "run": statistics.test_all(run_results).to_dict(orient="records"),
+              "alpha": cfg.statistics.alpha,
+              "meta": make_meta("statistics", conf, cfg.seed, fingerprint_files(statistics.paper_results_path().parent))}
+    write_json(out, result)
+    return out

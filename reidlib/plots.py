@@ -1,0 +1,112 @@
+"""Figures for the book's chapters (matplotlib/seaborn), taking plain tables and image paths."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .anonymize import read_image
+
+BOX = ["x0", "y0", "x1", "y1"]
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(read_image(path), cv2.COLOR_BGR2RGB)
+
+
+def crop_gallery(root: str | Path, images: Sequence[str], dets: pd.DataFrame | None = None,
+                 truth: pd.DataFrame | None = None, titles: Sequence[str] | None = None,
+                 ncols: int = 12, scale: float = 1.0):
+    """Crops in a grid, detections in red (with score) and ground truth in green."""
+    images = list(images)
+    nrows = max(1, int(np.ceil(len(images) / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 0.9 * scale, nrows * 1.9 * scale), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, image in enumerate(images):
+        ax = axes.ravel()[i]
+        ax.imshow(_rgb(Path(root) / image), interpolation="nearest")
+        for table, color in ((truth, "lime"), (dets, "red")):
+            if table is None:
+                continue
+            for r in table[table.image == image].itertuples():
+                ax.add_patch(plt.Rectangle((r.x0 - 0.5, r.y0 - 0.5), r.x1 - r.x0, r.y1 - r.y0,
+                                           fill=False, edgecolor=color, linewidth=1))
+                if color == "red" and hasattr(r, "score"):
+                    ax.text(r.x0, r.y0 - 1, f"{r.score:.2f}", color="red", fontsize=6)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def image_rows(rows: dict[str, Sequence[np.ndarray]], col_titles: Sequence[str] | None = None, size: float = 1.1):
+    """Rows of RGB images, each row labelled on its left (the layout of the paper's Figs. 1 and 2)."""
+    names = list(rows)
+    ncols = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(names), ncols, figsize=(ncols * size, len(names) * 2 * size), squeeze=False)
+    for i, name in enumerate(names):
+        for j in range(ncols):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_visible(False)
+            if j < len(rows[name]):
+                ax.imshow(rows[name][j], interpolation="nearest")
+            if j == 0:
+                ax.set_ylabel(name, fontsize=9)
+            if i == 0 and col_titles is not None and j < len(col_titles):
+                ax.set_title(col_titles[j], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def recall_by_size(by_size: pd.DataFrame):
+    """Recall against face width with Wilson 95% intervals."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    x = np.arange(len(by_size))
+    err = np.vstack([by_size.recall - by_size.wilson_low, by_size.wilson_high - by_size.recall])
+    ax.errorbar(x, by_size.recall, yerr=err, fmt="o-", capsize=4)
+    ax.set_xticks(x, [f"{w}\n(n={n})" for w, n in zip(by_size.face_width, by_size.faces)])
+    ax.set_xlabel("face width (pixels)")
+    ax.set_ylabel("recall")
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def protocol_bars(results: pd.DataFrame, chance: float | None = None):
+    """mAP and Rank-1 per protocol (and model), the shape of the paper's Tables III-VII."""
+    long = results.melt(id_vars=["model", "protocol"], value_vars=["mAP", "rank1"], var_name="metric",
+                        value_name="score")
+    g = sns.catplot(data=long, x="protocol", y="score", hue="model", col="metric", kind="bar",
+                    height=3, aspect=1.1, order=["orig_orig", "orig_anon", "anon_anon"])
+    if chance is not None:
+        for ax in g.axes.ravel():
+            ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="random ranking (mAP)")
+    g.set_axis_labels("protocol", "percent")
+    return g.figure
+
+
+def paired_differences(results: pd.DataFrame, metric: str = "mAP"):
+    """Per (dataset, model): drop from orig_orig to orig_anon and to anon_anon."""
+    wide = results.pivot_table(index=["dataset", "model"], columns="protocol", values=metric).reset_index()
+    wide["tested on anonymized"] = wide.orig_orig - wide.orig_anon
+    wide["retrained on anonymized"] = wide.orig_orig - wide.anon_anon
+    long = wide.melt(id_vars=["dataset", "model"], value_vars=["tested on anonymized", "retrained on anonymized"],
+                     var_name="comparison", value_name="drop")
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    sns.stripplot(data=long, x="drop", y="comparison", hue="dataset", ax=ax, size=6, jitter=0.15)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(f"{metric} before minus after (points)")
+    ax.set_ylabel("")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig

