@@ -7,6 +7,7 @@ configuration is refused rather than silently reused.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -53,14 +54,32 @@ def variant_root(cfg: Config, variant: str) -> Path:
     return dataset_root(cfg) if variant == "orig" else anon_root(cfg)
 
 
-def stage_generate(cfg: Config) -> Path:
-    """Stage 0: the generated default dataset (skipped when `dataset.root` names a real one)."""
+def stage_generate(cfg: Config, replace_stale: bool = False) -> Path:
+    """Stage 0: the generated default dataset (skipped when `dataset.root` names a real one).
+
+    With `replace_stale`, a generated dataset made with another configuration is removed first
+    (only ever inside the run directory; a user's dataset is never touched).
+    """
     root = dataset_root(cfg)
     if cfg.dataset.root:
         if not root.is_dir():
             raise datasets.DatasetError(f"dataset folder not found: {root}")
         return root
+    if replace_stale and root.exists():
+        try:
+            synthetic.generate(root, cfg.dataset, cfg.seed)
+        except FileExistsError:
+            shutil.rmtree(root)
     return synthetic.generate(root, cfg.dataset, cfg.seed)
+
+
+def stage_records(cfg: Config) -> Path:
+    """Stage 0 output for the workflow: the original dataset's records as `data/records.csv`."""
+    root = stage_generate(cfg, replace_stale=True)
+    out = cfg.run_path / "data" / "records.csv"
+    write_csv(out, records(cfg), make_meta("records", {"dataset": to_dict(cfg.dataset)}, cfg.seed,
+                                           fingerprint_files(root)))
+    return out
 
 
 def records(cfg: Config, variant: str = "orig") -> pd.DataFrame:
