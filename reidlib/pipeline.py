@@ -168,7 +168,8 @@ def stage_train(cfg: Config, variant: str = "orig", progress: bool = True) -> Pa
         return out
     root = stage_generate(cfg) if variant == "orig" else stage_anonymize(cfg, progress)
     training.train(root, records(cfg, variant), out, cfg.training, cfg.seed, progress=progress)
-    write_json(meta_path, make_meta("training", conf, cfg.seed, fingerprint_files(root)))
+    write_json(meta_path, make_meta("training", conf, cfg.seed, fingerprint_files(root),
+                                    torch_threads=training.torch.get_num_threads()))
     return out
 
 

@@ -90,14 +90,14 @@ def train(root: str | Path, records: pd.DataFrame, out_dir: str | Path, cfg: Tra
     final = out_dir / "model.pt"
     if final.is_file():
         return final
-    out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     train_recs = records[records.split == "train"]
     pids = sorted(int(p) for p in train_recs.pid.unique())
     labels = {p: i for i, p in enumerate(pids)}
     size = trm.input_size(cfg.model, image_size)
     _seed_all(seed)
-    model = trm.build(cfg.model, len(pids), cfg.pretrained).to(device)
+    model = trm.build(cfg.model, len(pids), cfg.pretrained).to(device)  # bad names fail before any write
+    out_dir.mkdir(parents=True, exist_ok=True)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_decay)
     criterion = nn.CrossEntropyLoss()

@@ -1,0 +1,95 @@
+"""Integration: the whole workflow at the tiny config, in a copy of the project, down to the HTML book."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+CHAPTERS = ["01_face_detection", "02_recall_estimation", "03_anonymization", "04_training",
+            "05_evaluation", "06_statistics"]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.integration
+
+
+def project_copy(dest: Path) -> Path:
+    """The project's files (tracked, and new ones git does not ignore) copied to `dest`."""
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT,
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    for rel in filter(None, out):
+        src = PROJECT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "snakemake"), "-s", "workflow/Snakefile", "--cores", "2", *args],
+                          cwd=cwd, capture_output=True, text=True,
+                          env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(cwd), "MPLBACKEND": "Agg"})
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    root = project_copy(tmp_path_factory.mktemp("project"))
+    res = snakemake(root, "--configfile", "config/tiny.yaml")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return root
+
+
+def test_book_has_six_executed_chapters(built):
+    html = built / "_build" / "html"
+    assert (html / "index.html").is_file()
+    for name in CHAPTERS:
+        page = (html / "book" / "chapters" / f"{name}.html").read_text()
+        assert "Traceback" not in page and "Error" not in re.sub(r"StaleOutputError|DatasetError", "", page)
+        assert "<img" in page, f"{name} has no figure"
+        nb = nbformat.read(built / "book" / "chapters" / f"{name}.ipynb", as_version=4)
+        codes = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(c.get("execution_count") for c in codes), name
+        assert not any(o.get("output_type") == "error" for c in codes for o in c.outputs), name
+    assert (html / "book" / "paper_tables.html").is_file()
+
+
+def test_results_files_carry_provenance(built):
+    run = built / "runs" / "tiny"
+    res = pd.read_csv(run / "evaluation" / "results.csv")
+    assert list(res.protocol) == ["orig_orig", "orig_anon", "anon_anon"]
+    assert res[["mAP", "rank1"]].apply(lambda c: c.between(0, 100)).all().all()
+    meta = json.loads((run / "evaluation" / "results.csv.meta.json").read_text())
+    assert {"config", "seed", "git_commit", "packages", "data_fingerprint"} <= set(meta)
+    stats = json.loads((run / "statistics" / "statistics.json").read_text())
+    assert stats["paper"][0]["n_pairs"] == 30 and "meta" in stats
+
+
+def test_second_run_does_nothing(built):
+    res = snakemake(built, "--configfile", "config/tiny.yaml")
+    assert res.returncode == 0
+    assert "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_unknown_config_key_stops_the_workflow_by_name(built):
+    res = snakemake(built, "--configfile", "config/tiny.yaml", "--config", "detektion=1", "-n")
+    assert res.returncode != 0
+    assert "detektion" in res.stdout + res.stderr
+
+
+def test_a_notebook_runs_alone_with_papermill(tmp_path, built):
+    """The last stage from nothing: it builds every input it needs through reidlib."""
+    out = tmp_path / "out.ipynb"
+    settings = json.dumps({"run_dir": str(tmp_path / "alone")})
+    res = subprocess.run([str(BIN / "papermill"), "notebooks/06_statistics.ipynb", str(out), "-k", "python3",
+                          "-p", "config_file", "config/tiny.yaml", "-y", f"settings: {settings}"],
+                         cwd=built, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "alone" / "statistics" / "statistics.json").is_file()
+    assert (tmp_path / "alone" / "anon" / "blur" / "synthetic" / "manifest.json").is_file()

@@ -1,0 +1,103 @@
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from reidlib import datasets, runfiles, synthetic
+
+from conftest import tiny_dataset_config
+
+
+def test_layout_naming_and_size(tiny_root):
+    recs = datasets.read_market(tiny_root, "synthetic")
+    assert set(recs.split) == {"train", "query", "gallery"}
+    for rel in recs.image:
+        name = rel.split("/")[1]
+        assert datasets.MARKET_NAME.match(name), name
+        assert "s1_" in name and name.endswith("_01.jpg")
+    with Image.open(tiny_root / recs.image.iloc[0]) as im:
+        assert im.size == (64, 128) and im.mode == "RGB"
+    train_ids = set(recs[recs.split == "train"].pid)
+    test_ids = set(recs[recs.split != "train"].pid)
+    assert train_ids.isdisjoint(test_ids)
+
+
+def test_every_query_has_a_gallery_match_from_another_camera(tiny_root):
+    recs = datasets.read_market(tiny_root)
+    g = recs[recs.split == "gallery"]
+    for q in recs[recs.split == "query"].itertuples():
+        assert ((g.pid == q.pid) & (g.camid != q.camid)).any()
+
+
+def test_deterministic_from_seed(tmp_path):
+    cfg = tiny_dataset_config()
+    a = synthetic.generate(tmp_path / "a", cfg, seed=3)
+    b = synthetic.generate(tmp_path / "b", cfg, seed=3)
+    c = synthetic.generate(tmp_path / "c", cfg, seed=4)
+    assert runfiles.fingerprint_files(a) == runfiles.fingerprint_files(b)
+    assert runfiles.fingerprint_files(a) != runfiles.fingerprint_files(c)
+
+
+def test_ground_truth_boxes(tiny_root):
+    recs = datasets.read_market(tiny_root)
+    truth = pd.read_csv(tiny_root / "face_boxes.csv")
+    assert set(truth.image) <= set(recs.image)
+    widths = truth.x1 - truth.x0
+    assert widths.between(8, 20).all()
+    assert ((truth.x0 >= 0) & (truth.y0 >= 0) & (truth.x1 <= 64) & (truth.y1 <= 128)).all()
+    assert 0.5 < len(truth) / len(recs) < 1.0  # some heads turned away, most not
+
+
+def test_face_pixels_are_the_lfw_face(tmp_path):
+    """The pasted face correlates with its LFW source, not with another LFW face."""
+    cfg = tiny_dataset_config(turned_away=0.0)
+    root = synthetic.generate(tmp_path / "d", cfg, seed=1)
+    truth = pd.read_csv(root / "face_boxes.csv")
+    ids = pd.read_csv(root / "identities.csv").set_index("pid")
+    faces = synthetic.lfw_faces()
+    r = truth.assign(w=truth.x1 - truth.x0).sort_values("w").iloc[-1]
+    pid = int(r.image.split("/")[1].split("_")[0])
+    crop = np.asarray(Image.open(root / r.image).convert("L"), float)[r.y0:r.y1, r.x0:r.x1]
+    import cv2
+    def corr(face):
+        f = cv2.resize(face, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_AREA)
+        c = (crop - crop.mean()).ravel(); f = (f - f.mean()).ravel()
+        return float(c @ f / np.linalg.norm(c) / np.linalg.norm(f))
+    own = corr(faces[ids.loc[pid, "face_index"]])
+    others = [corr(faces[i]) for i in range(100) if i != ids.loc[pid, "face_index"]]
+    assert own > 0.5 and own > np.percentile(others, 95)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_face_identity_share_sets_clothing_twins(tmp_path, share):
+    cfg = tiny_dataset_config(train_ids=8, test_ids=8, face_identity_share=share)
+    ids = synthetic.make_identities(cfg, seed=0)
+    twins = [p for p in ids if p.clothing_source != p.pid]
+    assert len(twins) == 2 * round(share * 8 / 2)
+    by_pid = {p.pid: p for p in ids}
+    for t in twins:
+        src = by_pid[t.clothing_source]
+        assert (t.upper, t.lower, t.hair, t.build) == (src.upper, src.lower, src.hair, src.build)
+        assert t.face_index != src.face_index and t.split == src.split
+
+
+def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = synthetic.render
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(synthetic, "render", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        synthetic.generate(tmp_path / "x", tiny_dataset_config(), seed=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_configuration_is_refused(tmp_path):
+    synthetic.generate(tmp_path / "x", tiny_dataset_config(), seed=0)
+    with pytest.raises(FileExistsError, match="another configuration"):
+        synthetic.generate(tmp_path / "x", tiny_dataset_config(train_ids=5), seed=0)

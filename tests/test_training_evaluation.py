@@ -1,0 +1,96 @@
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from reidlib import config, datasets, evaluation, torchreid_models as trm, training
+
+
+def test_unknown_model_is_named():
+    with pytest.raises(ValueError, match="pcb_p7"):
+        trm.build("pcb_p7", 4)
+
+
+def test_hacnn_runs_without_cuda_and_keeps_theta_on_the_input_device():
+    model = trm.build("hacnn", 5)
+    theta = model.transform_theta(torch.zeros(2, 2, dtype=torch.float64), 0)
+    assert theta.dtype == torch.float64 and theta.device.type == "cpu"
+    out = model(torch.randn(2, 3, 160, 64))
+    assert isinstance(out, tuple) and out[0].shape == (2, 5)
+    model.eval()
+    assert model(torch.randn(2, 3, 160, 64)).ndim == 2
+
+
+def test_fixed_input_sizes():
+    assert trm.input_size("hacnn", (256, 128)) == (160, 64)
+    assert trm.input_size("pcb_p6", (256, 128)) == (256, 128)
+
+
+def test_missing_pretrained_file_says_where(tmp_path):
+    with pytest.raises(FileNotFoundError, match="imagenet.pth"):
+        trm.build("resnet50", 3, str(tmp_path / "imagenet.pth"))
+
+
+def test_pretrained_weights_come_from_a_local_file(tmp_path):
+    src = trm.build("osnet_x0_25", 3)
+    torch.save({"state_dict": src.state_dict()}, tmp_path / "w.pth")
+    model = trm.build("osnet_x0_25", 3, str(tmp_path / "w.pth"))
+    for (k, a), b in zip(src.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_rank_metrics_on_a_known_ranking():
+    q_pids, g_pids = np.array([1, 2]), np.array([1, 2, 3, 1])
+    q_cam, g_cam = np.array([1, 1]), np.array([2, 2, 2, 1])  # the last gallery image is same-camera: ignored
+    dist = np.array([[0.1, 0.5, 0.9, 0.0], [0.3, 0.2, 0.1, 0.5]])
+    cmc, mean_ap = trm.rank_metrics(dist, q_pids, g_pids, q_cam, g_cam)
+    assert cmc[0] == 0.5  # query 1 right at rank 1, query 2 has pid 3 first
+    assert mean_ap == pytest.approx((1.0 + 0.5) / 2)
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_training_writes_its_files_and_resumes_to_the_same_weights(tmp_path, tiny_root, monkeypatch):
+    recs = datasets.read_market(tiny_root)
+    cfg = config.TrainingConfig(model="osnet_x0_25", epochs=2, batch_size=8, device="cpu")
+    size = (64, 32)
+    straight = training.train(tiny_root, recs, tmp_path / "a", cfg, seed=1, image_size=size, progress=False)
+    log = (tmp_path / "a" / "train_log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,loss,accuracy,lr") and len(log) == 3
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
+
+    real_save, calls = training._save, {"n": 0}
+
+    def killed_on_second_save(obj, path):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        real_save(obj, path)
+
+    monkeypatch.setattr(training, "_save", killed_on_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(tiny_root, recs, tmp_path / "b", cfg, seed=1, image_size=size, progress=False)
+    assert (tmp_path / "b" / "checkpoint.pt").exists() and not (tmp_path / "b" / "model.pt").exists()
+    monkeypatch.setattr(training, "_save", real_save)
+    resumed = training.train(tiny_root, recs, tmp_path / "b", cfg, seed=1, image_size=size, progress=False)
+    assert _sha(resumed) == _sha(straight)
+
+    model, got_size = training.load_trained(tmp_path / "a")
+    assert got_size == size
+    res = evaluation.evaluate_model(model, size, tiny_root, recs)
+    assert 0 <= res["rank1"] <= 100 and 0 < res["mAP"] <= 100
+
+
+def test_unknown_model_writes_nothing(tmp_path, tiny_root):
+    recs = datasets.read_market(tiny_root)
+    with pytest.raises(ValueError, match="nosuchnet"):
+        training.train(tiny_root, recs, tmp_path / "m", config.TrainingConfig(model="nosuchnet"), progress=False)
+    assert not (tmp_path / "m").exists()
+
+
+def test_random_ranking_floor_is_low(tiny_root):
+    recs = datasets.read_market(tiny_root)
+    assert 0 < evaluation.random_ranking_map(recs) < 60
