@@ -6,6 +6,8 @@ sizes, `torch.load` without `weights_only`, and ImageNet weights that it would d
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import types
 import warnings
 from pathlib import Path
@@ -106,9 +108,14 @@ def distance_matrix(qf: torch.Tensor, gf: torch.Tensor, metric: str = "euclidean
 
 def rank_metrics(distmat: np.ndarray, q_pids, g_pids, q_camids, g_camids) -> tuple[np.ndarray, float]:
     """CMC curve and mAP with the Market-1501 rule (same id and camera excluded), via torchreid."""
-    with warnings.catch_warnings():
+    q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
+    q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
+    # torchreid's Python evaluator stacks per-query CMC curves cut at max_rank; a query whose
+    # same-camera matches are removed has a shorter curve, so cap max_rank at the shortest one.
+    removed = ((g_pids[None, :] == q_pids[:, None]) & (g_camids[None, :] == q_camids[:, None])).sum(1)
+    max_rank = int(min(50, distmat.shape[1] - removed.max()))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        cmc, mean_ap = _metrics.evaluate_rank(distmat, np.asarray(q_pids), np.asarray(g_pids),
-                                              np.asarray(q_camids), np.asarray(g_camids),
-                                              max_rank=min(50, distmat.shape[1]), use_cython=False)
+        cmc, mean_ap = _metrics.evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids,
+                                              max_rank=max_rank, use_cython=False)
     return cmc, float(mean_ap)
