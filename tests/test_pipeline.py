@@ -35,7 +35,7 @@ def project_copy(dest: Path) -> Path:
 def snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "snakemake"), "-s", "workflow/Snakefile", "--cores", "2", *args],
                           cwd=cwd, capture_output=True, text=True,
-                          env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(cwd), "MPLBACKEND": "Agg"})
+                          env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(cwd)})
 
 
 @pytest.fixture(scope="module")
