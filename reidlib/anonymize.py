@@ -9,7 +9,8 @@ nearest neighbour).
 from __future__ import annotations
 
 import hashlib
-import shutil
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -163,40 +164,112 @@ def encode_image(img: np.ndarray, suffix: str, jpeg_quality: int = 95) -> bytes:
     return buf.tobytes()
 
 
+def _write_one(src: Path, out: Path, rel: str, boxes, technique: str, margin: int, jpeg_quality: int,
+               params: dict) -> None:
+    """Anonymize (or copy, for non-images) one file of the dataset, atomically; keep existing output."""
+    target = out / rel
+    if target.exists():
+        return
+    p = src / rel
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        anon = anonymize_image(read_image(p), boxes, technique, margin, **params)
+        atomic_write_bytes(target, encode_image(anon, p.suffix, jpeg_quality))
+    else:
+        atomic_write_bytes(target, p.read_bytes())
+
+
+def _write_chunk(job: tuple) -> int:
+    """Worker: one chunk of files (module-level so that process pools can pickle it)."""
+    src, out, items, technique, margin, jpeg_quality, params = job
+    cv2.setNumThreads(1)
+    for rel, boxes in items:
+        _write_one(src, out, rel, boxes, technique, margin, jpeg_quality, params)
+    return len(items)
+
+
 def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path,
                       technique: str = "blur", margin: int = 0, jpeg_quality: int = 95,
-                      progress: bool = True, **params) -> dict:
+                      progress: bool = True, processes: int = 1, chunk: int = 64, **params) -> dict:
     """Write an anonymized copy of dataset `src` to `out`, same relative paths, plus manifest.json.
 
     Originals are only read; `out` may not lie inside `src`. Each file is written atomically and
-    existing outputs are kept, so an interrupted run resumes; the manifest is written last.
+    existing outputs are kept, so an interrupted run resumes to the same bytes; the manifest
+    (source fingerprint, detections hash, parameters, per-file sha256) is written last.
     """
     src, out = Path(src).resolve(), Path(out).resolve()
     if not src.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {src}")
     if out == src or src in out.parents:
         raise ValueError(f"refusing to write the anonymized copy inside the source dataset: {out}")
-    manifest_path = out / "manifest.json"
+    technique_params(technique)  # unknown names fail before anything is written
     boxes = {k: g[["x0", "y0", "x1", "y1"]].to_numpy() for k, g in detections.groupby("image")}
-    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith("."))
-    hashes = {}
-    for p in tqdm(files, desc=f"anonymize ({technique})", disable=not progress):
-        rel = p.relative_to(src).as_posix()
-        target = out / rel
-        if not target.exists():
-            if p.suffix.lower() in IMAGE_SUFFIXES:
-                img = read_image(p)
-                anon = anonymize_image(img, boxes.get(rel, []), technique, margin, **params)
-                atomic_write_bytes(target, encode_image(anon, p.suffix, jpeg_quality))
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.tmp")
-                shutil.copyfile(p, tmp)
-                tmp.replace(target)
-        hashes[rel] = sha256_file(target)
+    rels = sorted(p.relative_to(src).as_posix() for p in src.rglob("*")
+                  if p.is_file() and not p.name.startswith("."))
+    todo = [(r, boxes.get(r, np.empty((0, 4)))) for r in rels if not (out / r).exists()]
+    jobs = [(src, out, todo[i:i + chunk], technique, margin, jpeg_quality, params)
+            for i in range(0, len(todo), chunk)]
+    with tqdm(total=len(rels), initial=len(rels) - len(todo), desc=f"anonymize ({technique})",
+              disable=not progress) as bar:
+        if processes > 1 and len(jobs) > 1:
+            ctx = multiprocessing.get_context("forkserver")
+            with ProcessPoolExecutor(processes, mp_context=ctx) as pool:
+                for n in pool.map(_write_chunk, jobs):
+                    bar.update(n)
+        else:
+            for job in jobs:
+                bar.update(_write_chunk(job))
     manifest = {"source": str(src), "source_fingerprint": fingerprint_files(src),
                 "detections_sha256": hashlib.sha256(detections.to_csv(index=False).encode()).hexdigest(),
                 "technique": technique, "params": {**params, "margin": margin, "jpeg_quality": jpeg_quality},
-                "files": hashes}
-    write_json(manifest_path, manifest)
+                "files": {r: sha256_file(out / r) for r in rels}}
+    write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def residual_audit(root: str | Path, records: pd.DataFrame, detections: pd.DataFrame, detect,
+                   techniques=tuple(TECHNIQUES), margin: int = 0, progress: bool = True,
+                   **config_params) -> pd.DataFrame:
+    """Rerun the detector on each image anonymized in memory by each technique; one row per residual box.
+
+    A residual box is a face still found after anonymization: `where` says whether it overlaps
+    an anonymized box (IoU >= 0.3, the face survived) or lies elsewhere (a face the first pass
+    missed, or a false alarm). Images are encoded and decoded as JPEG first, as the copy would be.
+    """
+    from .recall import iou_matrix
+
+    root = Path(root)
+    boxes = {k: g[["x0", "y0", "x1", "y1"]].to_numpy() for k, g in detections.groupby("image")}
+    rows = []
+    for r in tqdm(records.itertuples(), total=len(records), desc="residual-face audit", disable=not progress):
+        img = read_image(root / r.image)
+        b = boxes.get(r.image, np.empty((0, 4)))
+        for t in techniques:
+            anon = anonymize_image(img, b, t, margin, **technique_params(t, **config_params))
+            anon = cv2.imdecode(np.frombuffer(encode_image(anon, ".jpg"), np.uint8), cv2.IMREAD_COLOR)
+            found = detect(cv2.cvtColor(anon, cv2.COLOR_BGR2RGB))
+            if len(found) == 0:
+                continue
+            ious = iou_matrix(found[:, :4], b).max(axis=1) if len(b) else np.zeros(len(found))
+            for (x0, y0, x1, y1, score), iou in zip(found, ious):
+                rows.append(dict(image=r.image, split=r.split, technique=t, x0=float(x0), y0=float(y0),
+                                 x1=float(x1), y1=float(y1), score=float(score), iou_with_anonymized=float(iou),
+                                 where="anonymized box" if iou >= 0.3 else "elsewhere"))
+    return pd.DataFrame(rows, columns=["image", "split", "technique", "x0", "y0", "x1", "y1", "score",
+                                       "iou_with_anonymized", "where"])
+
+
+def audit_summary(residual: pd.DataFrame, records: pd.DataFrame, techniques=tuple(TECHNIQUES)) -> pd.DataFrame:
+    """Per technique: share of images with any face found again, and with a face surviving in its box."""
+    n = len(records)
+    rows = []
+    for t in techniques:
+        r = residual[residual.technique == t]
+        rows.append(dict(technique=t, images=n,
+                         images_with_face_found=r.image.nunique(),
+                         share_with_face_found=r.image.nunique() / n if n else float("nan"),
+                         images_with_face_surviving=r[r["where"] == "anonymized box"].image.nunique(),
+                         share_with_face_surviving=(r[r["where"] == "anonymized box"].image.nunique() / n
+                                                    if n else float("nan")),
+                         max_score_in_box=float(r[r["where"] == "anonymized box"].score.max())
+                         if (r["where"] == "anonymized box").any() else 0.0))
+    return pd.DataFrame(rows)

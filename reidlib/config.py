@@ -58,6 +58,8 @@ class AnonymizationConfig:
     blur_width_ratio: float = 0.125  # Gaussian sigma = ratio x face-box width
     pixelate_size: int = 6
     margin: int = 0
+    processes: int = 2  # worker processes writing the anonymized copy
+    audit: bool = True  # rerun the detector on all five techniques' output (residual faces)
 
 
 @dataclass

@@ -14,9 +14,10 @@ import pandas as pd
 
 from . import anonymize, datasets, detection, evaluation, recall, statistics, synthetic, training
 from .config import Config, to_dict
-from .runfiles import fingerprint_files, make_meta, read_json, write_csv, write_json
+from .runfiles import (VARIANTS, anon_root, audit_path, dataset_root, detections_path,  # noqa: F401
+                       evaluation_path, fingerprint_files, make_meta, model_dir, read_json,
+                       variant_root, write_csv, write_json)
 
-VARIANTS = ("orig", "anon")
 
 
 class StaleOutputError(RuntimeError):
@@ -33,25 +34,6 @@ def _check_fresh(meta_path: Path, config: dict) -> bool:
         raise StaleOutputError(f"{meta_path} was made with a different configuration ({found} != {config}); "
                                f"delete it or choose another run_dir")
     return True
-
-
-def dataset_root(cfg: Config) -> Path:
-    """The original dataset: a user-given Market-1501-layout root, or the generated one in the run."""
-    if cfg.dataset.root:
-        return Path(cfg.dataset.root).expanduser().resolve()
-    return cfg.run_path / "data" / cfg.dataset.name
-
-
-def anon_root(cfg: Config) -> Path:
-    """The anonymized copy of the dataset (stage 3 output)."""
-    return cfg.run_path / "anon" / cfg.anonymization.technique / cfg.dataset.name
-
-
-def variant_root(cfg: Config, variant: str) -> Path:
-    """Dataset root of a variant: 'orig' or 'anon'."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown dataset variant '{variant}'; choose one of {', '.join(VARIANTS)}")
-    return dataset_root(cfg) if variant == "orig" else anon_root(cfg)
 
 
 def stage_generate(cfg: Config, replace_stale: bool = False) -> Path:
@@ -91,11 +73,6 @@ def ground_truth(cfg: Config) -> pd.DataFrame | None:
     """Ground-truth face boxes when the dataset has them (the generated one does)."""
     path = dataset_root(cfg) / "face_boxes.csv"
     return pd.read_csv(path) if path.is_file() else None
-
-
-def detections_path(cfg: Config) -> Path:
-    """Stage 1 output."""
-    return cfg.run_path / "detections" / "detections.csv"
 
 
 def stage_detect(cfg: Config, progress: bool = True) -> Path:
@@ -147,14 +124,31 @@ def stage_anonymize(cfg: Config, progress: bool = True) -> Path:
     a = cfg.anonymization
     params = anonymize.technique_params(a.technique, a.blur_width_ratio, a.pixelate_size)
     anonymize.anonymize_dataset(dataset_root(cfg), dets, out, a.technique, a.margin,
-                                cfg.dataset.jpeg_quality, progress, **params)
+                                cfg.dataset.jpeg_quality, progress, a.processes, **params)
     write_json(meta_path, make_meta("anonymization", conf, cfg.seed, fingerprint_files(dataset_root(cfg))))
     return out
 
 
-def model_dir(cfg: Config, variant: str) -> Path:
-    """Stage 4 output folder of one (variant, model) training run."""
-    return cfg.run_path / "models" / variant / cfg.training.model
+def stage_audit(cfg: Config, progress: bool = True) -> Path | None:
+    """Stage 3 audit: rerun the detector on every image under each of the five techniques."""
+    if not cfg.anonymization.audit:
+        return None
+    out = audit_path(cfg)
+    conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
+            "anonymization": to_dict(cfg.anonymization)}
+    if _check_fresh(Path(str(out) + ".meta.json"), conf) and out.is_file():
+        return out
+    dets = load_detections(cfg)
+    recs = records(cfg)
+    d, a = cfg.detection, cfg.anonymization
+    residual = anonymize.residual_audit(dataset_root(cfg), recs, dets,
+                                        detection.make_detector(d.detector, d.threshold, d.upscale),
+                                        margin=a.margin, progress=progress,
+                                        blur_width_ratio=a.blur_width_ratio, pixelate_size=a.pixelate_size)
+    meta = make_meta("audit", conf, cfg.seed, fingerprint_files(dataset_root(cfg)))
+    write_csv(out.with_name("summary.csv"), anonymize.audit_summary(residual, recs), meta)
+    write_csv(out, residual, meta)
+    return out
 
 
 def stage_train(cfg: Config, variant: str = "orig", progress: bool = True) -> Path:
@@ -171,11 +165,6 @@ def stage_train(cfg: Config, variant: str = "orig", progress: bool = True) -> Pa
     write_json(meta_path, make_meta("training", conf, cfg.seed, fingerprint_files(root),
                                     torch_threads=training.torch.get_num_threads()))
     return out
-
-
-def evaluation_path(cfg: Config) -> Path:
-    """Stage 5 output."""
-    return cfg.run_path / "evaluation" / "results.csv"
 
 
 def stage_evaluate(cfg: Config, progress: bool = True) -> Path:

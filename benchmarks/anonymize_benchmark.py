@@ -1,0 +1,71 @@
+"""Anonymization throughput: img/s per technique writing a full dataset copy (file I/O included).
+
+Generates about 2,000 64x128 crops, takes their true face boxes as the detections, and times
+`reidlib.anonymize.anonymize_dataset` with 2 processes for each technique; as the peer, deface's
+own `anonymize_frame` (its blur, one process, same boxes, same reading and writing).
+
+    python benchmarks/anonymize_benchmark.py [--images 2000] [--processes 2]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from reidlib import anonymize, config, datasets, synthetic
+from reidlib.runfiles import atomic_write_bytes
+
+
+def make_dataset(root: Path, images: int) -> Path:
+    """A generated dataset of about `images` crops (6 cameras, 4 images per camera and id)."""
+    per_id = 6 * 4 * 0.67  # mean cameras per id (2..6) x images per camera, roughly
+    ids = max(4, int(round(images / per_id / 2)))
+    cfg = config.DatasetConfig(train_ids=ids, test_ids=ids, cameras=6, images_per_camera=4)
+    return synthetic.generate(root, cfg, seed=0)
+
+
+def deface_copy(src: Path, out: Path, dets: pd.DataFrame) -> None:
+    """The peer: deface's anonymize_frame (Gaussian blur of each box) over the same files."""
+    from deface.deface import anonymize_frame
+
+    boxes = {k: g[["x0", "y0", "x1", "y1"]].to_numpy() for k, g in dets.groupby("image")}
+    for rel in datasets.read_market(src).image:
+        img = anonymize.read_image(src / rel)
+        b = boxes.get(rel, np.empty((0, 4)))
+        d = np.hstack([b, np.ones((len(b), 1))]) if len(b) else np.empty((0, 5))
+        anonymize_frame(d, img, mask_scale=1.0, replacewith="blur", ellipse=False, draw_scores=False,
+                        replaceimg=None, mosaicsize=6)
+        atomic_write_bytes(out / rel, anonymize.encode_image(img, ".jpg"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--processes", type=int, default=2)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = make_dataset(tmp / "src", args.images)
+        n = len(datasets.read_market(src))
+        dets = pd.read_csv(src / "face_boxes.csv").assign(score=1.0)
+        print(f"{n} crops, {len(dets)} faces, processes={args.processes}")
+        t0 = time.perf_counter()
+        deface_copy(src, tmp / "deface", dets)
+        peer = n / (time.perf_counter() - t0)
+        print(f"{'deface blur (peer, 1 process)':32s} {peer:8.0f} img/s")
+        for t in anonymize.TECHNIQUES:
+            params = anonymize.technique_params(t)
+            t0 = time.perf_counter()
+            anonymize.anonymize_dataset(src, dets, tmp / t, t, progress=False, processes=args.processes, **params)
+            rate = n / (time.perf_counter() - t0)
+            print(f"{'reidlib ' + t:32s} {rate:8.0f} img/s   ratio to peer {rate / peer:5.2f}")
+
+
+if __name__ == "__main__":
+    cv2.setNumThreads(1)
+    main()
