@@ -21,7 +21,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from tqdm.auto import tqdm
 
-from .runfiles import atomic_write_bytes, fingerprint_files, sha256_file, write_json
+from .runfiles import atomic_write_bytes, write_json
 
 Box = tuple[int, int, int, int]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -144,15 +144,19 @@ def anonymize_image(img: np.ndarray, boxes: Iterable[Iterable[float]], technique
     return out
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read an image as BGR uint8, with a clear error naming a missing or corrupt file."""
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    if data is None:
-        raise FileNotFoundError(f"image not found: {path}")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+def decode_image(data: bytes, path: Path | str) -> np.ndarray:
+    """Decode image bytes as BGR uint8; a corrupt or truncated file is an error naming `path`."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if img is None:
         raise ValueError(f"cannot decode image (corrupt or truncated): {path}")
     return img
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image as BGR uint8, with a clear error naming a missing or corrupt file."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    return decode_image(Path(path).read_bytes(), path)
 
 
 def encode_image(img: np.ndarray, suffix: str, jpeg_quality: int = 95) -> bytes:
@@ -165,26 +169,30 @@ def encode_image(img: np.ndarray, suffix: str, jpeg_quality: int = 95) -> bytes:
 
 
 def _write_one(src: Path, out: Path, rel: str, boxes, technique: str, margin: int, jpeg_quality: int,
-               params: dict) -> None:
-    """Anonymize (or copy, for non-images) one file of the dataset, atomically; keep existing output."""
-    target = out / rel
+               params: dict) -> tuple[str, str, str]:
+    """Anonymize (or copy, for non-images) one file atomically, keeping an existing output.
+
+    Returns (rel, sha256 of the source, sha256 of the output), so nothing is read twice.
+    """
+    p, target = src / rel, out / rel
+    raw = p.read_bytes()
     if target.exists():
-        return
-    p = src / rel
-    if p.suffix.lower() in IMAGE_SUFFIXES:
-        anon = anonymize_image(read_image(p), boxes, technique, margin, **params)
-        atomic_write_bytes(target, encode_image(anon, p.suffix, jpeg_quality))
+        data = target.read_bytes()
+    elif p.suffix.lower() in IMAGE_SUFFIXES:
+        img = decode_image(raw, p)
+        data = encode_image(anonymize_image(img, boxes, technique, margin, **params), p.suffix, jpeg_quality)
+        atomic_write_bytes(target, data)
     else:
-        atomic_write_bytes(target, p.read_bytes())
+        data = raw
+        atomic_write_bytes(target, data)
+    return rel, hashlib.sha256(raw).hexdigest(), hashlib.sha256(data).hexdigest()
 
 
-def _write_chunk(job: tuple) -> int:
+def _write_chunk(job: tuple) -> list[tuple[str, str, str]]:
     """Worker: one chunk of files (module-level so that process pools can pickle it)."""
     src, out, items, technique, margin, jpeg_quality, params = job
     cv2.setNumThreads(1)
-    for rel, boxes in items:
-        _write_one(src, out, rel, boxes, technique, margin, jpeg_quality, params)
-    return len(items)
+    return [_write_one(src, out, rel, boxes, technique, margin, jpeg_quality, params) for rel, boxes in items]
 
 
 def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path,
@@ -194,7 +202,8 @@ def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path
 
     Originals are only read; `out` may not lie inside `src`. Each file is written atomically and
     existing outputs are kept, so an interrupted run resumes to the same bytes; the manifest
-    (source fingerprint, detections hash, parameters, per-file sha256) is written last.
+    (source fingerprint: sha256 over every file's path and sha256; detections hash; parameters;
+    per-file sha256 of the copy) is written last.
     """
     src, out = Path(src).resolve(), Path(out).resolve()
     if not src.is_dir():
@@ -205,23 +214,30 @@ def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path
     boxes = {k: g[["x0", "y0", "x1", "y1"]].to_numpy() for k, g in detections.groupby("image")}
     rels = sorted(p.relative_to(src).as_posix() for p in src.rglob("*")
                   if p.is_file() and not p.name.startswith("."))
-    todo = [(r, boxes.get(r, np.empty((0, 4)))) for r in rels if not (out / r).exists()]
-    jobs = [(src, out, todo[i:i + chunk], technique, margin, jpeg_quality, params)
-            for i in range(0, len(todo), chunk)]
-    with tqdm(total=len(rels), initial=len(rels) - len(todo), desc=f"anonymize ({technique})",
-              disable=not progress) as bar:
+    jobs = [(src, out, [(r, boxes.get(r, np.empty((0, 4)))) for r in rels[i:i + chunk]], technique, margin,
+             jpeg_quality, params) for i in range(0, len(rels), chunk)]
+    done: list[tuple[str, str, str]] = []
+    with tqdm(total=len(rels), desc=f"anonymize ({technique})", disable=not progress) as bar:
         if processes > 1 and len(jobs) > 1:
             ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["reidlib.anonymize"])
             with ProcessPoolExecutor(processes, mp_context=ctx) as pool:
-                for n in pool.map(_write_chunk, jobs):
-                    bar.update(n)
+                for part in pool.map(_write_chunk, jobs):
+                    done.extend(part)
+                    bar.update(len(part))
         else:
             for job in jobs:
-                bar.update(_write_chunk(job))
-    manifest = {"source": str(src), "source_fingerprint": fingerprint_files(src),
+                part = _write_chunk(job)
+                done.extend(part)
+                bar.update(len(part))
+    tree = hashlib.sha256()
+    for rel, src_sha, _ in sorted(done):
+        tree.update(rel.encode())
+        tree.update(bytes.fromhex(src_sha))
+    manifest = {"source": str(src), "source_fingerprint": tree.hexdigest(),
                 "detections_sha256": hashlib.sha256(detections.to_csv(index=False).encode()).hexdigest(),
                 "technique": technique, "params": {**params, "margin": margin, "jpeg_quality": jpeg_quality},
-                "files": {r: sha256_file(out / r) for r in rels}}
+                "files": {rel: out_sha for rel, _, out_sha in sorted(done)}}
     write_json(out / "manifest.json", manifest)
     return manifest
 
