@@ -248,7 +248,8 @@ def residual_audit(root: str | Path, records: pd.DataFrame, detections: pd.DataF
     """Rerun the detector on each image anonymized in memory by each technique; one row per residual box.
 
     A residual box is a face still found after anonymization: `where` says whether it overlaps
-    an anonymized box (IoU >= 0.3, the face survived) or lies elsewhere (a face the first pass
+    an anonymized box (IoU >= 0.3: the region still looks like a face to the detector, which is
+    not the same as the person being recognisable) or lies elsewhere (a face the first pass
     missed, or a false alarm). Images are encoded and decoded as JPEG first, as the copy would be.
     """
     from .recall import iou_matrix
@@ -275,7 +276,7 @@ def residual_audit(root: str | Path, records: pd.DataFrame, detections: pd.DataF
 
 
 def audit_summary(residual: pd.DataFrame, records: pd.DataFrame, techniques=tuple(TECHNIQUES)) -> pd.DataFrame:
-    """Per technique: share of images with any face found again, and with a face surviving in its box."""
+    """Per technique: share of images where any face is found again, and where one is found in an anonymized box."""
     n = len(records)
     rows = []
     for t in techniques:
@@ -283,9 +284,9 @@ def audit_summary(residual: pd.DataFrame, records: pd.DataFrame, techniques=tupl
         rows.append(dict(technique=t, images=n,
                          images_with_face_found=r.image.nunique(),
                          share_with_face_found=r.image.nunique() / n if n else float("nan"),
-                         images_with_face_surviving=r[r["where"] == "anonymized box"].image.nunique(),
-                         share_with_face_surviving=(r[r["where"] == "anonymized box"].image.nunique() / n
-                                                    if n else float("nan")),
+                         images_with_face_in_box=r[r["where"] == "anonymized box"].image.nunique(),
+                         share_with_face_in_box=(r[r["where"] == "anonymized box"].image.nunique() / n
+                                                 if n else float("nan")),
                          max_score_in_box=float(r[r["where"] == "anonymized box"].score.max())
                          if (r["where"] == "anonymized box").any() else 0.0))
     return pd.DataFrame(rows)

@@ -6,6 +6,7 @@ anonymized copy; anon_anon: trained and tested on the anonymized copy.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,67 @@ from . import torchreid_models as trm
 from .training import ReidImages, load_trained, test_transform
 
 PROTOCOLS = {"orig_orig": ("orig", "orig"), "orig_anon": ("orig", "anon"), "anon_anon": ("anon", "anon")}
-RESULT_COLUMNS = ["dataset", "model", "protocol", "train_variant", "test_variant", "mAP", "rank1", "rank5"]
+RESULT_COLUMNS = ["dataset", "model", "protocol", "train_variant", "test_variant", "mAP", "rank1", "rank5",
+                  "mINP"]
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """CMC (ranks 1..len(cmc)), mAP and mINP as fractions, over the queries with a valid match."""
+
+    cmc: np.ndarray
+    mAP: float
+    mINP: float
+    valid_queries: int
+
+
+@torch.no_grad()
+def rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50,
+                 chunk: int = 256) -> RankResult:
+    """CMC, mAP and mINP with Market-1501's rule: gallery images of the query's id and camera are ignored.
+
+    Written here because torchreid's evaluator sorts every gallery row (its compiled version is
+    not on PyPI): this one never sorts the gallery. For each query, the distances of its true
+    matches are sorted (a handful), every gallery distance is placed among them with
+    `searchsorted`, and counting per interval gives each true match's rank among the kept images.
+    Queries without a valid match are skipped, as torchreid does; ties are broken arbitrarily.
+    """
+    dist = torch.as_tensor(np.asarray(distmat))
+    q_pids, g_pids = torch.as_tensor(np.asarray(q_pids)), torch.as_tensor(np.asarray(g_pids))
+    q_cams, g_cams = torch.as_tensor(np.asarray(q_camids)), torch.as_tensor(np.asarray(g_camids))
+    max_rank = min(max_rank, dist.shape[1])
+    hits = torch.zeros(max_rank, dtype=torch.float64)
+    ap_sum = inp_sum = 0.0
+    valid = 0
+    inf = torch.tensor(float("inf"), dtype=dist.dtype)
+    for s in range(0, dist.shape[0], chunk):
+        d = dist[s:s + chunk]
+        same = g_pids[None, :] == q_pids[s:s + chunk, None]
+        junk = same & (g_cams[None, :] == q_cams[s:s + chunk, None])
+        rel = same & ~junk
+        n_rel = rel.sum(1)
+        keep_q = n_rel > 0
+        if not bool(keep_q.any()):
+            continue
+        d, rel, junk, n_rel = d[keep_q], rel[keep_q], junk[keep_q], n_rel[keep_q]
+        k = int(n_rel.max())
+        rel_d = torch.topk(torch.where(rel, d, inf), k, dim=1, largest=False, sorted=True).values.contiguous()
+        # slot j of a gallery image = number of true-match distances <= its distance
+        slot = torch.searchsorted(rel_d, d.contiguous(), right=True)
+        counts = torch.zeros(d.shape[0], k + 1, dtype=torch.float64).scatter_add_(
+            1, slot, (~junk).to(torch.float64))
+        pos = counts.cumsum(1)[:, :k] + 1  # rank (1-based, among kept images) of each true match
+        order = torch.arange(1, k + 1, dtype=torch.float64)[None, :]
+        mask = order <= n_rel[:, None]
+        ap_sum += float(((order / pos) * mask).sum(1).div(n_rel).sum())
+        last = pos.gather(1, (n_rel - 1)[:, None]).squeeze(1)
+        inp_sum += float((n_rel / last).sum())
+        first = pos[:, 0]
+        hits += (first[:, None] <= torch.arange(1, max_rank + 1, dtype=torch.float64)[None, :]).sum(0)
+        valid += int(d.shape[0])
+    if valid == 0:
+        raise ValueError("no query has a valid match in the gallery (same id in another camera)")
+    return RankResult(cmc=(hits / valid).numpy(), mAP=ap_sum / valid, mINP=inp_sum / valid, valid_queries=valid)
 
 
 @torch.no_grad()
@@ -37,9 +98,9 @@ def evaluate_model(model: torch.nn.Module, size: tuple[int, int], root: str | Pa
     g = records[records.split == "gallery"]
     dist = trm.distance_matrix(extract(model, root, q, size, batch_size),
                                extract(model, root, g, size, batch_size), metric)
-    cmc, mean_ap = trm.rank_metrics(dist, q.pid, g.pid, q.camid, g.camid)
-    return {"mAP": 100 * mean_ap, "rank1": 100 * float(cmc[0]),
-            "rank5": 100 * float(cmc[min(4, len(cmc) - 1)])}
+    r = rank_metrics(dist, q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(), g.camid.to_numpy())
+    return {"mAP": 100 * r.mAP, "rank1": 100 * float(r.cmc[0]),
+            "rank5": 100 * float(r.cmc[min(4, len(r.cmc) - 1)]), "mINP": 100 * r.mINP}
 
 
 def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], records: pd.DataFrame,
@@ -57,7 +118,8 @@ def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], reco
         rows.append(dict(dataset=dataset, model=name, protocol=protocol, train_variant=train_v,
                          test_variant=test_v, **res))
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    out[["mAP", "rank1", "rank5"]] = out[["mAP", "rank1", "rank5"]].astype(float).round(4)
+    cols = ["mAP", "rank1", "rank5", "mINP"]
+    out[cols] = out[cols].astype(float).round(4)
     return out
 
 
@@ -69,5 +131,6 @@ def random_ranking_map(records: pd.DataFrame, seed: int = 0, draws: int = 20) ->
     vals = []
     for _ in range(draws):
         dist = rng.random((len(q), len(g)))
-        vals.append(trm.rank_metrics(dist, q.pid, g.pid, q.camid, g.camid)[1])
+        vals.append(rank_metrics(dist, q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(),
+                                 g.camid.to_numpy()).mAP)
     return 100 * float(np.mean(vals))

@@ -192,8 +192,8 @@ def stage_statistics(cfg: Config) -> Path:
     if _check_fresh(out, conf):
         return out
     paper = statistics.load_paper_results()
-    result = {"paper": statistics.test_all(paper).to_dict(orient="records"),
-              "run": statistics.test_all(run_results).to_dict(orient="records"),
+    result = {"paper": statistics.test_all(paper, by="dataset", seed=cfg.seed).to_dict(orient="records"),
+              "run": statistics.test_all(run_results, seed=cfg.seed).to_dict(orient="records"),
               "alpha": cfg.statistics.alpha,
               "meta": make_meta("statistics", conf, cfg.seed, fingerprint_files(statistics.paper_results_path().parent))}
     write_json(out, result)

@@ -110,3 +110,26 @@ def paired_differences(results: pd.DataFrame, metric: str = "mAP"):
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def drop_intervals(tests: pd.DataFrame, group: str = "dataset"):
+    """Mean drop (before minus after) with its bootstrap 95% interval, per group and comparison."""
+    t = tests.assign(comparison=tests["after"].map({"orig_anon": "tested on anonymized",
+                                                   "anon_anon": "retrained on anonymized"}))
+    g = sns.FacetGrid(t, col="metric", height=3.2, aspect=1.2, sharex=False)
+
+    def draw(data, **kw):
+        ax = plt.gca()
+        labels = list(dict.fromkeys(data[group]))
+        for k, (comp, d) in enumerate(data.groupby("comparison", sort=False)):
+            d = d.set_index(group).reindex(labels)
+            y = np.arange(len(labels)) + (k - 0.5) * 0.3
+            ax.errorbar(d.mean_difference, y, xerr=[d.mean_difference - d.ci_low, d.ci_high - d.mean_difference],
+                        fmt="o", capsize=3, label=comp)
+        ax.set_yticks(np.arange(len(labels)), labels)
+        ax.axvline(0, color="black", linewidth=0.8)
+
+    g.map_dataframe(draw)
+    g.set_axis_labels("drop in points (95% bootstrap interval)", "")
+    g.add_legend()
+    return g.figure

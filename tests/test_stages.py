@@ -35,7 +35,7 @@ def test_anonymization_and_audit_stages(tmp_path):
     assert list(summary.technique) == ["blur", "zero", "blank", "inpaint", "pixelate"]
     assert summary.share_with_face_found.between(0, 1).all()
     # zeroed boxes leave no face to find where a face was anonymized
-    assert summary.set_index("technique").loc["zero", "images_with_face_surviving"] == 0
+    assert summary.set_index("technique").loc["zero", "images_with_face_in_box"] == 0
 
 
 def test_parallel_copy_equals_serial_copy(tmp_path):

@@ -43,3 +43,15 @@ def test_paper_claims_of_section_iv_b(paper):
         assert tests.loc[key, "mean_difference"] == pytest.approx(drop, abs=0.08), key
     assert (tests.loc["mAP", "p_value"] < 0.01).all()
     assert (tests.loc["rank1", "p_value"] < 0.05).all()
+
+
+def test_wilcoxon_bootstrap_and_groups(paper):
+    t = statistics.test_all(paper, by="dataset")
+    assert set(t.dataset) == {"all", "Market1501", "DukeMTMC-reID", "VIPeR", "Airport", "CUHK03"}
+    pooled = t[(t.dataset == "all") & (t.metric == "mAP") & (t["after"] == "orig_anon")].iloc[0]
+    assert pooled.ci_low < pooled.mean_difference < pooled.ci_high
+    assert 0 < pooled.wilcoxon_p < 0.05
+    market = t[(t.dataset == "Market1501") & (t.metric == "mAP") & (t["after"] == "orig_anon")].iloc[0]
+    assert market.n_pairs == 6
+    again = statistics.test_all(paper, by="dataset")
+    pd.testing.assert_frame_equal(t, again)  # seeded bootstrap: reruns agree

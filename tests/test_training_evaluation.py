@@ -94,3 +94,27 @@ def test_unknown_model_writes_nothing(tmp_path, tiny_root):
 def test_random_ranking_floor_is_low(tiny_root):
     recs = datasets.read_market(tiny_root)
     assert 0 < evaluation.random_ranking_map(recs) < 60
+
+
+def test_vectorized_rank_metrics_agree_with_torchreid():
+    rng = np.random.default_rng(1)
+    q, g = 200, 1500
+    qp, gp = rng.integers(0, 60, q), rng.integers(-1, 60, g)  # -1: distractors, never a match
+    qc, gc = rng.integers(0, 6, q), rng.integers(0, 6, g)
+    dist = rng.random((q, g))
+    ours = evaluation.rank_metrics(dist, qp, gp, qc, gc, max_rank=50)
+    cmc, mean_ap = trm.rank_metrics(dist, qp, gp, qc, gc)
+    assert abs(ours.mAP - mean_ap) < 1e-9
+    np.testing.assert_allclose(ours.cmc[:len(cmc)], cmc, atol=1e-6)
+
+
+def test_rank_metrics_hand_computed_with_junk_and_invalid_query():
+    # query 0 (pid 1, cam 1): gallery ranked by distance: pid1/cam1 (junk, ignored), pid2, pid1/cam2, pid1/cam3
+    # query 1 (pid 9): no match in the gallery, skipped
+    g_pids, g_cams = np.array([1, 2, 1, 1]), np.array([1, 2, 2, 3])
+    dist = np.array([[0.0, 0.1, 0.2, 0.3], [0.1, 0.2, 0.3, 0.4]])
+    r = evaluation.rank_metrics(dist, np.array([1, 9]), g_pids, np.array([1, 1]), g_cams, max_rank=3)
+    assert r.valid_queries == 1
+    assert r.mAP == pytest.approx((1 / 2 + 2 / 3) / 2)  # true matches at ranks 2 and 3
+    assert r.mINP == pytest.approx(2 / 3)  # 2 matches, the hardest at rank 3
+    np.testing.assert_allclose(r.cmc, [0, 1, 1])
