@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from . import torchreid_models as trm
 from .training import ReidImages, load_trained, test_transform
@@ -134,3 +136,90 @@ def random_ranking_map(records: pd.DataFrame, seed: int = 0, draws: int = 20) ->
         vals.append(rank_metrics(dist, q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(),
                                  g.camid.to_numpy()).mAP)
     return 100 * float(np.mean(vals))
+
+
+@torch.no_grad()
+def squared_distances(features: torch.Tensor, rows: slice) -> torch.Tensor:
+    """float32 squared Euclidean distances of `features[rows]` to every row of `features`."""
+    f = features
+    sq = (f * f).sum(1)
+    d = sq[rows, None] + sq[None, :] - 2.0 * (f[rows] @ f.T)
+    return d.clamp_min_(0)
+
+
+def _reciprocal(neighbors: np.ndarray, k: int) -> list[np.ndarray]:
+    """For each row i, the neighbours j among its first k+1 whose own first k+1 contain i (in order)."""
+    first = neighbors[:, :k + 1]
+    back = first[first]  # (n, k+1, k+1): each neighbour's own neighbours
+    mask = (back == np.arange(len(first))[:, None, None]).any(2)
+    return [row[m] for row, m in zip(first, mask)]
+
+
+@torch.no_grad()
+def re_ranking(features, num_query: int, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
+               chunk: int = 1024, progress: bool = False) -> np.ndarray:
+    """k-reciprocal re-ranking (Zhong et al., CVPR 2017) as BoT tests with it (paper Section IV-A).
+
+    `features`: query rows first, then gallery rows. Returns the (num_query, num_gallery) re-ranked
+    distances. Written here because torchreid's `re_ranking` holds several dense N x N matrices
+    (far beyond 24 GB at Market size); this one keeps only the k1+1 nearest neighbours of every
+    image, the sparse k-reciprocal vectors and the query rows, computing distances in chunks.
+    Same definition as torchreid's: squared Euclidean distances, each row divided by its maximum.
+    """
+    f = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+    n = f.shape[0]
+    kk = min(k1 + 1, n)
+    neighbors = np.empty((n, kk), dtype=np.int64)
+    rowmax = np.empty(n, dtype=np.float32)
+    original_q = np.empty((num_query, n - num_query), dtype=np.float32)
+    for s in tqdm(range(0, n, chunk), desc="re-ranking: neighbours", disable=not progress):
+        d = squared_distances(f, slice(s, s + chunk))
+        m = d.max(1).values
+        rowmax[s:s + len(d)] = m.numpy()
+        o = d / m[:, None]
+        neighbors[s:s + len(d)] = torch.topk(o, kk, dim=1, largest=False, sorted=True).indices.numpy()
+        q_end = min(s + len(d), num_query)
+        if s < q_end:
+            original_q[s:q_end] = o[:q_end - s, num_query:].numpy()
+    recip = _reciprocal(neighbors, k1)
+    recip_half = _reciprocal(neighbors, int(np.around(k1 / 2.0)))
+    sq = (f * f).sum(1)
+    rows, cols, vals = [], [], []
+    for i in tqdm(range(n), desc="re-ranking: k-reciprocal sets", disable=not progress):
+        base = set(recip[i].tolist())
+        expansion = set(base)
+        for c in recip[i]:
+            cand = recip_half[c]
+            if len(base.intersection(cand.tolist())) > 2.0 / 3 * len(cand):
+                expansion.update(cand.tolist())
+        idx = np.fromiter(sorted(expansion), dtype=np.int64)
+        d = (sq[i] + sq[idx] - 2.0 * (f[idx] @ f[i])).clamp_min(0).numpy().astype(np.float32) / rowmax[i]
+        w = np.exp(-d)
+        rows.append(np.full(len(idx), i))
+        cols.append(idx)
+        vals.append(w / w.sum())
+    v = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n),
+                      dtype=np.float32)
+    if k2 != 1:  # query expansion: average of the k2 nearest neighbours' vectors
+        qe = sp.csr_matrix((np.full(n * k2, 1.0 / k2, dtype=np.float32),
+                            (np.repeat(np.arange(n), k2), neighbors[:, :k2].ravel())), shape=(n, n))
+        v = (qe @ v).tocsr()
+    v.eliminate_zeros()
+    csc = v.tocsc()
+    out = np.empty_like(original_q)
+    step = 64
+    for s in tqdm(range(0, num_query, step), desc="re-ranking: Jaccard", disable=not progress):
+        m = min(step, num_query - s)
+        part = v[s:s + m].tocoo()
+        lengths = csc.indptr[part.col + 1] - csc.indptr[part.col]
+        total = int(lengths.sum())
+        offsets = np.repeat(csc.indptr[part.col] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        take = offsets + np.arange(total)
+        other_rows = csc.indices[take]
+        mins = np.minimum(np.repeat(part.data, lengths), csc.data[take])
+        keep = other_rows >= num_query
+        key = np.repeat(part.row, lengths)[keep] * (n - num_query) + (other_rows[keep] - num_query)
+        temp = np.bincount(key, weights=mins[keep], minlength=m * (n - num_query)).reshape(m, -1)
+        jaccard = 1 - temp / (2.0 - temp)
+        out[s:s + m] = jaccard * (1 - lambda_value) + original_q[s:s + m] * lambda_value
+    return out

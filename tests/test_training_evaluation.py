@@ -118,3 +118,21 @@ def test_rank_metrics_hand_computed_with_junk_and_invalid_query():
     assert r.mAP == pytest.approx((1 / 2 + 2 / 3) / 2)  # true matches at ranks 2 and 3
     assert r.mINP == pytest.approx(2 / 3)  # 2 matches, the hardest at rank 3
     np.testing.assert_allclose(r.cmc, [0, 1, 1])
+
+
+def test_re_ranking_agrees_with_torchreid():
+    from torchreid.reid.utils.rerank import re_ranking as torchreid_re_ranking
+
+    rng = np.random.default_rng(2)
+    centers = rng.normal(size=(40, 32))
+    ids = rng.integers(0, 40, 400)
+    feats = (centers[ids] + 0.7 * rng.normal(size=(400, 32))).astype(np.float32)
+    nq = 80
+    f = torch.as_tensor(feats)
+    # the same float32 distances, in the same chunks; torchreid squares what it is given
+    d2 = torch.cat([evaluation.squared_distances(f, slice(s, s + 128)) for s in range(0, len(f), 128)])
+    d2 = d2.double().sqrt().numpy()
+    expected = torchreid_re_ranking(d2[:nq, nq:], d2[:nq, :nq], d2[nq:, nq:], k1=20, k2=6, lambda_value=0.3)
+    got = evaluation.re_ranking(feats, nq, k1=20, k2=6, lambda_value=0.3, chunk=128)
+    assert got.shape == (nq, 400 - nq)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
