@@ -83,7 +83,8 @@ class EvaluationConfig:
     """Stage 5: protocol evaluation (paper Section IV-B)."""
 
     batch_size: int = 64
-    metric: str = "euclidean"
+    metric: str = "euclidean"  # or cosine
+    flip: bool = False  # average each feature with that of the mirrored image
 
 
 @dataclass

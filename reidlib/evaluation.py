@@ -20,8 +20,8 @@ from . import torchreid_models as trm
 from .training import ReidImages, load_trained, test_transform
 
 PROTOCOLS = {"orig_orig": ("orig", "orig"), "orig_anon": ("orig", "anon"), "anon_anon": ("anon", "anon")}
-RESULT_COLUMNS = ["dataset", "model", "protocol", "train_variant", "test_variant", "mAP", "rank1", "rank5",
-                  "mINP"]
+RESULT_COLUMNS = ["dataset", "model", "protocol", "train_variant", "test_variant", "technique", "mAP", "rank1",
+                  "rank5", "mINP"]
 
 
 @dataclass(frozen=True)
@@ -85,21 +85,28 @@ def rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50
 
 @torch.no_grad()
 def extract(model: torch.nn.Module, root: str | Path, records: pd.DataFrame, size: tuple[int, int],
-            batch_size: int = 64) -> torch.Tensor:
-    """Features of `records` (model in eval mode), as a CPU float tensor."""
+            batch_size: int = 64, flip: bool = False) -> torch.Tensor:
+    """Features of `records` (model in eval mode), as a CPU float tensor; `flip` averages in the mirror image."""
     device = next(model.parameters()).device
     loader = DataLoader(ReidImages(root, records, test_transform(size)), batch_size=batch_size)
     model.eval()
-    return torch.cat([model(x.to(device)).float().cpu() for x, _ in loader])
+    feats = []
+    for x, _ in loader:
+        x = x.to(device)
+        f = model(x).float()
+        if flip:
+            f = (f + model(torch.flip(x, dims=[3])).float()) / 2
+        feats.append(f.cpu())
+    return torch.cat(feats)
 
 
 def evaluate_model(model: torch.nn.Module, size: tuple[int, int], root: str | Path, records: pd.DataFrame,
-                   metric: str = "euclidean", batch_size: int = 64) -> dict[str, float]:
-    """mAP, Rank-1 and Rank-5 (percent) of a model on the query/gallery split of one dataset copy."""
+                   metric: str = "euclidean", batch_size: int = 64, flip: bool = False) -> dict[str, float]:
+    """mAP, Rank-1, Rank-5 and mINP (percent) of a model on the query/gallery split of one dataset copy."""
     q = records[records.split == "query"]
     g = records[records.split == "gallery"]
-    dist = trm.distance_matrix(extract(model, root, q, size, batch_size),
-                               extract(model, root, g, size, batch_size), metric)
+    dist = trm.distance_matrix(extract(model, root, q, size, batch_size, flip),
+                               extract(model, root, g, size, batch_size, flip), metric)
     r = rank_metrics(dist, q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(), g.camid.to_numpy())
     return {"mAP": 100 * r.mAP, "rank1": 100 * float(r.cmc[0]),
             "rank5": 100 * float(r.cmc[min(4, len(r.cmc) - 1)]), "mINP": 100 * r.mINP}
@@ -107,8 +114,12 @@ def evaluate_model(model: torch.nn.Module, size: tuple[int, int], root: str | Pa
 
 def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], records: pd.DataFrame,
                        dataset: str, metric: str = "euclidean", batch_size: int = 64,
-                       device: str = "cpu") -> pd.DataFrame:
-    """One row per protocol; `model_dirs` and `roots` are keyed by variant ('orig', 'anon')."""
+                       device: str = "cpu", technique: str = "blur", flip: bool = False) -> pd.DataFrame:
+    """One row per protocol; `model_dirs` and `roots` are keyed by variant ('orig', 'anon').
+
+    `technique` names the anonymization of the 'anon' variant (recorded on every row, so results
+    of several techniques stack into one table, as in the paper's Table VIII).
+    """
     rows, cache = [], {}
     for protocol, (train_v, test_v) in PROTOCOLS.items():
         if train_v not in cache:
@@ -116,9 +127,9 @@ def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], reco
         model, size = cache[train_v]
         arch = json.loads((Path(model_dirs[train_v]) / "pids.json").read_text())["model"]
         name = trm.PAPER_MODELS.get(arch, arch)
-        res = evaluate_model(model, size, roots[test_v], records, metric, batch_size)
+        res = evaluate_model(model, size, roots[test_v], records, metric, batch_size, flip)
         rows.append(dict(dataset=dataset, model=name, protocol=protocol, train_variant=train_v,
-                         test_variant=test_v, **res))
+                         test_variant=test_v, technique=technique, **res))
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     cols = ["mAP", "rank1", "rank5", "mINP"]
     out[cols] = out[cols].astype(float).round(4)

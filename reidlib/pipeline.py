@@ -178,7 +178,8 @@ def stage_evaluate(cfg: Config, progress: bool = True) -> Path:
     dirs = {v: stage_train(cfg, v, progress) for v in VARIANTS}
     roots = {v: variant_root(cfg, v) for v in VARIANTS}
     res = evaluation.evaluate_protocols(dirs, roots, records(cfg), cfg.dataset.name, cfg.evaluation.metric,
-                                        cfg.evaluation.batch_size, cfg.training.device)
+                                        cfg.evaluation.batch_size, cfg.training.device,
+                                        cfg.anonymization.technique, cfg.evaluation.flip)
     fp = fingerprint_files(roots["orig"]) + ":" + fingerprint_files(roots["anon"])
     write_csv(out, res, make_meta("evaluation", conf, cfg.seed, fp))
     return out
