@@ -73,3 +73,27 @@ def test_all(results: pd.DataFrame, by: str | None = None, seed: int = 0) -> pd.
             for b, a in COMPARISONS.values():
                 rows.append({**({by: name} if by else {}), **paired_test(g, m, b, a, seed)})
     return pd.DataFrame(rows)
+
+
+def closest_subset(results: pd.DataFrame, claims: pd.DataFrame) -> dict:
+    """The subset of datasets x models whose means come closest to claimed means (worst-case gap).
+
+    `claims` has columns metric, protocol, claimed_mean (data/paper/claims_section_IV_B.csv).
+    Searches every non-empty subset of datasets and of models (2^5 x 2^6 for the paper).
+    """
+    from itertools import combinations
+
+    datasets_, models = sorted(results.dataset.unique()), sorted(results.model.unique())
+    means = results.groupby(["dataset", "model", "protocol"])[list(METRICS)].mean()
+    best = {"max_gap": float("inf")}
+    for nd in range(1, len(datasets_) + 1):
+        for ds in combinations(datasets_, nd):
+            for nm in range(1, len(models) + 1):
+                for ms in combinations(models, nm):
+                    sub = means[means.index.get_level_values(0).isin(ds) & means.index.get_level_values(1).isin(ms)]
+                    by_protocol = sub.groupby(level="protocol").mean()
+                    gap = max(abs(by_protocol.loc[c.protocol, c.metric] - c.claimed_mean)
+                              for c in claims.itertuples())
+                    if gap < best["max_gap"]:
+                        best = {"max_gap": float(gap), "datasets": list(ds), "models": list(ms)}
+    return best

@@ -55,3 +55,12 @@ def test_wilcoxon_bootstrap_and_groups(paper):
     assert market.n_pairs == 6
     again = statistics.test_all(paper, by="dataset")
     pd.testing.assert_frame_equal(t, again)  # seeded bootstrap: reruns agree
+
+
+def test_no_subset_of_the_tables_gives_the_stated_averages(paper):
+    claims = pd.read_csv(statistics.paper_results_path().parent / "claims_section_IV_B.csv")
+    exact = claims.assign(claimed_mean=[paper[paper.protocol == p][m].mean()
+                                        for m, p in zip(claims.metric, claims.protocol)])
+    assert statistics.closest_subset(paper, exact)["max_gap"] < 1e-9  # the full tables match their own means
+    best = statistics.closest_subset(paper, claims)
+    assert best["max_gap"] > 0.3  # the text's averages match no subset of datasets and models
