@@ -46,8 +46,8 @@ def rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50
     Queries without a valid match are skipped, as torchreid does; ties are broken arbitrarily.
     """
     dist = torch.as_tensor(np.asarray(distmat))
-    q_pids, g_pids = torch.as_tensor(np.asarray(q_pids)), torch.as_tensor(np.asarray(g_pids))
-    q_cams, g_cams = torch.as_tensor(np.asarray(q_camids)), torch.as_tensor(np.asarray(g_camids))
+    q_pids, g_pids = torch.as_tensor(np.array(q_pids)), torch.as_tensor(np.array(g_pids))
+    q_cams, g_cams = torch.as_tensor(np.array(q_camids)), torch.as_tensor(np.array(g_camids))
     max_rank = min(max_rank, dist.shape[1])
     hits = torch.zeros(max_rank, dtype=torch.float64)
     ap_sum = inp_sum = 0.0

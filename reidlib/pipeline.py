@@ -14,9 +14,9 @@ import pandas as pd
 
 from . import anonymize, datasets, detection, evaluation, recall, statistics, synthetic, training
 from .config import Config, to_dict
-from .runfiles import (VARIANTS, anon_root, audit_path, dataset_root, detections_path,  # noqa: F401
-                       evaluation_path, fingerprint_files, make_meta, model_dir, read_json,
-                       variant_root, write_csv, write_json)
+from .runfiles import (VARIANTS, anon_root, audit_path, dataset_root, derived_root,  # noqa: F401
+                       detections_path, evaluation_path, fingerprint_files, make_meta, model_dir,
+                       read_json, source_root, split_file, variant_root, write_csv, write_json)
 
 
 
@@ -42,10 +42,15 @@ def stage_generate(cfg: Config, replace_stale: bool = False) -> Path:
     With `replace_stale`, a generated dataset made with another configuration is removed first
     (only ever inside the run directory; a user's dataset is never touched).
     """
-    root = dataset_root(cfg)
-    if cfg.dataset.root:
-        if not root.is_dir():
-            raise datasets.DatasetError(f"dataset folder not found: {root}")
+    root, d = dataset_root(cfg), cfg.dataset
+    if d.root:
+        source = source_root(cfg)
+        if not source.is_dir():
+            raise datasets.DatasetError(f"dataset folder not found: {source}")
+        if d.name == "cuhk03":
+            datasets.prepare_cuhk03(source, derived_root(cfg), d.cuhk03_variant)
+        elif d.name == "viper" and not d.split_file:
+            datasets.make_viper_split(source, split_file(cfg))
         return root
     if replace_stale and root.exists():
         try:
@@ -66,7 +71,10 @@ def stage_records(cfg: Config) -> Path:
 
 def records(cfg: Config, variant: str = "orig") -> pd.DataFrame:
     """Image records of the dataset (or of its anonymized copy)."""
-    return datasets.read_market(variant_root(cfg, variant), cfg.dataset.name)
+    d = cfg.dataset
+    if d.name == "synthetic" and d.root:  # a Market-layout folder standing in for the generated set
+        return datasets.read_market(variant_root(cfg, variant), d.name)
+    return datasets.read(d.name, variant_root(cfg, variant), split_file(cfg), d.cuhk03_variant, d.partition_row)
 
 
 def ground_truth(cfg: Config) -> pd.DataFrame | None:

@@ -3,6 +3,7 @@
 Stages meet only through these files (all paths relative to the run directory)::
 
     data/<dataset>/                 generated dataset in Market-1501 layout (never written after)
+    data/<dataset>_derived/         CUHK03 PNGs + split JSON, VIPeR splits.json (real datasets stay read only)
     data/<dataset>/face_boxes.csv   ground truth faces: image, x0, y0, x1, y1 (pixels, x1/y1 exclusive)
     detections/detections.csv       stage 1, one row per box: image, split, pid, camid, x0, y0, x1, y1,
                                     score, detector, threshold, source (detector | default_box)
@@ -30,14 +31,37 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from .config import project_root
+
 VARIANTS = ("orig", "anon")  # dataset variants a model trains or is tested on
 
 
-def dataset_root(cfg) -> Path:
-    """The original dataset: a user-given Market-1501-layout root, or the generated one in the run."""
+def source_root(cfg) -> Path:
+    """The original dataset as given: the user's root (read only), or the generated one in the run."""
     if cfg.dataset.root:
-        return Path(cfg.dataset.root).expanduser().resolve()
+        p = Path(cfg.dataset.root).expanduser()
+        return (p if p.is_absolute() else project_root() / p).resolve()
     return cfg.run_path / "data" / cfg.dataset.name
+
+
+def derived_root(cfg) -> Path:
+    """Files derived from a dataset that must not be written into it (CUHK03 PNGs, a VIPeR split)."""
+    return cfg.run_path / "data" / f"{cfg.dataset.name}_derived"
+
+
+def dataset_root(cfg) -> Path:
+    """The folder the original images' relative paths start from (CUHK03: its extracted PNGs)."""
+    return derived_root(cfg) if cfg.dataset.name == "cuhk03" and cfg.dataset.root else source_root(cfg)
+
+
+def split_file(cfg) -> Path | None:
+    """VIPeR's split file: the one the user supplies, or one drawn once into the derived folder."""
+    if cfg.dataset.name != "viper":
+        return None
+    if cfg.dataset.split_file:
+        p = Path(cfg.dataset.split_file).expanduser()
+        return (p if p.is_absolute() else project_root() / p).resolve()
+    return derived_root(cfg) / "splits.json"
 
 
 def anon_root(cfg) -> Path:

@@ -119,3 +119,27 @@ def rank_metrics(distmat: np.ndarray, q_pids, g_pids, q_camids, g_camids) -> tup
         cmc, mean_ap = _metrics.evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids,
                                               max_rank=max_rank, use_cython=False)
     return cmc, float(mean_ap)
+
+
+def image_dataset(image_root: str | Path, records, transform=None, mode: str = "train"):
+    """Records (see `reidlib.datasets`) as a torchreid `ImageDataset`, built from local files only.
+
+    Train ids are relabelled 0..N-1 and cameras made 0-based, as torchreid's own readers do; the
+    object never downloads (it is built from lists, not through a dataset name).
+    """
+    from torchreid.reid.data.datasets.dataset import ImageDataset
+
+    root = Path(image_root)
+    train = records[records.split == "train"]
+    label = {p: i for i, p in enumerate(sorted(train.pid.unique()))}
+
+    def items(df, relabel: bool) -> list[tuple[str, int, int]]:
+        return [(str(root / r.image), label[r.pid] if relabel else int(r.pid), int(r.camid) - 1)
+                for r in df.itertuples()]
+
+    class Records(ImageDataset):
+        """A dataset read by reidlib."""
+
+    return Records(items(train, True), items(records[records.split == "query"], False),
+                   items(records[records.split == "gallery"], False), transform=transform, mode=mode,
+                   verbose=False)
