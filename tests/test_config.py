@@ -44,3 +44,10 @@ def test_overrides_merge_nested():
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(config.ConfigError, match="nothere.yaml"):
         config.load(tmp_path / "nothere.yaml")
+
+
+def test_dataset_name_and_root_are_checked():
+    with pytest.raises(config.ConfigError, match="'mars'"):
+        config.from_dict({"dataset": {"name": "mars"}})
+    with pytest.raises(config.ConfigError, match="dataset.root"):
+        config.from_dict({"dataset": {"name": "viper"}})

@@ -51,7 +51,7 @@ def test_parallel_copy_equals_serial_copy(tmp_path):
 
 
 def test_pipeline_reads_the_real_market_sample(tmp_path, shared_data):
-    cfg = tiny(tmp_path, dataset={"root": str(shared_data / "market1501_mini"), "name": "market1501_mini"})
+    cfg = tiny(tmp_path, dataset={"root": str(shared_data / "market1501_mini"), "name": "market1501"})
     recs = pipeline.records(cfg)
     assert len(recs) == 96
     dets = pd.read_csv(pipeline.stage_detect(cfg, progress=False))
