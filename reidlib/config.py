@@ -76,18 +76,66 @@ class AnonymizationConfig:
 
 @dataclass
 class TrainingConfig:
-    """Stage 4: model training (paper Section IV-A), CPU-sized by default."""
+    """Stage 4: model training (paper Section IV-A), CPU-sized by default.
 
-    model: str = "hacnn"
+    `profile` fills in a recipe before the keys given beside it: `paper` (Section IV-A: the torchreid
+    recipe, or BoT's for model `bot`) or `smoke` (the same code at CPU-test size); see PROFILES.
+    """
+
+    profile: str = ""
+    model: str = "hacnn"  # pcb_p6 | mlfn | hacnn | resnet50mid | mudeep | bot (or any torchreid model)
     epochs: int = 6
     batch_size: int = 16
+    image_size: tuple[int, int] = (256, 128)  # height, width (HACNN and MuDeep fix their own)
     lr: float = 0.003
     weight_decay: float = 5e-4
     lr_decay: float = 0.1
-    lr_step: int = 4
-    pretrained: str = "none"
+    lr_step: int = 4  # decay every lr_step epochs, unless lr_milestones are given
+    lr_milestones: list = field(default_factory=list)  # epochs after which lr is multiplied by lr_decay
+    warmup_epochs: int = 0  # linear warmup: epoch t runs at lr x t / warmup_epochs
+    augment: str = "translate"  # translate (torchreid's Random2DTranslation) | pad_crop (BoT)
+    erasing: float = 0.0  # random erasing probability (BoT: 0.5)
+    label_smoothing: float = 0.0
+    triplet_margin: float = 0.0  # > 0 adds the batch-hard triplet loss (BoT only)
+    center_weight: float = 0.0  # > 0 adds the center loss (BoT only)
+    center_lr: float = 0.5  # SGD lr of the class centres
+    sampler: str = "random"  # random | identity (ids_per_batch x instances)
+    instances: int = 4  # images per identity in a batch, with sampler identity
+    pretrained: str = "none"  # none | imagenet (from the torch cache) | a local state-dict file
     device: str = "auto"
+    amp: bool = True  # mixed precision (bfloat16), CUDA only
+    channels_last: bool = True  # CUDA only
     num_workers: int = 0
+
+
+# The paper's recipes (Section IV-A) and a CPU smoke size. The torchreid models' decay step is not
+# in the paper; 20 epochs is torchreid's default.
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {
+        "torchreid": dict(epochs=100, batch_size=32, image_size=[256, 128], lr=0.003, lr_decay=0.1, lr_step=20,
+                          augment="translate", pretrained="imagenet"),
+        "bot": dict(epochs=120, batch_size=64, image_size=[256, 128], lr=3.5e-4, lr_decay=0.1,
+                    lr_milestones=[40, 70], warmup_epochs=10, augment="pad_crop", erasing=0.5, label_smoothing=0.1,
+                    triplet_margin=0.3, center_weight=5e-4, sampler="identity", instances=4, pretrained="imagenet"),
+    },
+    "smoke": {
+        "torchreid": dict(epochs=1, batch_size=8, image_size=[128, 64], pretrained="none"),
+        "bot": dict(epochs=1, batch_size=8, image_size=[128, 64], lr=3.5e-4, lr_milestones=[40, 70], warmup_epochs=1,
+                    augment="pad_crop", erasing=0.5, label_smoothing=0.1, triplet_margin=0.3, center_weight=5e-4,
+                    sampler="identity", instances=2, pretrained="none"),
+    },
+}
+
+
+def apply_profile(training: dict[str, Any]) -> dict[str, Any]:
+    """The training section with its profile's recipe filled in under the keys it gives."""
+    name = (training or {}).get("profile") or ""
+    if not name:
+        return training or {}
+    if name not in PROFILES:
+        raise ConfigError(f"unknown training.profile '{name}'; choose one of {', '.join(PROFILES)}")
+    family = "bot" if training.get("model", TrainingConfig.model) == "bot" else "torchreid"
+    return merge(PROFILES[name][family], training)
 
 
 @dataclass
@@ -156,6 +204,10 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
             if not isinstance(value, (list, tuple)) or len(value) != len(default):
                 raise ConfigError(f"config key {key} must be a list of {len(default)} values, got {value!r}")
             kwargs[name] = tuple(type(d)(v) for d, v in zip(default, value))
+        elif isinstance(default, list):
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"config key {key} must be a list, got {value!r}")
+            kwargs[name] = [int(v) for v in value]
         elif isinstance(default, bool) or value is None:
             kwargs[name] = value
         elif isinstance(default, (int, float, str)):
@@ -177,8 +229,11 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_dict(data: dict[str, Any] | None = None) -> Config:
-    """A validated Config from a (possibly partial) nested mapping."""
-    return _build(Config, data or {}, "")
+    """A validated Config from a (possibly partial) nested mapping (a training profile filled in)."""
+    data = dict(data or {})
+    if isinstance(data.get("training"), dict):
+        data["training"] = apply_profile(data["training"])
+    return _build(Config, data, "")
 
 
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -29,6 +29,8 @@ warnings.filterwarnings("ignore", message=r".*(upsample|align_corners).*", categ
 PAPER_MODELS = {"pcb_p6": "PCB", "mlfn": "MLFN", "hacnn": "HACNN", "resnet50mid": "Resnet50Mid",
                 "mudeep": "MuDeep"}
 FIXED_INPUT = {"hacnn": (160, 64), "mudeep": (256, 128)}  # (height, width) the network requires
+# ImageNet files torchreid would download into the torch cache (None: trained from scratch there)
+IMAGENET_FILES = {"mlfn": ("mlfn-9cb5a267.pth.tar",), "hacnn": None, "mudeep": None}
 
 
 def available_models() -> list[str]:
@@ -143,3 +145,20 @@ def image_dataset(image_root: str | Path, records, transform=None, mode: str = "
     return Records(items(train, True), items(records[records.split == "query"], False),
                    items(records[records.split == "gallery"], False), transform=transform, mode=mode,
                    verbose=False)
+
+
+def triplet_loss(margin: float) -> nn.Module:
+    """torchreid's batch-hard triplet loss (hardest positive and negative per anchor)."""
+    from torchreid.reid.losses import TripletLoss
+
+    return TripletLoss(margin=margin)
+
+
+def identity_sampler(labels: list[int], batch_size: int, instances: int):
+    """torchreid's RandomIdentitySampler over training labels: batch_size // instances ids x instances images."""
+    from torchreid.reid.data.sampler import RandomIdentitySampler
+
+    if len(set(labels)) < batch_size // instances:
+        raise ValueError(f"the identity sampler needs at least {batch_size // instances} training ids "
+                         f"(batch_size / instances); the data has {len(set(labels))}")
+    return RandomIdentitySampler([(None, p, 0, 0) for p in labels], batch_size, instances)

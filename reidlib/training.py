@@ -1,7 +1,8 @@
 """Training one re-ID model on one dataset variant (paper Section IV-A), resumable per epoch.
 
-The torchreid recipe of the paper: cross-entropy, random horizontal flip and random 2-D
-translation (enlarge by 1/8 with p = 0.5, then crop), Adam (0.9, 0.999), step decay 0.1.
+One run = one (dataset variant, model, recipe). The torchreid recipe of the paper: cross-entropy,
+random flip and 2-D translation, Adam (0.9, 0.999), step decay 0.1. BoT's: label-smoothed
+cross-entropy + batch-hard triplet + center loss, 16 ids x 4 images, warmup, random erasing.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 from tqdm.auto import tqdm
 
+from . import bot
 from . import torchreid_models as trm
 from .config import TrainingConfig
 from .runfiles import atomic_write_bytes, atomic_write_text, write_json
@@ -48,16 +50,85 @@ class ReidImages(Dataset):
         return self.transform(img), label
 
 
-def train_transform(size: tuple[int, int]) -> T.Compose:
-    """Flip + torchreid's Random2DTranslation (the paper's augmentation), then normalise."""
+def train_transform(size: tuple[int, int], augment: str = "translate", erasing: float = 0.0) -> T.Compose:
+    """The paper's training augmentation, then normalisation (and random erasing, when p > 0).
+
+    translate: torchreid's Random2DTranslation (enlarge by 1/8 with p = 0.5, random crop) and flip;
+    pad_crop: BoT's resize, flip, 10-pixel pad and random crop. Erasing fills with 0 after
+    normalisation, i.e. with the ImageNet mean, as BoT does.
+    """
     h, w = size
-    return T.Compose([trm.Random2DTranslation(h, w, p=0.5), T.RandomHorizontalFlip(),
-                      T.ToTensor(), T.Normalize(MEAN, STD)])
+    if augment == "translate":
+        steps = [trm.Random2DTranslation(h, w, p=0.5), T.RandomHorizontalFlip()]
+    elif augment == "pad_crop":
+        steps = [T.Resize((h, w)), T.RandomHorizontalFlip(), T.Pad(10), T.RandomCrop((h, w))]
+    else:
+        raise ValueError(f"unknown training.augment '{augment}'; choose translate or pad_crop")
+    steps += [T.ToTensor(), T.Normalize(MEAN, STD)]
+    if erasing > 0:
+        steps.append(T.RandomErasing(p=erasing, scale=(0.02, 0.4), ratio=(0.3, 3.33), value=0))
+    return T.Compose(steps)
 
 
 def test_transform(size: tuple[int, int]) -> T.Compose:
     """Resize and normalise."""
     return T.Compose([T.Resize(tuple(size)), T.ToTensor(), T.Normalize(MEAN, STD)])
+
+
+def lr_factor(epoch: int, cfg: TrainingConfig) -> float:
+    """The learning rate of 0-based `epoch` as a multiple of `cfg.lr` (paper Section IV-A).
+
+    Epoch t = epoch + 1 runs at t / warmup_epochs during warmup (BoT: 3.5e-5 rising to 3.5e-4; the
+    paper's printed formula drops a factor 10, its prose does not), then decays by lr_decay after
+    each of lr_milestones (t > m), or every lr_step epochs when no milestones are given.
+    """
+    t = epoch + 1
+    if t <= cfg.warmup_epochs:
+        return t / cfg.warmup_epochs
+    if cfg.lr_milestones:
+        return cfg.lr_decay ** sum(t > m for m in cfg.lr_milestones)
+    return cfg.lr_decay ** (epoch // max(cfg.lr_step, 1))
+
+
+def model_names() -> list[str]:
+    """The paper's six models (any other torchreid model name also works)."""
+    return [*trm.PAPER_MODELS, "bot"]
+
+
+def input_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
+    """The (height, width) model `name` is fed."""
+    return tuple(size) if name == "bot" else trm.input_size(name, size)
+
+
+def imagenet_file(name: str) -> Path | None:
+    """The ImageNet weights file for `name` in the torch cache (None: torchreid trains it from scratch)."""
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    files = bot.TORCHVISION_RESNET50 if name in ("bot", "pcb_p6", "resnet50mid") else trm.IMAGENET_FILES.get(name, ())
+    if files is None:
+        return None
+    if not files:
+        raise FileNotFoundError(f"no known ImageNet weights file for '{name}': give its path as training.pretrained")
+    for f in files:
+        if (cache / f).is_file():
+            return cache / f
+    raise FileNotFoundError(f"ImageNet weights for '{name}' not found: put {files[0]} in {cache} "
+                            f"(or give its path as training.pretrained, or set training.pretrained: none)")
+
+
+def build_model(name: str, num_classes: int, pretrained: str = "none") -> nn.Module:
+    """One of the paper's models by name, initialised from a local ImageNet file or not at all; never downloads."""
+    path: str | Path | None = None if pretrained in ("", "none") else pretrained
+    if pretrained == "imagenet":
+        path = imagenet_file(name)
+    if name != "bot":
+        return trm.build(name, num_classes, str(path) if path else "none")
+    model = bot.BoT(num_classes)
+    if path is not None:
+        if not Path(path).expanduser().is_file():
+            raise FileNotFoundError(f"ImageNet weights for 'bot' not found at {path}: put torchvision's "
+                                    f"{bot.TORCHVISION_RESNET50[0]} there, or set training.pretrained: none")
+        model.load_imagenet(Path(path).expanduser())
+    return model
 
 
 def resolve_device(name: str) -> torch.device:
@@ -79,62 +150,130 @@ def _save(obj, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+class Losses(nn.Module):
+    """The recipe's loss terms on a model's training outputs; returns (total, logits, terms)."""
+
+    def __init__(self, cfg: TrainingConfig, num_classes: int):
+        super().__init__()
+        self.cfg = cfg
+        self.ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.triplet = trm.triplet_loss(cfg.triplet_margin) if cfg.triplet_margin > 0 else None
+        self.center = bot.CenterLoss(num_classes) if cfg.center_weight > 0 else None
+        if (self.triplet or self.center) and cfg.model != "bot":
+            raise ValueError(f"triplet and center losses need a model that returns features in training "
+                             f"(bot); '{cfg.model}' is trained with cross-entropy")
+
+    def forward(self, outputs, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        if self.cfg.model == "bot":
+            logits, feat = outputs
+            ce = self.ce(logits.float(), y)
+            terms = {"ce": ce}
+            if self.triplet is not None:
+                terms["triplet"] = self.triplet(feat.float(), y)
+            if self.center is not None:
+                terms["center"] = self.cfg.center_weight * self.center(feat, y)
+            total = sum(terms.values())
+        else:
+            total, logits = trm.logits_loss(outputs, y, self.ce)
+            terms = {}
+        return total, logits, {k: float(v.detach()) for k, v in terms.items()}
+
+
+def _loader(data: "ReidImages", cfg: TrainingConfig, labels: list[int], seed: int, device: torch.device) -> DataLoader:
+    """Shuffled batches, or torchreid's identity sampler (ids_per_batch x instances) when asked."""
+    common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                  persistent_workers=False)
+    if cfg.sampler == "identity":
+        return DataLoader(data, sampler=trm.identity_sampler(labels, cfg.batch_size, cfg.instances), drop_last=True,
+                          **common)
+    if cfg.sampler != "random":
+        raise ValueError(f"unknown training.sampler '{cfg.sampler}'; choose random or identity")
+    return DataLoader(data, shuffle=True, drop_last=len(data) > cfg.batch_size,
+                      generator=torch.Generator().manual_seed(seed), **common)
+
+
 def train(root: str | Path, records: pd.DataFrame, out_dir: str | Path, cfg: TrainingConfig,
-          seed: int = 0, image_size: tuple[int, int] = (256, 128), progress: bool = True) -> Path:
+          seed: int = 0, progress: bool = True) -> Path:
     """Train `cfg.model` on the train split of `records`; write model.pt, train_log.csv, pids.json.
 
     A checkpoint is saved after every epoch; a rerun resumes from it, and each epoch reseeds from
     (seed, epoch), so an interrupted run ends with the same weights as an uninterrupted one on CPU.
+    On CUDA, `amp` runs the forward pass in bfloat16 and `channels_last` changes the memory layout.
     """
     out_dir = Path(out_dir)
     final = out_dir / "model.pt"
     if final.is_file():
         return final
     device = resolve_device(cfg.device)
-    train_recs = records[records.split == "train"]
+    cuda = device.type == "cuda"
+    train_recs = records[records.split == "train"].reset_index(drop=True)
     pids = sorted(int(p) for p in train_recs.pid.unique())
     labels = {p: i for i, p in enumerate(pids)}
-    size = trm.input_size(cfg.model, image_size)
+    size = input_size(cfg.model, cfg.image_size)
     _seed_all(seed)
-    model = trm.build(cfg.model, len(pids), cfg.pretrained).to(device)  # bad names fail before any write
+    model = build_model(cfg.model, len(pids), cfg.pretrained).to(device)  # bad names fail before any write
+    losses = Losses(cfg, len(pids)).to(device)
+    if cuda and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     out_dir.mkdir(parents=True, exist_ok=True)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_decay)
-    criterion = nn.CrossEntropyLoss()
+    params = [q for q in model.parameters() if q.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+    opt_center = torch.optim.SGD(losses.center.parameters(), lr=cfg.center_lr) if losses.center is not None else None
     ckpt, log_path = out_dir / "checkpoint.pt", out_dir / "train_log.csv"
     start, log = 0, []
     if ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
+        losses.load_state_dict(state["losses"])
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        if opt_center is not None:
+            opt_center.load_state_dict(state["optimizer_center"])
         start, log = int(state["epoch"]), json.loads(state["log"])
-    data = ReidImages(root, train_recs, train_transform(size), labels)
+    data = ReidImages(root, train_recs, train_transform(size, cfg.augment, cfg.erasing), labels)
+    targets = [labels[int(p)] for p in train_recs.pid]
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and cfg.amp)
     for epoch in range(start, cfg.epochs):
         _seed_all(seed * 1000 + epoch)
-        loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=len(data) > cfg.batch_size,
-                            num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * lr_factor(epoch, cfg)
+        loader = _loader(data, cfg, targets, seed * 1000 + epoch, device)
         model.train()
-        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        t0, seen, correct, sums = time.perf_counter(), 0, 0, {}
         for x, y in tqdm(loader, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
                          leave=False):
-            x, y = x.to(device), y.to(device)
-            loss, logits = trm.logits_loss(model(x), y, criterion)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if cuda and cfg.channels_last:
+                x = x.to(memory_format=torch.channels_last)
+            with amp:
+                outputs = model(x)
+            loss, logits, terms = losses(outputs, y)
             opt.zero_grad(set_to_none=True)
+            if opt_center is not None:
+                opt_center.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if opt_center is not None:  # BoT: centres move by the unweighted center-loss gradient
+                for q in losses.center.parameters():
+                    q.grad.mul_(1.0 / cfg.center_weight)
+                opt_center.step()
             seen += len(y)
-            loss_sum += loss.item() * len(y)
             correct += int((logits.argmax(1) == y).sum())
+            for k, v in {"loss": float(loss.detach()), **terms}.items():
+                sums[k] = sums.get(k, 0.0) + v * len(y)
+        if cuda:
+            torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-        log.append(dict(epoch=epoch + 1, loss=loss_sum / seen, accuracy=correct / seen,
-                        lr=opt.param_groups[0]["lr"], images_per_s=seen / dt, seconds=dt))
-        sched.step()
-        _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-               "epoch": epoch + 1, "log": json.dumps(log)}, ckpt)
+        log.append(dict(epoch=epoch + 1, **{k: v / max(seen, 1) for k, v in sums.items()},
+                        accuracy=correct / max(seen, 1), lr=opt.param_groups[0]["lr"],
+                        images_per_s=seen / dt, seconds=dt))
+        state = {"model": model.state_dict(), "losses": losses.state_dict(), "optimizer": opt.state_dict(),
+                 "epoch": epoch + 1, "log": json.dumps(log)}
+        if opt_center is not None:
+            state["optimizer_center"] = opt_center.state_dict()
+        _save(state, ckpt)
     atomic_write_text(log_path, pd.DataFrame(log).to_csv(index=False, lineterminator="\n"))
     write_json(out_dir / "pids.json", {"model": cfg.model, "input_size": list(size), "pids": pids})
-    _save(model.state_dict(), final)
+    _save({k: v.contiguous() for k, v in model.state_dict().items()}, final)
     ckpt.unlink(missing_ok=True)
     return final
 
@@ -143,6 +282,6 @@ def load_trained(out_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, t
     """Rebuild a model trained by `train` from its folder (weights loaded with weights_only=True)."""
     out_dir = Path(out_dir)
     info = json.loads((out_dir / "pids.json").read_text())
-    model = trm.build(info["model"], len(info["pids"]), "none")
+    model = build_model(info["model"], len(info["pids"]), "none")
     model.load_state_dict(trm.load_state_dict(out_dir / "model.pt"))
     return model.to(resolve_device(device)).eval(), tuple(info["input_size"])

@@ -55,9 +55,9 @@ def _sha(path):
 
 def test_training_writes_its_files_and_resumes_to_the_same_weights(tmp_path, tiny_root, monkeypatch):
     recs = datasets.read_market(tiny_root)
-    cfg = config.TrainingConfig(model="osnet_x0_25", epochs=2, batch_size=8, device="cpu")
     size = (64, 32)
-    straight = training.train(tiny_root, recs, tmp_path / "a", cfg, seed=1, image_size=size, progress=False)
+    cfg = config.TrainingConfig(model="osnet_x0_25", epochs=2, batch_size=8, device="cpu", image_size=size)
+    straight = training.train(tiny_root, recs, tmp_path / "a", cfg, seed=1, progress=False)
     log = (tmp_path / "a" / "train_log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,loss,accuracy,lr") and len(log) == 3
     assert not (tmp_path / "a" / "checkpoint.pt").exists()
@@ -72,10 +72,10 @@ def test_training_writes_its_files_and_resumes_to_the_same_weights(tmp_path, tin
 
     monkeypatch.setattr(training, "_save", killed_on_second_save)
     with pytest.raises(KeyboardInterrupt):
-        training.train(tiny_root, recs, tmp_path / "b", cfg, seed=1, image_size=size, progress=False)
+        training.train(tiny_root, recs, tmp_path / "b", cfg, seed=1, progress=False)
     assert (tmp_path / "b" / "checkpoint.pt").exists() and not (tmp_path / "b" / "model.pt").exists()
     monkeypatch.setattr(training, "_save", real_save)
-    resumed = training.train(tiny_root, recs, tmp_path / "b", cfg, seed=1, image_size=size, progress=False)
+    resumed = training.train(tiny_root, recs, tmp_path / "b", cfg, seed=1, progress=False)
     assert _sha(resumed) == _sha(straight)
 
     model, got_size = training.load_trained(tmp_path / "a")

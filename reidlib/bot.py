@@ -1,0 +1,79 @@
+"""BoT, the "bag of tricks" strong baseline (paper Section II-B and IV-A, after Luo et al. 2019).
+
+ResNet-50 (torchvision) with the last stride set to 1, global average pooling, and a BNNeck: a
+batch-norm without bias between the pooled feature and a bias-free classifier. Training uses the
+feature before the BN for the triplet and center losses and the logits for label-smoothed
+cross-entropy; testing uses the feature after the BN.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import resnet50
+
+FEATURE_DIM = 2048
+TORCHVISION_RESNET50 = ("resnet50-0676ba61.pth", "resnet50-19c8e357.pth", "resnet50-11ad3fa6.pth")
+
+
+class BoT(nn.Module):
+    """ResNet-50, last stride 1, BNNeck; `forward` gives (logits, feature) in training, the BN feature in eval."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        trunk = resnet50(weights=None)
+        trunk.layer4[0].conv2.stride = (1, 1)  # last stride 1: a 16x8 map for 256x128 input
+        trunk.layer4[0].downsample[0].stride = (1, 1)
+        self.base = nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool,
+                                  trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.bottleneck = nn.BatchNorm1d(FEATURE_DIM)
+        self.bottleneck.bias.requires_grad_(False)  # BN without a learned shift
+        self.classifier = nn.Linear(FEATURE_DIM, num_classes, bias=False)
+        nn.init.constant_(self.bottleneck.weight, 1.0)
+        nn.init.constant_(self.bottleneck.bias, 0.0)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+
+    def forward(self, x: torch.Tensor):
+        feat = self.pool(self.base(x)).flatten(1)
+        bn = self.bottleneck(feat)
+        if not self.training:
+            return bn
+        return self.classifier(bn), feat
+
+    def load_imagenet(self, path: str | Path) -> int:
+        """Copy a torchvision ResNet-50 ImageNet state dict into the trunk; returns the tensors copied."""
+        src = torch.load(Path(path), map_location="cpu", weights_only=True)
+        src = src.get("state_dict", src) if isinstance(src, dict) else src
+        names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+        own = self.base.state_dict()
+        copied = 0
+        for k, v in src.items():
+            head, _, rest = k.removeprefix("module.").partition(".")
+            if head in names:
+                key = f"{names.index(head)}.{rest}"
+                if key in own and own[key].shape == v.shape:
+                    own[key] = v
+                    copied += 1
+        if not copied:
+            raise ValueError(f"no tensor of {path} fits a ResNet-50 trunk")
+        self.base.load_state_dict(own)
+        return copied
+
+
+class CenterLoss(nn.Module):
+    """Center loss (Wen et al. 2016): mean squared distance of each feature to its class centre.
+
+    Written here because neither torch nor torchreid ships it; the centres are parameters that BoT
+    updates with their own SGD optimizer.
+    """
+
+    def __init__(self, num_classes: int, dim: int = FEATURE_DIM):
+        super().__init__()
+        self.centers = nn.Parameter(torch.randn(num_classes, dim))
+
+    def forward(self, feat: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        diff = feat.float() - self.centers[labels]
+        return diff.pow(2).sum(1).clamp(1e-12, 1e12).mean()
+
