@@ -145,6 +145,10 @@ class EvaluationConfig:
     batch_size: int = 64
     metric: str = "euclidean"  # or cosine
     flip: bool = False  # average each feature with that of the mirrored image
+    rerank_models: list = field(default_factory=lambda: ["bot"])  # tested as BoT is: cosine + re-ranking
+    k1: int = 20  # k-reciprocal re-ranking (Zhong et al. 2017), the paper's values
+    k2: int = 6
+    lambda_value: float = 0.3
 
 
 @dataclass
@@ -167,12 +171,31 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    # more models beside training.model: name -> its own training section (the default run adds BoT)
+    models: dict = field(default_factory=lambda: {"bot": {"profile": "smoke", "epochs": 2}})
+
+    def __post_init__(self) -> None:
+        trainings(self)  # every extra model's section is checked when the config is loaded
 
     @property
     def run_path(self) -> Path:
         """The run directory as an absolute path (relative ones are taken from the project root)."""
         p = Path(self.run_dir)
         return p if p.is_absolute() else project_root() / p
+
+
+def trainings(cfg: Config) -> dict[str, TrainingConfig]:
+    """Every model the run trains: `training.model` with the training section, then each entry of
+    `models` with its own section (its profile fills in the rest; nothing is inherited)."""
+    out = {cfg.training.model: cfg.training}
+    if not isinstance(cfg.models, dict):
+        raise ConfigError(f"config key models must map model names to training sections, got {cfg.models!r}")
+    for name, section in cfg.models.items():
+        section = dict(section or {})
+        if section.get("model", name) != name:
+            raise ConfigError(f"models.{name}.model must be {name} (or absent)")
+        out[name] = _build(TrainingConfig, apply_profile({**section, "model": name}), f"models.{name}")
+    return out
 
 
 def project_root() -> Path:
@@ -207,7 +230,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         elif isinstance(default, list):
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"config key {key} must be a list, got {value!r}")
-            kwargs[name] = [int(v) for v in value]
+            kwargs[name] = [type(default[0])(v) for v in value] if default else list(value)
         elif isinstance(default, bool) or value is None:
             kwargs[name] = value
         elif isinstance(default, (int, float, str)):

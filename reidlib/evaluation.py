@@ -20,8 +20,8 @@ from . import torchreid_models as trm
 from .training import ReidImages, load_trained, test_transform
 
 PROTOCOLS = {"orig_orig": ("orig", "orig"), "orig_anon": ("orig", "anon"), "anon_anon": ("anon", "anon")}
-RESULT_COLUMNS = ["dataset", "model", "protocol", "train_variant", "test_variant", "technique", "mAP", "rank1",
-                  "rank5", "mINP"]
+RESULT_COLUMNS = ["dataset", "model", "protocol", "train_variant", "test_variant", "technique", "distance", "mAP",
+                  "rank1", "rank5", "mINP"]
 
 
 @dataclass(frozen=True)
@@ -101,12 +101,22 @@ def extract(model: torch.nn.Module, root: str | Path, records: pd.DataFrame, siz
 
 
 def evaluate_model(model: torch.nn.Module, size: tuple[int, int], root: str | Path, records: pd.DataFrame,
-                   metric: str = "euclidean", batch_size: int = 64, flip: bool = False) -> dict[str, float]:
-    """mAP, Rank-1, Rank-5 and mINP (percent) of a model on the query/gallery split of one dataset copy."""
+                   metric: str = "euclidean", batch_size: int = 64, flip: bool = False,
+                   rerank: tuple[int, int, float] | None = None) -> dict[str, float]:
+    """mAP, Rank-1, Rank-5 and mINP (percent) of a model on the query/gallery split of one dataset copy.
+
+    With `rerank` = (k1, k2, lambda), the test is BoT's (paper Section IV-A): features L2-normalised
+    (so Euclidean distance orders as cosine does), then k-reciprocal re-ranking.
+    """
     q = records[records.split == "query"]
     g = records[records.split == "gallery"]
-    dist = trm.distance_matrix(extract(model, root, q, size, batch_size, flip),
-                               extract(model, root, g, size, batch_size, flip), metric)
+    qf, gf = extract(model, root, q, size, batch_size, flip), extract(model, root, g, size, batch_size, flip)
+    if rerank is not None:
+        k1, k2, lam = rerank
+        feats = torch.nn.functional.normalize(torch.cat([qf, gf]), dim=1)
+        dist = re_ranking(feats, len(qf), min(k1, len(feats) - 1), min(k2, len(feats)), lam)
+    else:
+        dist = trm.distance_matrix(qf, gf, metric)
     r = rank_metrics(dist, q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(), g.camid.to_numpy())
     return {"mAP": 100 * r.mAP, "rank1": 100 * float(r.cmc[0]),
             "rank5": 100 * float(r.cmc[min(4, len(r.cmc) - 1)]), "mINP": 100 * r.mINP}
@@ -114,7 +124,8 @@ def evaluate_model(model: torch.nn.Module, size: tuple[int, int], root: str | Pa
 
 def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], records: pd.DataFrame,
                        dataset: str, metric: str = "euclidean", batch_size: int = 64,
-                       device: str = "cpu", technique: str = "blur", flip: bool = False) -> pd.DataFrame:
+                       device: str = "cpu", technique: str = "blur", flip: bool = False,
+                       rerank: tuple[int, int, float] | None = None) -> pd.DataFrame:
     """One row per protocol; `model_dirs` and `roots` are keyed by variant ('orig', 'anon').
 
     `technique` names the anonymization of the 'anon' variant (recorded on every row, so results
@@ -126,10 +137,11 @@ def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], reco
             cache[train_v] = load_trained(model_dirs[train_v], device)
         model, size = cache[train_v]
         arch = json.loads((Path(model_dirs[train_v]) / "pids.json").read_text())["model"]
-        name = trm.PAPER_MODELS.get(arch, arch)
-        res = evaluate_model(model, size, roots[test_v], records, metric, batch_size, flip)
+        name = {**trm.PAPER_MODELS, "bot": "BoT"}.get(arch, arch)
+        res = evaluate_model(model, size, roots[test_v], records, metric, batch_size, flip, rerank)
         rows.append(dict(dataset=dataset, model=name, protocol=protocol, train_variant=train_v,
-                         test_variant=test_v, technique=technique, **res))
+                         test_variant=test_v, technique=technique,
+                         distance=f"{'cosine' if rerank else metric}{'+rerank' if rerank else ''}", **res))
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     cols = ["mAP", "rank1", "rank5", "mINP"]
     out[cols] = out[cols].astype(float).round(4)

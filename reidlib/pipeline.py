@@ -7,16 +7,18 @@ configuration is refused rather than silently reused.
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from . import anonymize, datasets, detection, evaluation, recall, statistics, synthetic, training
-from .config import Config, to_dict
+from .config import Config, to_dict, trainings
 from .runfiles import (VARIANTS, anon_root, audit_path, dataset_root, derived_root,  # noqa: F401
                        detections_path, evaluation_path, fingerprint_files, make_meta, model_dir,
-                       read_json, source_root, split_file, variant_root, write_csv, write_json)
+                       model_results_path, read_json, source_root, split_file, tree_digest, variant_root,
+                       write_csv, write_json)
 
 
 
@@ -159,37 +161,58 @@ def stage_audit(cfg: Config, progress: bool = True) -> Path | None:
     return out
 
 
-def stage_train(cfg: Config, variant: str = "orig", progress: bool = True) -> Path:
-    """Stage 4: train `training.model` on the original or anonymized training split."""
-    out = model_dir(cfg, variant)
-    conf = {"dataset": to_dict(cfg.dataset), "training": to_dict(cfg.training), "variant": variant}
+def stage_train(cfg: Config, variant: str = "orig", model: str | None = None, progress: bool = True) -> Path:
+    """Stage 4: train one model (`training.model` by default, or one of `models`) on one variant."""
+    tcfg = trainings(cfg)[model or cfg.training.model]
+    out = model_dir(cfg, variant, tcfg.model)
+    conf = {"dataset": to_dict(cfg.dataset), "training": to_dict(tcfg), "variant": variant}
     if variant == "anon":
         conf.update(detection=to_dict(cfg.detection), anonymization=to_dict(cfg.anonymization))
     meta_path = out / "model.pt.meta.json"
     if _check_fresh(meta_path, conf) and (out / "model.pt").is_file():
         return out
     root = stage_generate(cfg) if variant == "orig" else stage_anonymize(cfg, progress)
-    training.train(root, records(cfg, variant), out, cfg.training, cfg.seed, progress=progress)
+    training.train(root, records(cfg, variant), out, tcfg, cfg.seed, progress=progress)
     write_json(meta_path, make_meta("training", conf, cfg.seed, fingerprint_files(root),
                                     torch_threads=training.torch.get_num_threads()))
     return out
 
 
-def stage_evaluate(cfg: Config, progress: bool = True) -> Path:
-    """Stage 5: mAP / Rank-1 under orig_orig, orig_anon and anon_anon."""
-    out = evaluation_path(cfg)
-    conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
-            "anonymization": to_dict(cfg.anonymization), "training": to_dict(cfg.training),
+def _evaluation_conf(cfg: Config, model: str) -> dict:
+    return {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
+            "anonymization": to_dict(cfg.anonymization), "training": to_dict(trainings(cfg)[model]),
             "evaluation": to_dict(cfg.evaluation)}
+
+
+def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool = True) -> Path:
+    """Stage 5 for one model: mAP / Rank-1 / mINP under orig_orig, orig_anon and anon_anon."""
+    model = model or cfg.training.model
+    out = model_results_path(cfg, model)
+    conf = _evaluation_conf(cfg, model)
     if _check_fresh(Path(str(out) + ".meta.json"), conf) and out.is_file():
         return out
-    dirs = {v: stage_train(cfg, v, progress) for v in VARIANTS}
+    dirs = {v: stage_train(cfg, v, model, progress) for v in VARIANTS}
     roots = {v: variant_root(cfg, v) for v in VARIANTS}
-    res = evaluation.evaluate_protocols(dirs, roots, records(cfg), cfg.dataset.name, cfg.evaluation.metric,
-                                        cfg.evaluation.batch_size, cfg.training.device,
-                                        cfg.anonymization.technique, cfg.evaluation.flip)
+    e = cfg.evaluation
+    res = evaluation.evaluate_protocols(dirs, roots, records(cfg), cfg.dataset.name, e.metric, e.batch_size,
+                                        trainings(cfg)[model].device, cfg.anonymization.technique, e.flip,
+                                        rerank=(e.k1, e.k2, e.lambda_value) if model in e.rerank_models else None)
     fp = fingerprint_files(roots["orig"]) + ":" + fingerprint_files(roots["anon"])
     write_csv(out, res, make_meta("evaluation", conf, cfg.seed, fp))
+    return out
+
+
+def stage_evaluate(cfg: Config, progress: bool = True) -> Path:
+    """Stage 5: every model's protocol results in one table (rebuilt whenever a model's file changes)."""
+    out = evaluation_path(cfg)
+    parts = {m: stage_evaluate_model(cfg, m, progress) for m in trainings(cfg)}
+    conf = {m: _evaluation_conf(cfg, m) for m in parts}
+    fp = tree_digest((m, hashlib.sha256(p.read_bytes()).hexdigest()) for m, p in parts.items())
+    meta = Path(str(out) + ".meta.json")
+    if out.is_file() and meta.is_file() and read_json(meta).get("data_fingerprint") == fp:
+        return out
+    table = pd.concat([pd.read_csv(p) for p in parts.values()], ignore_index=True)
+    write_csv(out, table, make_meta("evaluation", {"models": conf}, cfg.seed, fp))
     return out
 
 

@@ -9,8 +9,9 @@ Stages meet only through these files (all paths relative to the run directory)::
                                     score, detector, threshold, source (detector | default_box)
     recall/recall.json              stage 2: recall/precision with 95% intervals, per-size table
     anon/<technique>/<dataset>/     stage 3: anonymized copy, same relative paths + manifest.json
-    models/<variant>/<model>/       stage 4: model.pt (state dict), train_log.csv, pids.json
-    evaluation/results.csv          stage 5: dataset, model, protocol, mAP, rank1 (percent)
+    models/<variant>/<model>/       stage 4 (one folder per training run): model.pt (state dict), train_log.csv, pids.json
+    evaluation/models/<model>.csv   stage 5, one model: a row per protocol, mAP, rank1, rank5, mINP (percent)
+    evaluation/results.csv          stage 5: every model's rows together
     statistics/statistics.json      stage 6: paired one-sided t-tests (paper and this run)
 
 Every results file `X` has a sidecar `X.meta.json` (or, for JSON results, a top-level `meta` key)
@@ -86,9 +87,14 @@ def audit_path(cfg) -> Path:
     return cfg.run_path / "audit" / "residual_faces.csv"
 
 
-def model_dir(cfg, variant: str) -> Path:
-    """Stage 4 output folder of one (variant, model) training run."""
-    return cfg.run_path / "models" / variant / cfg.training.model
+def model_dir(cfg, variant: str, model: str | None = None) -> Path:
+    """Stage 4 output folder of one (variant, model) training run (model: `training.model` by default)."""
+    return cfg.run_path / "models" / variant / (model or cfg.training.model)
+
+
+def model_results_path(cfg, model: str | None = None) -> Path:
+    """Stage 5 output of one model (the three protocols)."""
+    return cfg.run_path / "evaluation" / "models" / f"{model or cfg.training.model}.csv"
 
 
 def evaluation_path(cfg) -> Path:

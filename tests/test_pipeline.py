@@ -63,7 +63,10 @@ def test_book_has_six_executed_chapters(built):
 def test_results_files_carry_provenance(built):
     run = built / "runs" / "tiny"
     res = pd.read_csv(run / "evaluation" / "results.csv")
-    assert list(res.protocol) == ["orig_orig", "orig_anon", "anon_anon"]
+    assert list(res.protocol) == ["orig_orig", "orig_anon", "anon_anon"] * 2
+    assert list(res.model.unique()) == ["HACNN", "BoT"]  # one training job per (variant, model)
+    assert set(res[res.model == "BoT"].distance) == {"cosine+rerank"}
+    assert all((run / "models" / v / m / "model.pt").is_file() for v in ("orig", "anon") for m in ("hacnn", "bot"))
     assert res[["mAP", "rank1"]].apply(lambda c: c.between(0, 100)).all().all()
     meta = json.loads((run / "evaluation" / "results.csv.meta.json").read_text())
     assert {"config", "seed", "git_commit", "packages", "data_fingerprint"} <= set(meta)
@@ -102,6 +105,7 @@ def test_market1501_mini_end_to_end(shared_data, tmp_path, monkeypatch):
     monkeypatch.chdir(PROJECT)
     cfg = config.load("config/market1501_mini.yaml",
                       {"run_dir": str(tmp_path / "run"), "training": {"epochs": 1},
+                       "models": {"bot": {"profile": "smoke", "image_size": [64, 32]}},
                        "anonymization": {"audit": False, "processes": 1}})
     assert pipeline.dataset_root(cfg) == (shared_data / "market1501_mini").resolve()
     stats = json.loads(pipeline.stage_statistics(cfg).read_text())
@@ -111,5 +115,5 @@ def test_market1501_mini_end_to_end(shared_data, tmp_path, monkeypatch):
     dets = pd.read_csv(pipeline.detections_path(cfg))
     assert set(dets.image) <= set(recs.image) and len(dets) > 0
     res = pd.read_csv(pipeline.evaluation_path(cfg))
-    assert list(res.protocol) == ["orig_orig", "orig_anon", "anon_anon"] and set(res.dataset) == {"market1501"}
+    assert list(res.protocol) == ["orig_orig", "orig_anon", "anon_anon"] * 2 and set(res.dataset) == {"market1501"}
     assert json.loads(pipeline.stage_recall(cfg).read_text())["ground_truth"] is False
