@@ -2,9 +2,11 @@
 
     python -m reidlib train --params runs/default/params/04_training.yaml --variant anon --model bot
     python -m reidlib evaluate_model --config config/default.yaml --model hacnn
+    python -m reidlib train --config config/paper.yaml --dataset cuhk03 --variant orig --model bot
 
 `--params` is the YAML a workflow writes for papermill (`config_file`, `settings`); `--config` a
-config file. The stage's output path is printed.
+config file. `--dataset` / `--technique` pick one unit of a grid config (`reidlib.grid`); `collect`
+gathers a grid's results and statistics. The stage's output path is printed.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from . import config, pipeline
+from . import config, grid, pipeline
 
 STAGES = {
     "records": lambda c, a: pipeline.stage_records(c),
@@ -24,23 +26,31 @@ STAGES = {
     "evaluate_model": lambda c, a: pipeline.stage_evaluate_model(c, a.model, a.progress),
     "evaluate": lambda c, a: pipeline.stage_evaluate(c, a.progress),
     "statistics": lambda c, a: pipeline.stage_statistics(c),
+    "audit": lambda c, a: pipeline.stage_audit(c, a.progress),
 }
 
 
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(prog="python -m reidlib", description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=sorted(STAGES))
+    ap.add_argument("stage", choices=sorted([*STAGES, "collect"]))
     ap.add_argument("--config", default=None, help="a config file (default: the built-in defaults)")
     ap.add_argument("--params", default=None, help="a papermill parameters file: config_file + settings")
     ap.add_argument("--variant", default="orig", choices=["orig", "anon"])
     ap.add_argument("--model", default=None, help="training.model by default, or one of the config's models")
+    ap.add_argument("--dataset", default=None, help="a grid config's dataset")
+    ap.add_argument("--technique", default=None, help="a grid config's anonymization technique")
     ap.add_argument("--progress", action="store_true", help="show progress bars")
     a = ap.parse_args(argv)
     settings, config_file = {}, a.config
     if a.params:
         p = yaml.safe_load(Path(a.params).read_text()) or {}
         settings, config_file = p.get("settings") or {}, p.get("config_file") or config_file
-    cfg = config.load(config_file or None, settings)
+    data = config.load_data(config_file or None, settings)
+    if a.stage == "collect":
+        out = pipeline.collect_grid([u.config for u in grid.units(data)], config.from_dict(data))
+        print(out)
+        return out
+    cfg = grid.unit(data, a.dataset, a.technique)
     if a.model is not None and a.model not in config.trainings(cfg):
         ap.error(f"model '{a.model}' is not trained by this config; it trains {', '.join(config.trainings(cfg))}")
     out = STAGES[a.stage](cfg, a)

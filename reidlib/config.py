@@ -18,6 +18,7 @@ class ConfigError(ValueError):
 
 
 DATASET_NAMES = ("synthetic", "market1501", "dukemtmcreid", "cuhk03", "viper", "airport")
+TECHNIQUES = ("blur", "zero", "blank", "inpaint", "pixelate")  # paper Section IV-C
 
 
 @dataclass
@@ -149,6 +150,7 @@ class EvaluationConfig:
     k1: int = 20  # k-reciprocal re-ranking (Zhong et al. 2017), the paper's values
     k2: int = 6
     lambda_value: float = 0.3
+    single_gallery_shot: bool = False  # CUHK03's classic CMC (the paper's 767/700 protocol uses Market's)
 
 
 @dataclass
@@ -156,6 +158,24 @@ class StatisticsConfig:
     """Stage 6: paired one-sided t-tests (paper Section IV-B)."""
 
     alpha: float = 0.05
+
+
+@dataclass
+class GridConfig:
+    """The paper's grid (`reidlib.grid`): several datasets, and extra techniques for some models."""
+
+    datasets: dict = field(default_factory=dict)  # name -> dataset section; empty = this run's dataset
+    techniques: list = field(default_factory=list)  # beyond anonymization.technique (Table VIII)
+    technique_datasets: list = field(default_factory=lambda: ["market1501"])
+    technique_models: list = field(default_factory=lambda: ["bot"])
+
+    def __post_init__(self) -> None:
+        bad = [t for t in self.techniques if t not in TECHNIQUES]
+        if bad:
+            raise ConfigError(f"unknown grid.techniques {bad}; choose from {', '.join(TECHNIQUES)}")
+        bad = [d for d in self.datasets if d not in DATASET_NAMES or d == "synthetic"]
+        if bad:
+            raise ConfigError(f"unknown grid.datasets {bad}; choose from {', '.join(DATASET_NAMES[1:])}")
 
 
 @dataclass
@@ -171,6 +191,7 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
     # more models beside training.model: name -> its own training section (the default run adds BoT)
     models: dict = field(default_factory=lambda: {"bot": {"profile": "smoke", "epochs": 2}})
 
@@ -261,6 +282,11 @@ def from_dict(data: dict[str, Any] | None = None) -> Config:
 
 def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Load a YAML config file (or defaults when None) and apply nested overrides."""
+    return from_dict(load_data(path, overrides))
+
+
+def load_data(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The mapping a YAML config file (or {} when None) and nested overrides make, not yet validated."""
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -269,7 +295,7 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         data = yaml.safe_load(p.read_text()) or {}
-    return from_dict(merge(data, overrides or {}))
+    return merge(data, overrides or {})
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -29,6 +29,9 @@ DUKE_NAME = re.compile(r"^(-?\d+)_c(\d+)_f(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE
 VIPER_NAME = re.compile(r"^(\d+)_(\d+)\.(bmp|png|jpg)$", re.IGNORECASE)
 CUHK03_NAME = re.compile(r"^(\d)_(\d{3})_(\d)_(\d{2})\.png$")
 RECORD_COLUMNS = ["image", "pid", "camid", "split", "dataset"]
+# each dataset's name in the paper's tables (the generated set stands in for Market1501, whose layout it has)
+PAPER_NAMES = {"market1501": "Market1501", "dukemtmcreid": "DukeMTMC-reID", "cuhk03": "CUHK03", "viper": "VIPeR",
+               "airport": "Airport", "synthetic": "Market1501"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 TOP_FOLDERS = {"market1501": ("Market-1501-v15.09.15", "Market-1501", "market1501"),
                "dukemtmcreid": ("DukeMTMC-reID", "dukemtmc-reid/DukeMTMC-reID", "dukemtmc-reid")}

@@ -83,6 +83,50 @@ def rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50
     return RankResult(cmc=(hits / valid).numpy(), mAP=ap_sum / valid, mINP=inp_sum / valid, valid_queries=valid)
 
 
+def single_shot_cmc(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, repeats: int = 10,
+                    seed: int = 0) -> np.ndarray:
+    """CUHK03's single-gallery-shot CMC: per query, one random kept image per gallery identity, `repeats` draws.
+
+    The classic CUHK03 protocol's metric (torchreid's `eval_cuhk03`; its code no longer runs on
+    numpy 2, which removed `np.bool`). Same-id same-camera images are removed first; queries without
+    a valid match are skipped. The draw uses a seeded generator, so the curve is reproducible.
+    """
+    dist = np.asarray(distmat)
+    q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
+    q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
+    order = np.argsort(g_pids, kind="stable")  # gallery grouped by identity
+    sorted_pids = g_pids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_pids[1:] != sorted_pids[:-1]])
+    group_pid = sorted_pids[starts]
+    rng = np.random.default_rng(seed)
+    max_rank = min(max_rank, len(group_pid))
+    hits, valid = np.zeros(max_rank, dtype=np.int64), 0
+    for i in range(len(dist)):
+        junk = (sorted_pids == q_pids[i]) & (g_camids[order] == q_camids[i])
+        true = (group_pid == q_pids[i])
+        if not ((sorted_pids == q_pids[i]) & ~junk).any():
+            continue
+        valid += 1
+        d = dist[i][order]
+        for _ in range(repeats):
+            u = rng.random(len(d))
+            u[junk] = -1.0  # removed images are never drawn
+            best = np.maximum.reduceat(u, starts)  # the drawn key of each identity
+            drawn = np.full(len(d), False)
+            drawn[u == np.repeat(best, np.diff(np.r_[starts, len(d)]))] = True
+            drawn &= u >= 0
+            pick = np.full(len(group_pid), np.nan)
+            idx = np.flatnonzero(drawn)
+            pick[np.searchsorted(starts, idx, side="right") - 1] = d[idx]
+            target = pick[true][0]
+            rank = 1 + int(np.sum(pick[~true] < target))  # identities with no kept image (nan) never count
+            if rank <= max_rank:
+                hits[rank - 1:] += 1
+    if valid == 0:
+        raise ValueError("no query has a valid match in the gallery (same id in another camera)")
+    return hits / (valid * repeats)
+
+
 @torch.no_grad()
 def extract(model: torch.nn.Module, root: str | Path, records: pd.DataFrame, size: tuple[int, int],
             batch_size: int = 64, flip: bool = False) -> torch.Tensor:
@@ -102,8 +146,10 @@ def extract(model: torch.nn.Module, root: str | Path, records: pd.DataFrame, siz
 
 def evaluate_model(model: torch.nn.Module, size: tuple[int, int], root: str | Path, records: pd.DataFrame,
                    metric: str = "euclidean", batch_size: int = 64, flip: bool = False,
-                   rerank: tuple[int, int, float] | None = None) -> dict[str, float]:
+                   rerank: tuple[int, int, float] | None = None, single_shot: bool = False) -> dict[str, float]:
     """mAP, Rank-1, Rank-5 and mINP (percent) of a model on the query/gallery split of one dataset copy.
+
+    `single_shot` takes Rank-k from CUHK03's classic single-gallery-shot CMC (mAP is unchanged).
 
     With `rerank` = (k1, k2, lambda), the test is BoT's (paper Section IV-A): features L2-normalised
     (so Euclidean distance orders as cosine does), then k-reciprocal re-ranking.
@@ -117,15 +163,17 @@ def evaluate_model(model: torch.nn.Module, size: tuple[int, int], root: str | Pa
         dist = re_ranking(feats, len(qf), min(k1, len(feats) - 1), min(k2, len(feats)), lam)
     else:
         dist = trm.distance_matrix(qf, gf, metric)
-    r = rank_metrics(dist, q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(), g.camid.to_numpy())
-    return {"mAP": 100 * r.mAP, "rank1": 100 * float(r.cmc[0]),
-            "rank5": 100 * float(r.cmc[min(4, len(r.cmc) - 1)]), "mINP": 100 * r.mINP}
+    ids = (q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(), g.camid.to_numpy())
+    r = rank_metrics(dist, *ids)
+    cmc = single_shot_cmc(dist, *ids) if single_shot else r.cmc
+    return {"mAP": 100 * r.mAP, "rank1": 100 * float(cmc[0]),
+            "rank5": 100 * float(cmc[min(4, len(cmc) - 1)]), "mINP": 100 * r.mINP}
 
 
 def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], records: pd.DataFrame,
                        dataset: str, metric: str = "euclidean", batch_size: int = 64,
                        device: str = "cpu", technique: str = "blur", flip: bool = False,
-                       rerank: tuple[int, int, float] | None = None) -> pd.DataFrame:
+                       rerank: tuple[int, int, float] | None = None, single_shot: bool = False) -> pd.DataFrame:
     """One row per protocol; `model_dirs` and `roots` are keyed by variant ('orig', 'anon').
 
     `technique` names the anonymization of the 'anon' variant (recorded on every row, so results
@@ -138,7 +186,7 @@ def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], reco
         model, size = cache[train_v]
         arch = json.loads((Path(model_dirs[train_v]) / "pids.json").read_text())["model"]
         name = {**trm.PAPER_MODELS, "bot": "BoT"}.get(arch, arch)
-        res = evaluate_model(model, size, roots[test_v], records, metric, batch_size, flip, rerank)
+        res = evaluate_model(model, size, roots[test_v], records, metric, batch_size, flip, rerank, single_shot)
         rows.append(dict(dataset=dataset, model=name, protocol=protocol, train_variant=train_v,
                          test_variant=test_v, technique=technique,
                          distance=f"{'cosine' if rerank else metric}{'+rerank' if rerank else ''}", **res))

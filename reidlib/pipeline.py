@@ -196,7 +196,8 @@ def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool =
     e = cfg.evaluation
     res = evaluation.evaluate_protocols(dirs, roots, records(cfg), cfg.dataset.name, e.metric, e.batch_size,
                                         trainings(cfg)[model].device, cfg.anonymization.technique, e.flip,
-                                        rerank=(e.k1, e.k2, e.lambda_value) if model in e.rerank_models else None)
+                                        rerank=(e.k1, e.k2, e.lambda_value) if model in e.rerank_models else None,
+                                        single_shot=e.single_gallery_shot)
     fp = fingerprint_files(roots["orig"]) + ":" + fingerprint_files(roots["anon"])
     write_csv(out, res, make_meta("evaluation", conf, cfg.seed, fp))
     return out
@@ -229,4 +230,31 @@ def stage_statistics(cfg: Config) -> Path:
               "alpha": cfg.statistics.alpha,
               "meta": make_meta("statistics", conf, cfg.seed, fingerprint_files(statistics.paper_results_path().parent))}
     write_json(out, result)
+    return out
+
+
+def collect_grid(units: list[Config], grid_cfg: Config) -> Path:
+    """A grid's stage 5 files in one table (`<run_dir>/results.csv`) and the paper's tests over it.
+
+    Reads only finished per-unit files (a missing one is an error naming it): the workflow has
+    produced them, each in its own job. Statistics pool the main technique's rows across datasets.
+    """
+    out = grid_cfg.run_path / "results.csv"
+    parts = []
+    for u in units:
+        for m in trainings(u).keys():
+            if u.anonymization.technique != grid_cfg.anonymization.technique and m not in grid_cfg.grid.technique_models:
+                continue
+            p = model_results_path(u, m)
+            if not p.is_file():
+                raise FileNotFoundError(f"evaluation result missing: {p} (run its evaluate job first)")
+            parts.append((f"{u.dataset.name}/{u.anonymization.technique}/{m}", p))
+    fp = tree_digest((k, hashlib.sha256(p.read_bytes()).hexdigest()) for k, p in parts)
+    table = pd.concat([pd.read_csv(p) for _, p in parts], ignore_index=True)
+    meta = make_meta("grid", {"grid": to_dict(grid_cfg)}, grid_cfg.seed, fp)
+    write_csv(out, table, meta)
+    main = table[table.technique == grid_cfg.anonymization.technique]
+    write_json(out.with_name("statistics.json"),
+               {"run": statistics.test_all(main, by="dataset", seed=grid_cfg.seed).to_dict(orient="records"),
+                "alpha": grid_cfg.statistics.alpha, "meta": meta})
     return out

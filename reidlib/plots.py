@@ -133,3 +133,15 @@ def drop_intervals(tests: pd.DataFrame, group: str = "dataset"):
     g.set_axis_labels("drop in points (95% bootstrap interval)", "")
     g.add_legend()
     return g.figure
+
+
+def slopes(results: pd.DataFrame, metric: str = "mAP", col_wrap: int = 3):
+    """Paired slope plot: each model's `metric` across orig_orig -> orig_anon -> anon_anon, one panel per dataset."""
+    g = sns.catplot(data=results, x="protocol", y=metric, hue="model", col="dataset", kind="point",
+                    order=["orig_orig", "orig_anon", "anon_anon"], col_wrap=min(col_wrap, results.dataset.nunique()),
+                    height=2.8, aspect=1.0, sharey=False, markersize=4, linewidth=1.2)
+    g.set_titles("{col_name}")
+    g.set_axis_labels("", f"{metric} (%)")
+    for ax in g.axes.ravel():
+        ax.tick_params(axis="x", labelrotation=20)
+    return g.figure

@@ -9,9 +9,12 @@ Stages meet only through these files (all paths relative to the run directory)::
                                     score, detector, threshold, source (detector | default_box)
     recall/recall.json              stage 2: recall/precision with 95% intervals, per-size table
     anon/<technique>/<dataset>/     stage 3: anonymized copy, same relative paths + manifest.json
-    models/<variant>/<model>/       stage 4 (one folder per training run): model.pt (state dict), train_log.csv, pids.json
-    evaluation/models/<model>.csv   stage 5, one model: a row per protocol, mAP, rank1, rank5, mINP (percent)
+    models/orig/<model>/            stage 4, trained on the original (one folder per training run)
+    models/anon-<technique>/<model>/  stage 4, trained on the anonymized copy: model.pt (state dict), train_log.csv, pids.json
+    evaluation/<technique>/<model>.csv  stage 5, one model: a row per protocol, mAP, rank1, rank5, mINP (percent)
     evaluation/results.csv          stage 5: every model's rows together
+    <grid run_dir>/<dataset>/       a grid config's units (`reidlib.grid`), each a run directory as above
+    <grid run_dir>/results.csv      every unit's stage 5 rows; statistics.json beside it
     statistics/statistics.json      stage 6: paired one-sided t-tests (paper and this run)
 
 Every results file `X` has a sidecar `X.meta.json` (or, for JSON results, a top-level `meta` key)
@@ -88,13 +91,16 @@ def audit_path(cfg) -> Path:
 
 
 def model_dir(cfg, variant: str, model: str | None = None) -> Path:
-    """Stage 4 output folder of one (variant, model) training run (model: `training.model` by default)."""
-    return cfg.run_path / "models" / variant / (model or cfg.training.model)
+    """Stage 4 output folder of one training run: models/orig/<model> or models/anon-<technique>/<model>."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown dataset variant '{variant}'; choose one of {', '.join(VARIANTS)}")
+    trained_on = "orig" if variant == "orig" else f"anon-{cfg.anonymization.technique}"
+    return cfg.run_path / "models" / trained_on / (model or cfg.training.model)
 
 
 def model_results_path(cfg, model: str | None = None) -> Path:
-    """Stage 5 output of one model (the three protocols)."""
-    return cfg.run_path / "evaluation" / "models" / f"{model or cfg.training.model}.csv"
+    """Stage 5 output of one model under the three protocols, for the run's technique."""
+    return cfg.run_path / "evaluation" / cfg.anonymization.technique / f"{model or cfg.training.model}.csv"
 
 
 def evaluation_path(cfg) -> Path:

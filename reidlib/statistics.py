@@ -28,6 +28,11 @@ def load_paper_results(path: str | Path | None = None) -> pd.DataFrame:
     return pd.read_csv(path or paper_results_path())
 
 
+def load_paper_techniques() -> pd.DataFrame:
+    """Table VIII in long form: table, dataset, model, technique, protocol, mAP, rank1."""
+    return pd.read_csv(paper_results_path().parent / "techniques_table_VIII.csv")
+
+
 def paired(results: pd.DataFrame, metric: str, before: str, after: str) -> pd.DataFrame:
     """(dataset, model) pairs with the metric under two protocols, cells present in both only."""
     wide = results.pivot_table(index=["dataset", "model"], columns="protocol", values=metric)

@@ -66,7 +66,7 @@ def test_results_files_carry_provenance(built):
     assert list(res.protocol) == ["orig_orig", "orig_anon", "anon_anon"] * 2
     assert list(res.model.unique()) == ["HACNN", "BoT"]  # one training job per (variant, model)
     assert set(res[res.model == "BoT"].distance) == {"cosine+rerank"}
-    assert all((run / "models" / v / m / "model.pt").is_file() for v in ("orig", "anon") for m in ("hacnn", "bot"))
+    assert all((run / "models" / v / m / "model.pt").is_file() for v in ("orig", "anon-blur") for m in ("hacnn", "bot"))
     assert res[["mAP", "rank1"]].apply(lambda c: c.between(0, 100)).all().all()
     meta = json.loads((run / "evaluation" / "results.csv.meta.json").read_text())
     assert {"config", "seed", "git_commit", "packages", "data_fingerprint"} <= set(meta)

@@ -138,3 +138,20 @@ def test_re_ranking_agrees_with_torchreid():
     got = evaluation.re_ranking(feats, nq, k1=20, k2=6, lambda_value=0.3, chunk=128)
     assert got.shape == (nq, 400 - nq)
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_single_gallery_shot_cmc_on_known_cases():
+    q_pids, q_cams = np.array([1]), np.array([1])
+    # one image per identity: the draw is fixed and the CMC is the plain ranking of identities
+    g_pids, g_cams = np.array([1, 2, 3]), np.array([2, 2, 2])
+    cmc = evaluation.single_shot_cmc(np.array([[0.5, 0.2, 0.9]]), q_pids, g_pids, q_cams, g_cams)
+    assert list(cmc) == [0.0, 1.0, 1.0]
+    # identity 2 has a near and a far image: half the draws put identity 1 second, half first-but-one
+    g_pids, g_cams = np.array([1, 2, 2, 3, 1]), np.array([2, 2, 2, 2, 1])  # the last is same-camera: removed
+    dist = np.array([[0.5, 0.2, 0.9, 0.4, 0.0]])
+    cmc = evaluation.single_shot_cmc(dist, q_pids, g_pids, q_cams, g_cams, repeats=4000)
+    assert cmc[0] == 0.0 and cmc[1] == pytest.approx(0.5, abs=0.03) and cmc[2] == 1.0
+    again = evaluation.single_shot_cmc(dist, q_pids, g_pids, q_cams, g_cams, repeats=4000)
+    assert np.array_equal(cmc, again)  # seeded
+    with pytest.raises(ValueError, match="valid match"):
+        evaluation.single_shot_cmc(dist, np.array([7]), g_pids, q_cams, g_cams)

@@ -1,0 +1,70 @@
+"""The paper's grid of runs (Section IV): datasets x models x {original, anonymized}, plus Table VIII.
+
+A grid config is an ordinary run config with a `grid` section: `grid.datasets` maps each dataset
+name to its dataset section (root, split file, ...); `grid.techniques` adds anonymization
+techniques beyond `anonymization.technique`, trained and tested only for `grid.technique_models`
+on `grid.technique_datasets` (BoT on Market1501 in the paper). Each (dataset, technique) is a
+*unit*: a plain `Config` whose run directory is `<run_dir>/<dataset>`, so every stage function and
+every file format of a single run applies unchanged. Pure configuration: no torch, no I/O but
+the dataset roots' existence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Config, ConfigError, from_dict, merge, project_root, trainings
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One (dataset, technique) of the grid: its config and the models it trains on anonymized data."""
+
+    dataset: str
+    technique: str
+    config: Config
+    models: tuple[str, ...]
+
+
+def _base(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "grid"}
+
+
+def units(data: dict[str, Any], check_roots: bool = True) -> list[Unit]:
+    """Every unit of a grid config (given as the merged mapping a config file and overrides make)."""
+    cfg = from_dict(data)
+    g = cfg.grid
+    if not g.datasets:
+        return [Unit(cfg.dataset.name, cfg.anonymization.technique, cfg, tuple(trainings(cfg)))]
+    base = _base(data)
+    run_dir = cfg.run_dir
+    main_technique = cfg.anonymization.technique
+    out = []
+    for name, section in g.datasets.items():
+        section = dict(section or {})
+        over = {"run_dir": str(Path(run_dir) / name), "dataset": {**section, "name": name}}
+        unit_cfg = from_dict(merge(base, over))
+        if check_roots:
+            root = Path(unit_cfg.dataset.root).expanduser()
+            root = root if root.is_absolute() else project_root() / root
+            if not root.is_dir():
+                raise ConfigError(f"grid.datasets.{name}.root: folder not found: {root}")
+        models = tuple(trainings(unit_cfg))
+        out.append(Unit(name, main_technique, unit_cfg, models))
+        if name in g.technique_datasets:
+            for t in g.techniques:
+                if t == main_technique:
+                    continue
+                t_cfg = from_dict(merge(base, {**over, "anonymization": {"technique": t}}))
+                out.append(Unit(name, t, t_cfg, tuple(m for m in models if m in g.technique_models)))
+    return out
+
+
+def unit(data: dict[str, Any], dataset: str | None = None, technique: str | None = None) -> Config:
+    """The config of one unit (dataset and technique default to the run's own)."""
+    for u in units(data, check_roots=False):
+        if (dataset is None or u.dataset == dataset) and (technique is None or u.technique == technique):
+            return u.config
+    known = ", ".join(f"{u.dataset}/{u.technique}" for u in units(data, check_roots=False))
+    raise ConfigError(f"no grid unit {dataset}/{technique}; the grid has {known}")

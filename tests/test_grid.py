@@ -1,0 +1,85 @@
+"""The paper's grid (config/paper.yaml, workflow/grid.smk) against fixture dataset trees, dry-run only."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dataset_trees import airport_tree, cuhk03_tree, duke_tree, market_tree, viper_tree
+from reidlib import config, grid
+
+PROJECT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TREES = {"market1501": market_tree, "dukemtmcreid": duke_tree, "cuhk03": cuhk03_tree, "viper": viper_tree,
+         "airport": airport_tree}
+# 5 datasets x 6 models x (orig + blur), plus BoT on Market1501 under zero, blank, inpaint, pixelate
+SIX = ("pcb_p6", "mlfn", "hacnn", "resnet50mid", "mudeep", "bot")
+EXPECTED = {"records": 5, "detect": 5, "recall": 5, "anonymize": 9, "train_orig": 30, "train_anon": 34,
+            "evaluate": 34, "collect": 1, "all": 1}
+
+
+@pytest.fixture(scope="module")
+def paper_config(tmp_path_factory) -> Path:
+    """config/paper.yaml with its dataset roots pointed at fixture trees."""
+    tmp = tmp_path_factory.mktemp("grid")
+    data = yaml.safe_load((PROJECT / "config" / "paper.yaml").read_text())
+    for name, make in TREES.items():
+        data["grid"]["datasets"][name]["root"] = str(make(tmp / "data" / name))
+    data["run_dir"] = str(tmp / "run")
+    path = tmp / "paper.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_units_of_the_paper_grid(paper_config):
+    units = grid.units(config.load_data(paper_config))
+    assert len(units) == 9
+    assert {(u.dataset, u.technique) for u in units if u.technique != "blur"} == \
+        {("market1501", t) for t in ("zero", "blank", "inpaint", "pixelate")}
+    blur = [u for u in units if u.technique == "blur"]
+    assert len(blur) == 5 and all(sorted(u.models) == sorted(SIX) for u in blur)
+    assert all(u.models == ("bot",) for u in units if u.technique != "blur")
+    bot = config.trainings(blur[0].config)["bot"]
+    assert (bot.epochs, bot.triplet_margin, bot.sampler) == (120, 0.3, "identity")
+    assert all(u.config.run_path.name == u.dataset for u in units)
+
+
+def test_missing_root_is_named(paper_config, tmp_path):
+    data = config.load_data(paper_config)
+    data["grid"]["datasets"]["viper"]["root"] = str(tmp_path / "no_viper")
+    with pytest.raises(config.ConfigError, match="no_viper"):
+        grid.units(data)
+
+
+def dry_run(paper_config: Path, *extra: str) -> str:
+    res = subprocess.run([str(BIN / "snakemake"), "-s", "workflow/grid.smk", "--configfile", str(paper_config),
+                          "-n", "--cores", "8", *extra], cwd=PROJECT, capture_output=True, text=True,
+                         env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(paper_config.parent)})
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    return res.stdout + res.stderr
+
+
+def job_counts(out: str) -> dict[str, int]:
+    table = out[out.index("Job stats:"):]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_paper_grid_dry_run_job_counts_and_gpus(paper_config):
+    out = dry_run(paper_config)
+    counts = job_counts(out)
+    assert {k: counts.get(k) for k in EXPECTED} == EXPECTED
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", out)
+    gpu_rules = [b for b in blocks if re.match(r"(local)?rule (train_orig|train_anon|evaluate):", b)]
+    assert len(gpu_rules) == 30 + 34 + 34
+    assert all(re.search(r"resources:.*\bgpu=1\b", b) for b in gpu_rules)
+    assert not any("gpu=1" in b for b in blocks if re.match(r"(local)?rule (detect|anonymize|records):", b))
+
+
+def test_slurm_profile_dry_run(paper_config):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    out = dry_run(paper_config, "--workflow-profile", "workflow/profiles/slurm")
+    assert job_counts(out)["train_anon"] == 34
