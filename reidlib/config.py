@@ -161,6 +161,17 @@ class StatisticsConfig:
 
 
 @dataclass
+class TeachingConfig:
+    """The teaching chapter: the generated set's face-importance knob swept (smaller data, fewer epochs)."""
+
+    shares: list = field(default_factory=lambda: [0.0, 0.5, 1.0])  # dataset.face_identity_share values
+    train_ids: int = 12
+    test_ids: int = 12
+    cameras: int = 3
+    epochs: int = 4
+
+
+@dataclass
 class GridConfig:
     """The paper's grid (`reidlib.grid`): several datasets, and extra techniques for some models."""
 
@@ -192,6 +203,7 @@ class Config:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     grid: GridConfig = field(default_factory=GridConfig)
+    teaching: TeachingConfig = field(default_factory=TeachingConfig)
     # more models beside training.model: name -> its own training section (the default run adds BoT)
     models: dict = field(default_factory=lambda: {"bot": {"profile": "smoke", "epochs": 2}})
 

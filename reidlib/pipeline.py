@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import anonymize, datasets, detection, evaluation, recall, statistics, synthetic, training
-from .config import Config, to_dict, trainings
+from .config import Config, from_dict, merge, to_dict, trainings
 from .runfiles import (VARIANTS, anon_root, audit_path, dataset_root, derived_root,  # noqa: F401
                        detections_path, evaluation_path, fingerprint_files, make_meta, model_dir,
                        model_results_path, read_json, source_root, split_file, tree_digest, variant_root,
@@ -257,4 +257,36 @@ def collect_grid(units: list[Config], grid_cfg: Config) -> Path:
     write_json(out.with_name("statistics.json"),
                {"run": statistics.test_all(main, by="dataset", seed=grid_cfg.seed).to_dict(orient="records"),
                 "alpha": grid_cfg.statistics.alpha, "meta": meta})
+    return out
+
+
+def sweep_config(cfg: Config, share: float) -> Config:
+    """The teaching sweep's run at one `face_identity_share`: generated data, `training.model` only."""
+    t = cfg.teaching
+    data = merge(to_dict(cfg), {
+        "run_dir": str(cfg.run_path / "teaching" / f"share_{share:.2f}"),
+        "dataset": {"name": "synthetic", "root": "", "face_identity_share": share, "train_ids": t.train_ids,
+                    "test_ids": t.test_ids, "cameras": t.cameras},
+        "training": {"epochs": t.epochs, "lr_step": max(t.epochs - 1, 1)},
+        "anonymization": {"audit": False}})
+    data["models"] = {}
+    data["grid"] = {}
+    return from_dict(data)
+
+
+def stage_sweep(cfg: Config, progress: bool = True) -> Path:
+    """Teaching chapter: the three protocols at each face-identity share of the generated set."""
+    out = cfg.run_path / "teaching" / "sweep.csv"
+    conf = {"teaching": to_dict(cfg.teaching), "seed": cfg.seed,
+            **{k: to_dict(getattr(cfg, k)) for k in ("detection", "anonymization", "training", "evaluation")}}
+    if _check_fresh(Path(str(out) + ".meta.json"), conf) and out.is_file():
+        return out
+    parts = []
+    for share in cfg.teaching.shares:
+        sub = sweep_config(cfg, share)
+        parts.append(pd.read_csv(stage_evaluate(sub, progress)).assign(face_identity_share=share))
+    table = pd.concat(parts, ignore_index=True)
+    write_csv(out, table, make_meta("teaching", conf, cfg.seed,
+                                    tree_digest((str(s), hashlib.sha256(p.to_csv().encode()).hexdigest())
+                                                for s, p in zip(cfg.teaching.shares, parts))))
     return out

@@ -14,7 +14,7 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 CHAPTERS = ["01_face_detection", "02_recall_estimation", "03_anonymization", "04_training",
-            "05_evaluation", "06_statistics"]
+            "05_evaluation", "06_statistics", "07_teaching"]
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ def test_book_has_six_executed_chapters(built):
     html = built / "_build" / "html"
     assert (html / "index.html").is_file()
     for name in CHAPTERS:
-        page = (html / "book" / "chapters" / f"{name}.html").read_text()
+        page = (html / "notebooks" / f"{name}.html").read_text()
         assert "Traceback" not in page and "Error" not in re.sub(r"StaleOutputError|DatasetError", "", page)
         assert "<img" in page, f"{name} has no figure"
         nb = nbformat.read(built / "book" / "chapters" / f"{name}.ipynb", as_version=4)
@@ -117,3 +117,27 @@ def test_market1501_mini_end_to_end(shared_data, tmp_path, monkeypatch):
     res = pd.read_csv(pipeline.evaluation_path(cfg))
     assert list(res.protocol) == ["orig_orig", "orig_anon", "anon_anon"] * 2 and set(res.dataset) == {"market1501"}
     assert json.loads(pipeline.stage_recall(cfg).read_text())["ground_truth"] is False
+
+
+def test_book_in_a_real_browser_offline(built):
+    """Every page of the built book in headless Chromium with the network cut: images load, no console
+    error, equations typeset; a screenshot of the first page is kept in _build/screenshots/."""
+    import browser
+
+    if browser.CHROMIUM is None:
+        pytest.skip("chromium is not installed (Debian: apt install chromium; .ci/run installs it)")
+    html = built / "_build" / "html"
+    pages = [html / "book" / "intro.html", *sorted((html / "notebooks").glob("*.html")),
+             html / "book" / "your_data.html", html / "book" / "paper_tables.html"]
+    assert len(pages) == len(CHAPTERS) + 3 and all(p.is_file() for p in pages)
+    with browser.Browser() as b:
+        reports = [b.visit(pages[0].as_uri())]
+        shot = b.screenshot(PROJECT / "_build" / "screenshots" / "first_page.png")
+        reports += [b.visit(p.as_uri()) for p in pages[1:]]
+    problems = [(r.url, r.broken_images, r.errors) for r in reports if r.broken_images or r.errors]
+    assert not problems, problems
+    assert all(r.images > 0 for r in reports if "/notebooks/" in r.url)
+    assert next(r for r in reports if r.url.endswith("your_data.html")).equations >= 1
+    png = shot.read_bytes()
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and width >= 1000 and height >= 600 and len(png) > 20_000

@@ -1,0 +1,141 @@
+"""A headless Chromium driven over the DevTools protocol, for the book's real-browser test.
+
+Written here because the usual drivers (Playwright, Selenium) download their own browsers; this
+one starts Debian's `chromium` with every host name unresolvable (the book must read offline) and
+speaks the protocol through tornado's websocket client, already installed with Jupyter.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tornado.websocket import websocket_connect
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+         "--disable-background-networking", "--disable-component-update", "--hide-scrollbars",
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1300,1000"]
+
+
+@dataclass
+class PageReport:
+    """What one page did: broken images, console errors, and the number of typeset equations."""
+
+    url: str
+    broken_images: list[str] = field(default_factory=list)
+    images: int = 0
+    errors: list[str] = field(default_factory=list)
+    equations: int = 0
+
+
+class Browser:
+    """One Chromium tab; `visit` loads a URL and reports on it, `screenshot` saves a PNG."""
+
+    def __init__(self, timeout: float = 30.0):
+        if CHROMIUM is None:
+            raise RuntimeError("chromium is not installed (Debian: apt install chromium)")
+        self.timeout = timeout
+        self.profile = tempfile.mkdtemp(prefix="chromium-")
+        self.proc = subprocess.Popen([CHROMIUM, *FLAGS, "--remote-debugging-port=0",
+                                      f"--user-data-dir={self.profile}", "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = Path(self.profile) / "DevToolsActivePort"
+        deadline = time.time() + timeout
+        while not (port_file.is_file() and port_file.read_text().strip()):
+            if time.time() > deadline or self.proc.poll() is not None:
+                self.close()
+                raise RuntimeError("chromium did not start its DevTools endpoint")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+        self.ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+        self.loop = asyncio.new_event_loop()
+
+        async def connect():
+            return await websocket_connect(self.ws_url, max_message_size=64 * 2**20)
+
+        self.ws = self.loop.run_until_complete(connect())
+        self.ids = itertools.count(1)
+        self.events: list[dict] = []
+        for domain in ("Page", "Runtime", "Log"):
+            self.call(f"{domain}.enable")
+
+    def close(self) -> None:
+        if getattr(self, "ws", None) is not None:
+            self.ws.close()
+            self.loop.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+    def __enter__(self) -> "Browser":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    async def _recv_until(self, predicate) -> dict:
+        while True:
+            raw = await asyncio.wait_for(self.ws.read_message(), self.timeout)
+            if raw is None:
+                raise RuntimeError("the DevTools connection closed")
+            msg = json.loads(raw)
+            if predicate(msg):
+                return msg
+            if "method" in msg:
+                self.events.append(msg)
+
+    def call(self, method: str, **params) -> dict:
+        """Send one protocol command and return its result (events seen meanwhile are kept)."""
+        i = next(self.ids)
+        self.ws.write_message(json.dumps({"id": i, "method": method, "params": params}))
+        msg = self.loop.run_until_complete(self._recv_until(lambda m: m.get("id") == i))
+        if "error" in msg:
+            raise RuntimeError(f"{method}: {msg['error']}")
+        return msg.get("result", {})
+
+    def evaluate(self, expression: str):
+        """The JSON value of a JavaScript expression in the page (promises awaited)."""
+        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        return res.get("result", {}).get("value")
+
+    def visit(self, url: str, settle: float = 1.0) -> PageReport:
+        """Load `url`, wait for it and for MathJax, and report broken images and console errors."""
+        self.events.clear()
+        self.call("Page.navigate", url=url)
+        if not any(e.get("method") == "Page.loadEventFired" for e in self.events):
+            self.loop.run_until_complete(self._recv_until(lambda m: m.get("method") == "Page.loadEventFired"))
+        self.evaluate("window.MathJax && MathJax.startup ? MathJax.startup.promise.then(() => true) : true")
+        time.sleep(settle)
+        self.call("Runtime.evaluate", expression="0")  # collect events that arrived meanwhile
+        report = PageReport(url)
+        report.images = self.evaluate("document.images.length")
+        report.broken_images = self.evaluate(
+            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+        report.equations = self.evaluate("document.querySelectorAll('mjx-container').length")
+        for e in self.events:
+            m, p = e.get("method"), e.get("params", {})
+            if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+                report.errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in p["args"]))
+            elif m == "Runtime.exceptionThrown":
+                report.errors.append(p["exceptionDetails"].get("exception", {}).get("description", "exception"))
+            elif m == "Log.entryAdded" and p["entry"]["level"] == "error":
+                report.errors.append(f"{p['entry'].get('text')} {p['entry'].get('url', '')}".strip())
+        return report
+
+    def screenshot(self, path: Path) -> Path:
+        """Save the current page as a PNG."""
+        data = self.call("Page.captureScreenshot", format="png")["data"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
+        return path
