@@ -158,6 +158,7 @@ class StatisticsConfig:
     """Stage 6: paired one-sided t-tests (paper Section IV-B)."""
 
     alpha: float = 0.05
+    results: str = ""  # test this table instead of the run's own, e.g. runs/paper/results.csv of workflow/grid.smk
 
 
 @dataclass

@@ -57,3 +57,27 @@ def test_pipeline_reads_the_real_market_sample(tmp_path, shared_data):
     dets = pd.read_csv(pipeline.stage_detect(cfg, progress=False))
     assert set(dets.image) <= set(recs.image)
     assert pipeline.ground_truth(cfg) is None
+
+
+def test_statistics_of_a_grid_table(tmp_path):
+    """statistics.results puts a grid's combined table (workflow/grid.smk) into chapter 6's tests."""
+    import json
+
+    rows = []
+    for d, shift in (("market1501", 0.0), ("viper", 5.0)):
+        for i, m in enumerate(("PCB", "MLFN", "HACNN")):
+            for protocol, drop in (("orig_orig", 0.0), ("orig_anon", 1.0 + i / 10), ("anon_anon", 0.5 + i / 20)):
+                rows.append(dict(dataset=d, model=m, protocol=protocol, technique="blur",
+                                 mAP=60 + shift + i - drop, rank1=70 + shift + i - drop))
+    rows.append(dict(dataset="market1501", model="BoT", protocol="orig_anon", technique="zero", mAP=1.0, rank1=1.0))
+    table = tmp_path / "results.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    cfg = config.from_dict({"run_dir": str(tmp_path / "run"), "statistics": {"results": str(table)}})
+    stats = json.loads(pipeline.stage_statistics(cfg).read_text())
+    run = pd.DataFrame(stats["run"])
+    pooled = run[(run.dataset == "all") & (run.metric == "mAP") & (run.after == "orig_anon")].iloc[0]
+    assert pooled.n_pairs == 6 and pooled.mean_difference == pytest.approx(1.1)
+    assert set(run.dataset) == {"all", "market1501", "viper"}
+    with pytest.raises(FileNotFoundError, match="nowhere.csv"):
+        pipeline.stage_statistics(config.from_dict({"run_dir": str(tmp_path / "r2"),
+                                                    "statistics": {"results": str(tmp_path / "nowhere.csv")}}))
