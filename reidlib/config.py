@@ -53,6 +53,13 @@ class DetectionConfig:
     detector: str = "centerface"
     threshold: float = 0.3
     upscale: int = 2
+    scales: list = field(default_factory=list)  # several upscales fused by NMS, e.g. [2, 3]; empty = [upscale]
+    default_box: list = field(default_factory=list)  # x0, y0, x1, y1 where nothing is found (paper: VIPeR)
+    skip_unreadable: bool = False  # skip unreadable images, listing them in detections/errors.csv
+
+    def __post_init__(self) -> None:
+        if len(self.default_box) not in (0, 4):
+            raise ConfigError(f"detection.default_box must be [x0, y0, x1, y1] or empty, got {self.default_box}")
 
 
 @dataclass

@@ -85,17 +85,25 @@ class CenterFace:
     on re-ID crops spends most of its time outside the network.
     """
 
-    def __init__(self, threshold: float = 0.3, upscale: int = 2, nms_iou: float = 0.3):
+    def __init__(self, threshold: float = 0.3, upscale: int = 2, nms_iou: float = 0.3, scales: tuple = ()):
         self.threshold, self.upscale, self.nms_iou = threshold, upscale, nms_iou
+        self.scales = tuple(scales) or (upscale,)
 
     def batch(self, imgs: list[np.ndarray]) -> list[np.ndarray]:
-        """Boxes in crop pixels for RGB crops that all have the same size."""
+        """Boxes in crop pixels for RGB crops that all have the same size (several scales fused by NMS)."""
+        if len(self.scales) == 1:
+            return self._batch_at(imgs, self.scales[0])
+        per_scale = [self._batch_at(imgs, s) for s in self.scales]
+        fused = [np.concatenate(d) for d in zip(*per_scale)]
+        return [d[nms(d[:, :4], d[:, 4], self.nms_iou)] for d in fused]
+
+    def _batch_at(self, imgs: list[np.ndarray], upscale: float) -> list[np.ndarray]:
         if not imgs:
             return []
         h, w = imgs[0].shape[:2]
         if any(im.shape[:2] != (h, w) for im in imgs):
             raise ValueError("a CenterFace batch takes crops of one size; group them first")
-        net_w, net_h = int(np.ceil(w * self.upscale / 32) * 32), int(np.ceil(h * self.upscale / 32) * 32)
+        net_w, net_h = int(np.ceil(w * upscale / 32) * 32), int(np.ceil(h * upscale / 32) * 32)
         blob = cv2.dnn.blobFromImages(imgs, 1.0, (net_w, net_h), (0, 0, 0), swapRB=False, crop=False)
         sess, input_name, output_names = _centerface_session()
         heat, scale, offset, _ = sess.run(output_names, {input_name: blob})
@@ -107,19 +115,19 @@ class CenterFace:
         return self.batch([img])[0]
 
 
-def centerface(threshold: float = 0.3, upscale: int = 4) -> Detector:
-    """CenterFace run at `upscale` times the crop size; boxes come back in crop pixels."""
-    return CenterFace(threshold, upscale)
+def centerface(threshold: float = 0.3, upscale: int = 4, scales: tuple = ()) -> Detector:
+    """CenterFace run at `upscale` times the crop size (or at each of `scales`, fused); boxes in crop pixels."""
+    return CenterFace(threshold, upscale, scales=scales)
 
 
 DETECTORS: dict[str, Callable[..., Detector]] = {"centerface": centerface}
 
 
-def make_detector(name: str, threshold: float, upscale: int) -> Detector:
+def make_detector(name: str, threshold: float, upscale: int, scales: tuple = ()) -> Detector:
     """A detector by name, or a clear error listing the known names."""
     if name not in DETECTORS:
         raise ValueError(f"unknown detector '{name}'; choose one of {', '.join(DETECTORS)}")
-    return DETECTORS[name](threshold=threshold, upscale=upscale)
+    return DETECTORS[name](threshold=threshold, upscale=upscale, scales=tuple(scales))
 
 
 def _rows(r, boxes: np.ndarray, detector: str, threshold: float) -> list[tuple]:
@@ -129,20 +137,31 @@ def _rows(r, boxes: np.ndarray, detector: str, threshold: float) -> list[tuple]:
 
 def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "centerface",
                    threshold: float = 0.3, upscale: int = 4, progress: bool = True,
-                   batch_size: int = 64) -> pd.DataFrame:
+                   batch_size: int = 64, scales: tuple = (), default_box: tuple = (),
+                   errors: list | None = None) -> pd.DataFrame:
     """Run a detector over every record's image; one row per box (columns DETECTION_COLUMNS).
 
     Detectors with a `batch` method get crops of one size `batch_size` at a time; rows keep the
-    records' order, so the table does not depend on the batching.
+    records' order, so the table depends on the batching only through float rounding. `default_box` (x0, y0, x1, y1)
+    is written, with source `default_box`, for every image where nothing was found (the paper's
+    VIPeR fallback). An unreadable image is an error naming it, unless a list is passed as
+    `errors`: then it is skipped and (image, reason) appended there.
     """
     root = Path(root)
-    run = make_detector(detector, threshold, upscale)
+    run = make_detector(detector, threshold, upscale, scales)
     found: dict[int, np.ndarray] = {}
     recs = list(records.itertuples())
     with tqdm(total=len(recs), desc=f"detect ({detector})", disable=not progress) as bar:
         for start in range(0, len(recs), 4 * batch_size):
             chunk = recs[start:start + 4 * batch_size]
-            imgs = {i: cv2.cvtColor(read_image(root / r.image), cv2.COLOR_BGR2RGB) for i, r in enumerate(chunk, start)}
+            imgs = {}
+            for i, r in enumerate(chunk, start):
+                try:
+                    imgs[i] = cv2.cvtColor(read_image(root / r.image), cv2.COLOR_BGR2RGB)
+                except (OSError, ValueError) as e:
+                    if errors is None:
+                        raise
+                    errors.append((r.image, str(e)))
             if hasattr(run, "batch"):
                 by_shape: dict[tuple, list[int]] = {}
                 for i, im in imgs.items():
@@ -154,7 +173,14 @@ def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "cen
             else:
                 found.update((i, run(im)) for i, im in imgs.items())
             bar.update(len(chunk))
-    rows = [row for i, r in enumerate(recs) for row in _rows(r, found[i], detector, threshold)]
+    rows = []
+    for i, r in enumerate(recs):
+        if i not in found:
+            continue
+        rows += _rows(r, found[i], detector, threshold)
+        if len(found[i]) == 0 and len(default_box):
+            x0, y0, x1, y1 = (float(v) for v in default_box)
+            rows.append((r.image, r.split, r.pid, r.camid, x0, y0, x1, y1, 0.0, detector, threshold, "default_box"))
     return pd.DataFrame(rows, columns=DETECTION_COLUMNS)
 
 

@@ -43,7 +43,8 @@ def units(data: dict[str, Any], check_roots: bool = True) -> list[Unit]:
     out = []
     for name, section in g.datasets.items():
         section = dict(section or {})
-        over = {"run_dir": str(Path(run_dir) / name), "dataset": {**section, "name": name}}
+        det = section.pop("detection", {})  # a dataset's own detector settings (the paper's VIPeR)
+        over = {"run_dir": str(Path(run_dir) / name), "dataset": {**section, "name": name}, "detection": det}
         unit_cfg = from_dict(merge(base, over))
         if check_roots:
             root = Path(unit_cfg.dataset.root).expanduser()

@@ -93,9 +93,14 @@ def stage_detect(cfg: Config, progress: bool = True) -> Path:
         return out
     root = stage_generate(cfg)
     recs = records(cfg)
-    dets = detection.detect_dataset(root, recs, cfg.detection.detector, cfg.detection.threshold,
-                                    cfg.detection.upscale, progress)
-    write_csv(out, dets, make_meta("detection", conf, cfg.seed, fingerprint_files(root)))
+    d = cfg.detection
+    errors: list | None = [] if d.skip_unreadable else None
+    dets = detection.detect_dataset(root, recs, d.detector, d.threshold, d.upscale, progress,
+                                    scales=tuple(d.scales), default_box=tuple(d.default_box), errors=errors)
+    meta = make_meta("detection", conf, cfg.seed, fingerprint_files(root))
+    if errors is not None:
+        write_csv(out.with_name("errors.csv"), pd.DataFrame(errors, columns=["image", "reason"]), meta)
+    write_csv(out, dets, meta)
     return out
 
 
@@ -152,7 +157,7 @@ def stage_audit(cfg: Config, progress: bool = True) -> Path | None:
     recs = records(cfg)
     d, a = cfg.detection, cfg.anonymization
     residual = anonymize.residual_audit(dataset_root(cfg), recs, dets,
-                                        detection.make_detector(d.detector, d.threshold, d.upscale),
+                                        detection.make_detector(d.detector, d.threshold, d.upscale, tuple(d.scales)),
                                         margin=a.margin, progress=progress,
                                         blur_width_ratio=a.blur_width_ratio, pixelate_size=a.pixelate_size)
     meta = make_meta("audit", conf, cfg.seed, fingerprint_files(dataset_root(cfg)))
