@@ -68,6 +68,8 @@ class RecallConfig:
 
     iou: float = 0.5
     confidence: float = 0.95
+    inspect: int = 200  # without ground truth: images drawn (by camera) for the inspection sheet
+    inspection_file: str = ""  # that sheet filled in (y / n answers): recall by inspection
 
 
 @dataclass

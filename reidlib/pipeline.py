@@ -117,8 +117,19 @@ def stage_recall(cfg: Config) -> Path:
         return out
     dets = load_detections(cfg)
     truth = ground_truth(cfg)
-    if truth is None:
+    if truth is None:  # recall by inspection, as the paper did, on a random sample drawn by camera
         result = {"ground_truth": False}
+        sample = recall.inspection_sample(records(cfg), cfg.recall.inspect, cfg.seed)
+        write_csv(out.with_name("inspection_template.csv"), recall.inspection_template(sample, dets),
+                  make_meta("recall", conf, cfg.seed, fingerprint_files(dataset_root(cfg))))
+        if cfg.recall.inspection_file:
+            sheet = Path(cfg.recall.inspection_file).expanduser()
+            sheet = sheet if sheet.is_absolute() else project_root() / sheet
+            if not sheet.is_file():
+                raise FileNotFoundError(f"recall.inspection_file not found: {sheet}")
+            r = recall.recall_from_inspection(pd.read_csv(sheet, keep_default_na=False), cfg.recall.confidence)
+            result["inspection"] = {"k": r.k, "n": r.n, "value": r.value, "wilson": list(r.wilson),
+                                    "clopper_pearson": list(r.clopper_pearson), "file": str(sheet)}
     else:
         result = {"ground_truth": True, **recall.evaluate(truth, dets, cfg.recall.iou, cfg.recall.confidence)}
     result["detection_rates"] = detection.detection_rates(records(cfg), dets).to_dict(orient="records")

@@ -108,3 +108,53 @@ def paper_estimates(confidence: float = 0.95) -> pd.DataFrame:
                          wilson_low=r.wilson[0], wilson_high=r.wilson[1],
                          cp_low=r.clopper_pearson[0], cp_high=r.clopper_pearson[1]))
     return pd.DataFrame(rows)
+
+
+INSPECTION_COLUMNS = ["number", "image", "split", "pid", "camid", "detections", "face_visible",
+                      "detected_correctly", "notes"]
+
+
+def inspection_sample(records: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """`n` images drawn without replacement, stratified by camera (largest-remainder allocation).
+
+    For recall by inspection where no ground truth exists, as the paper did (Section III-A), but
+    drawn at random rather than "the first 1000", so that the estimate is unbiased.
+    """
+    n = min(n, len(records))
+    sizes = records.camid.value_counts().sort_index()
+    exact = sizes / sizes.sum() * n
+    alloc = np.floor(exact).astype(int)
+    alloc[(exact - alloc).sort_values(ascending=False).index[: n - alloc.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    parts = [g.iloc[np.sort(rng.choice(len(g), alloc[cam], replace=False))] for cam, g in records.groupby("camid")]
+    return pd.concat(parts).reset_index(drop=True)
+
+
+def inspection_template(sample: pd.DataFrame, dets: pd.DataFrame) -> pd.DataFrame:
+    """The sheet a person fills in: one numbered row per sampled image, answers left blank (y / n)."""
+    count = dets.groupby("image").size()
+    out = sample[["image", "split", "pid", "camid"]].copy()
+    out.insert(0, "number", np.arange(1, len(out) + 1))
+    out["detections"] = out.image.map(count).fillna(0).astype(int)
+    out["face_visible"] = ""
+    out["detected_correctly"] = ""
+    out["notes"] = ""
+    return out[INSPECTION_COLUMNS]
+
+
+def recall_from_inspection(sheet: pd.DataFrame, confidence: float = 0.95) -> Rate:
+    """Recall from a filled-in sheet: faces detected correctly among the images where a face is visible.
+
+    Every answer must be y or n (detected_correctly only where a face is visible); anything else is
+    an error naming the row's number.
+    """
+    def yes(col: str, rows: pd.DataFrame) -> pd.Series:
+        v = rows[col].fillna("").astype(str).str.strip().str.lower()
+        bad = rows.number[~v.isin(["y", "n"])]
+        if len(bad):
+            raise ValueError(f"column {col} must be y or n; rows {bad.tolist()[:10]} are not")
+        return v == "y"
+
+    visible = sheet[yes("face_visible", sheet)]
+    found = yes("detected_correctly", visible)
+    return rate(int(found.sum()), len(visible), confidence)

@@ -8,6 +8,7 @@ Stages meet only through these files (all paths relative to the run directory)::
     detections/detections.csv       stage 1, one row per box: image, split, pid, camid, x0, y0, x1, y1,
                                     score, detector, threshold, source (detector | default_box)
     recall/recall.json              stage 2: recall/precision with 95% intervals, per-size table
+    recall/inspection_template.csv  stage 2 without ground truth: the sheet to fill in (y / n)
     anon/<technique>/<dataset>/     stage 3: anonymized copy, same relative paths + manifest.json
     models/orig/<model>/            stage 4, trained on the original (one folder per training run)
     models/anon-<technique>/<model>/  stage 4, trained on the anonymized copy: model.pt (state dict), train_log.csv, pids.json

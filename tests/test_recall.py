@@ -47,3 +47,26 @@ def test_paper_estimates_have_intervals():
     assert cuhk.recall == pytest.approx(0.98)
     assert cuhk.wilson_low < 0.98 < cuhk.wilson_high
     assert (t.cp_low < t.recall).all() and (t.recall < t.cp_high).all()
+
+
+def test_inspection_sample_template_and_recall(tiny_root):
+    from reidlib import datasets
+
+    recs = datasets.read_market(tiny_root)
+    sample = recall.inspection_sample(recs, 30, seed=3)
+    assert len(sample) == 30 and not sample.image.duplicated().any()
+    share = recs.camid.value_counts(normalize=True)
+    got = sample.camid.value_counts()
+    assert all(abs(got[c] - 30 * share[c]) < 1 for c in share.index)  # stratified by camera
+    assert sample.equals(recall.inspection_sample(recs, 30, seed=3))
+    dets = pd.DataFrame({"image": [sample.image.iloc[0]] * 2, "x0": 0, "y0": 0, "x1": 1, "y1": 1})
+    sheet = recall.inspection_template(sample, dets)
+    assert list(sheet.columns) == recall.INSPECTION_COLUMNS and sheet.detections.iloc[0] == 2
+    assert (sheet.face_visible == "").all()
+    sheet["face_visible"] = ["y"] * 20 + ["n"] * 10
+    sheet["detected_correctly"] = ["y"] * 18 + ["n"] * 2 + [""] * 10
+    r = recall.recall_from_inspection(sheet)
+    assert (r.k, r.n) == (18, 20) and r.wilson[0] < 0.9 < r.wilson[1]
+    sheet.loc[4, "face_visible"] = "maybe"
+    with pytest.raises(ValueError, match=r"face_visible.*\[5\]"):
+        recall.recall_from_inspection(sheet)

@@ -81,3 +81,23 @@ def test_statistics_of_a_grid_table(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.csv"):
         pipeline.stage_statistics(config.from_dict({"run_dir": str(tmp_path / "r2"),
                                                     "statistics": {"results": str(tmp_path / "nowhere.csv")}}))
+
+
+def test_recall_by_inspection_without_ground_truth(tmp_path, shared_data):
+    """A real dataset has no face boxes: stage 2 writes the inspection sheet and reads it back filled."""
+    import json
+
+    cfg = tiny(tmp_path, dataset={"root": str(shared_data / "market1501_mini"), "name": "market1501"},
+               recall={"inspect": 20})
+    out = pipeline.stage_recall(cfg)
+    assert json.loads(out.read_text())["ground_truth"] is False
+    sheet = pd.read_csv(out.with_name("inspection_template.csv"), keep_default_na=False)
+    assert len(sheet) == 20 and set(sheet.face_visible) == {""}
+    sheet["face_visible"] = ["y"] * 10 + ["n"] * 10
+    sheet["detected_correctly"] = ["y"] * 9 + ["n"] + [""] * 10
+    filled = tmp_path / "filled.csv"
+    sheet.to_csv(filled, index=False)
+    cfg2 = tiny(tmp_path / "b", dataset={"root": str(shared_data / "market1501_mini"), "name": "market1501"},
+                recall={"inspect": 20, "inspection_file": str(filled)})
+    got = json.loads(pipeline.stage_recall(cfg2).read_text())["inspection"]
+    assert (got["k"], got["n"]) == (9, 10)
