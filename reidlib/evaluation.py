@@ -34,9 +34,103 @@ class RankResult:
     valid_queries: int
 
 
-@torch.no_grad()
+def _rank_kernel():
+    """The compiled per-query kernel of `rank_metrics` (numba), or None where numba is absent."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(parallel=True, cache=True)
+    def kernel(dist, q_pids, g_pids, q_cams, g_cams, max_rank):
+        nq, ng = dist.shape
+        hits = np.zeros((nq, max_rank), np.int64)
+        ap = np.zeros(nq)
+        inp = np.zeros(nq)
+        valid = np.zeros(nq, np.bool_)
+        for i in numba.prange(nq):
+            # the true matches' distances, sorted (a handful per query)
+            k = 0
+            for g in range(ng):
+                if g_pids[g] == q_pids[i] and g_cams[g] != q_cams[i]:
+                    k += 1
+            if k == 0:
+                continue
+            rel = np.empty(k, dist.dtype)
+            k = 0
+            for g in range(ng):
+                if g_pids[g] == q_pids[i] and g_cams[g] != q_cams[i]:
+                    rel[k] = dist[i, g]
+                    k += 1
+            rel.sort()
+            # each kept gallery image lands in the slot of the true matches at or below its distance
+            counts = np.zeros(k + 1, np.int64)
+            for g in range(ng):
+                if g_pids[g] == q_pids[i] and g_cams[g] == q_cams[i]:
+                    continue  # same id, same camera: not part of the ranking
+                counts[np.searchsorted(rel, dist[i, g], side="right")] += 1
+            pos = 1
+            s = 0.0
+            for j in range(k):
+                pos += counts[j]  # rank (1-based) of the j-th true match among kept images
+                s += (j + 1) / pos
+                if j == 0 and pos <= max_rank:
+                    for r in range(pos - 1, max_rank):
+                        hits[i, r] = 1
+            ap[i] = s / k
+            inp[i] = k / pos
+            valid[i] = True
+        return hits, ap, inp, valid
+
+    return kernel
+
+
+_KERNEL: list = []
+
+
+def rank_metrics_compiled(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> RankResult | None:
+    """`rank_metrics` as one compiled pass per query (numba, all cores), or None without numba.
+
+    Same definition and result as the torch version below; written as a loop because counting
+    each gallery image into its true-match slot is one branchy pass that vectorised code runs
+    several times over.
+    """
+    if not _KERNEL:
+        _KERNEL.append(_rank_kernel())
+    if _KERNEL[0] is None:
+        return None
+    dist = np.ascontiguousarray(distmat)
+    max_rank = min(max_rank, dist.shape[1])
+    hits, ap, inp, valid = _KERNEL[0](dist, np.asarray(q_pids, np.int64), np.asarray(g_pids, np.int64),
+                                      np.asarray(q_camids, np.int64), np.asarray(g_camids, np.int64), max_rank)
+    n = int(valid.sum())
+    if n == 0:
+        raise ValueError("no query has a valid match in the gallery (same id in another camera)")
+    return RankResult(cmc=hits[valid].sum(0) / n, mAP=float(ap[valid].sum() / n), mINP=float(inp[valid].sum() / n),
+                      valid_queries=n)
+
+
 def rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50,
-                 chunk: int = 256) -> RankResult:
+                 backend: str = "auto") -> RankResult:
+    """CMC, mAP and mINP with Market-1501's rule (gallery images of the query's id and camera ignored).
+
+    `backend`: "numba" (compiled, `rank_metrics_compiled`), "torch" (vectorised, `rank_metrics_torch`)
+    or "auto" (numba when installed). Both give the same numbers.
+    """
+    if backend not in ("auto", "numba", "torch"):
+        raise ValueError(f"unknown rank_metrics backend '{backend}'; choose auto, numba or torch")
+    if backend != "torch":
+        result = rank_metrics_compiled(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
+        if result is not None:
+            return result
+        if backend == "numba":
+            raise ImportError("rank_metrics backend 'numba' needs the numba package")
+    return rank_metrics_torch(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
+
+
+@torch.no_grad()
+def rank_metrics_torch(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50,
+                       chunk: int = 256) -> RankResult:
     """CMC, mAP and mINP with Market-1501's rule: gallery images of the query's id and camera are ignored.
 
     Written here because torchreid's evaluator sorts every gallery row (its compiled version is

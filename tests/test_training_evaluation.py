@@ -98,24 +98,45 @@ def test_random_ranking_floor_is_low(tiny_root):
     assert 0 < evaluation.random_ranking_map(recs) < 60
 
 
-def test_vectorized_rank_metrics_agree_with_torchreid():
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_rank_metrics_agree_with_torchreid(backend):
+    pytest.importorskip("numba") if backend == "numba" else None
     rng = np.random.default_rng(1)
     q, g = 200, 1500
     qp, gp = rng.integers(0, 60, q), rng.integers(-1, 60, g)  # -1: distractors, never a match
     qc, gc = rng.integers(0, 6, q), rng.integers(0, 6, g)
     dist = rng.random((q, g))
-    ours = evaluation.rank_metrics(dist, qp, gp, qc, gc, max_rank=50)
+    ours = evaluation.rank_metrics(dist, qp, gp, qc, gc, max_rank=50, backend=backend)
     cmc, mean_ap = trm.rank_metrics(dist, qp, gp, qc, gc)
     assert abs(ours.mAP - mean_ap) < 1e-9
     np.testing.assert_allclose(ours.cmc[:len(cmc)], cmc, atol=1e-6)
 
 
-def test_rank_metrics_hand_computed_with_junk_and_invalid_query():
+def test_both_rank_metric_backends_give_the_same_numbers():
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(4)
+    qp, gp = rng.integers(0, 30, 300), rng.integers(0, 30, 900)
+    qp[:5] = 99  # queries without any match: skipped by both
+    qc, gc = rng.integers(0, 3, 300), rng.integers(0, 3, 900)
+    dist = rng.random((300, 900)).astype(np.float32)
+    dist[:, :20] = 0.5  # ties
+    a = evaluation.rank_metrics(dist, qp, gp, qc, gc, backend="numba")
+    b = evaluation.rank_metrics(dist, qp, gp, qc, gc, backend="torch")
+    assert a.valid_queries == b.valid_queries == 295
+    assert a.mAP == pytest.approx(b.mAP, abs=1e-12) and a.mINP == pytest.approx(b.mINP, abs=1e-12)
+    np.testing.assert_array_equal(a.cmc, b.cmc)
+    with pytest.raises(ValueError, match="'gpu'"):
+        evaluation.rank_metrics(dist, qp, gp, qc, gc, backend="gpu")
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_rank_metrics_hand_computed_with_junk_and_invalid_query(backend):
+    pytest.importorskip("numba") if backend == "numba" else None
     # query 0 (pid 1, cam 1): gallery ranked by distance: pid1/cam1 (junk, ignored), pid2, pid1/cam2, pid1/cam3
     # query 1 (pid 9): no match in the gallery, skipped
     g_pids, g_cams = np.array([1, 2, 1, 1]), np.array([1, 2, 2, 3])
     dist = np.array([[0.0, 0.1, 0.2, 0.3], [0.1, 0.2, 0.3, 0.4]])
-    r = evaluation.rank_metrics(dist, np.array([1, 9]), g_pids, np.array([1, 1]), g_cams, max_rank=3)
+    r = evaluation.rank_metrics(dist, np.array([1, 9]), g_pids, np.array([1, 1]), g_cams, max_rank=3, backend=backend)
     assert r.valid_queries == 1
     assert r.mAP == pytest.approx((1 / 2 + 2 / 3) / 2)  # true matches at ranks 2 and 3
     assert r.mINP == pytest.approx(2 / 3)  # 2 matches, the hardest at rank 3
