@@ -19,7 +19,11 @@ from .runfiles import (VARIANTS, anon_root, audit_path, dataset_root, derived_ro
                        detections_path, evaluation_path, fingerprint_files, make_meta, model_dir,
                        model_results_path, read_json, source_root, split_file, tree_digest, variant_root,
                        write_csv, write_json)
+from .runfiles import atomic_write_text
 
+
+
+DETECTION_PART = 2000  # images per resumable part of stage 1
 
 
 class StaleOutputError(RuntimeError):
@@ -94,13 +98,34 @@ def stage_detect(cfg: Config, progress: bool = True) -> Path:
     root = stage_generate(cfg)
     recs = records(cfg)
     d = cfg.detection
-    errors: list | None = [] if d.skip_unreadable else None
-    dets = detection.detect_dataset(root, recs, d.detector, d.threshold, d.upscale, progress,
-                                    scales=tuple(d.scales), default_box=tuple(d.default_box), errors=errors)
+    # resumable: each DETECTION_PART images are a part file; an interrupted run keeps its parts
+    parts = out.parent / "parts"
+    stamp = parts / "config.json"
+    if parts.exists() and (not stamp.is_file() or read_json(stamp) != conf):
+        shutil.rmtree(parts)  # parts of another configuration
+    if not stamp.is_file():
+        write_json(stamp, conf)
+    tables, errors = [], []
+    for k, start in enumerate(range(0, len(recs), DETECTION_PART)):
+        part, part_errors = parts / f"{k:05d}.csv", parts / f"{k:05d}.errors.csv"
+        if not part.is_file():
+            errs: list | None = [] if d.skip_unreadable else None
+            found = detection.detect_dataset(root, recs.iloc[start:start + DETECTION_PART], d.detector, d.threshold,
+                                             d.upscale, progress, scales=tuple(d.scales),
+                                             default_box=tuple(d.default_box), errors=errs)
+            if errs is not None:
+                atomic_write_text(part_errors, pd.DataFrame(errs, columns=["image", "reason"]).to_csv(index=False))
+            atomic_write_text(part, found.to_csv(index=False))
+        tables.append(pd.read_csv(part))  # read back, so a fresh and a resumed run build the same table
+        if part_errors.is_file():
+            errors.append(pd.read_csv(part_errors))
+    dets = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=detection.DETECTION_COLUMNS)
     meta = make_meta("detection", conf, cfg.seed, fingerprint_files(root))
-    if errors is not None:
-        write_csv(out.with_name("errors.csv"), pd.DataFrame(errors, columns=["image", "reason"]), meta)
+    if d.skip_unreadable:
+        table = pd.concat(errors, ignore_index=True) if errors else pd.DataFrame(columns=["image", "reason"])
+        write_csv(out.with_name("errors.csv"), table, meta)
     write_csv(out, dets, meta)
+    shutil.rmtree(parts)
     return out
 
 

@@ -101,3 +101,34 @@ def test_recall_by_inspection_without_ground_truth(tmp_path, shared_data):
                 recall={"inspect": 20, "inspection_file": str(filled)})
     got = json.loads(pipeline.stage_recall(cfg2).read_text())["inspection"]
     assert (got["k"], got["n"]) == (9, 10)
+
+
+def test_detection_resumes_after_an_interruption_to_the_same_table(tmp_path, monkeypatch):
+    straight = pipeline.stage_detect(tiny(tmp_path / "a"), progress=False).read_bytes()
+    monkeypatch.setattr(pipeline, "DETECTION_PART", 10)
+    real, calls = pipeline.detection.detect_dataset, {"n": 0}
+
+    def interrupted(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(pipeline.detection, "detect_dataset", interrupted)
+    cfg = tiny(tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.stage_detect(cfg, progress=False)
+    parts = sorted(p.name for p in (pipeline.detections_path(cfg).parent / "parts").glob("0*.csv"))
+    assert parts == ["00000.csv", "00001.csv"] and not pipeline.detections_path(cfg).exists()
+    again = {"n": 0}
+
+    def counted(*args, **kw):
+        again["n"] += 1
+        return real(*args, **kw)
+
+    monkeypatch.setattr(pipeline.detection, "detect_dataset", counted)
+    resumed = pipeline.stage_detect(cfg, progress=False)
+    n_parts = -(-len(pipeline.records(cfg)) // 10)
+    assert n_parts >= 3 and again["n"] == n_parts - 2  # the two finished parts were not detected again
+    assert resumed.read_bytes() == straight
+    assert not (resumed.parent / "parts").exists()
