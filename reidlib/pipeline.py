@@ -112,7 +112,8 @@ def stage_detect(cfg: Config, progress: bool = True) -> Path:
             errs: list | None = [] if d.skip_unreadable else None
             found = detection.detect_dataset(root, recs.iloc[start:start + DETECTION_PART], d.detector, d.threshold,
                                              d.upscale, progress, scales=tuple(d.scales),
-                                             default_box=tuple(d.default_box), errors=errs)
+                                             default_box=tuple(d.default_box), errors=errs,
+                                             checkpoint=d.checkpoint, templates=d.templates)
             if errs is not None:
                 atomic_write_text(part_errors, pd.DataFrame(errs, columns=["image", "reason"]).to_csv(index=False))
             atomic_write_text(part, found.to_csv(index=False))
@@ -193,7 +194,8 @@ def stage_audit(cfg: Config, progress: bool = True) -> Path | None:
     recs = records(cfg)
     d, a = cfg.detection, cfg.anonymization
     residual = anonymize.residual_audit(dataset_root(cfg), recs, dets,
-                                        detection.make_detector(d.detector, d.threshold, d.upscale, tuple(d.scales)),
+                                        detection.make_detector(d.detector, d.threshold, d.upscale, tuple(d.scales),
+                                                                checkpoint=d.checkpoint, templates=d.templates),
                                         margin=a.margin, progress=progress,
                                         blur_width_ratio=a.blur_width_ratio, pixelate_size=a.pixelate_size)
     meta = make_meta("audit", conf, cfg.seed, fingerprint_files(dataset_root(cfg)))
