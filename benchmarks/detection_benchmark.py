@@ -20,18 +20,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from reidlib import config, datasets, detection, recall, synthetic
+from anonymize_benchmark import make_dataset  # the same generated crops as the anonymization benchmark
+from reidlib import datasets, detection, recall
 
 
 def crops(n: int, root: Path) -> tuple[pd.DataFrame, list[np.ndarray], pd.DataFrame]:
     """The first `n` records of a generated dataset, their RGB images and the true face boxes."""
-    ids = 4
-    while True:
-        cfg = config.DatasetConfig(train_ids=ids, test_ids=ids, cameras=6, images_per_camera=4)
-        if len(synthetic.plan(cfg, seed=0)) >= n:
-            break
-        ids += 1
-    synthetic.generate(root, cfg, seed=0)
+    make_dataset(root, n)
     recs = datasets.read_market(root).head(n).reset_index(drop=True)
     imgs = [cv2.cvtColor(cv2.imread(str(root / r)), cv2.COLOR_BGR2RGB) for r in recs.image]
     truth = pd.read_csv(root / "face_boxes.csv")

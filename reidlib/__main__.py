@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> Path:
         settings, config_file = p.get("settings") or {}, p.get("config_file") or config_file
     data = config.load_data(config_file or None, settings)
     if a.stage == "collect":
-        out = pipeline.collect_grid([u.config for u in grid.units(data)], config.from_dict(data))
+        out = pipeline.collect_grid(grid.units(data), config.from_dict(data))
         print(out)
         return out
     cfg = grid.unit(data, a.dataset, a.technique)

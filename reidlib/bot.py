@@ -7,7 +7,6 @@ cross-entropy; testing uses the feature after the BN.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -42,22 +41,20 @@ class BoT(nn.Module):
             return bn
         return self.classifier(bn), feat
 
-    def load_imagenet(self, path: str | Path) -> int:
+    def load_imagenet(self, src: dict[str, torch.Tensor]) -> int:
         """Copy a torchvision ResNet-50 ImageNet state dict into the trunk; returns the tensors copied."""
-        src = torch.load(Path(path), map_location="cpu", weights_only=True)
-        src = src.get("state_dict", src) if isinstance(src, dict) else src
         names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
         own = self.base.state_dict()
         copied = 0
         for k, v in src.items():
-            head, _, rest = k.removeprefix("module.").partition(".")
+            head, _, rest = k.partition(".")
             if head in names:
                 key = f"{names.index(head)}.{rest}"
                 if key in own and own[key].shape == v.shape:
                     own[key] = v
                     copied += 1
         if not copied:
-            raise ValueError(f"no tensor of {path} fits a ResNet-50 trunk")
+            raise ValueError("no tensor of the ImageNet weights fits a ResNet-50 trunk")
         self.base.load_state_dict(own)
         return copied
 

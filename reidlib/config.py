@@ -243,6 +243,12 @@ def trainings(cfg: Config) -> dict[str, TrainingConfig]:
     return out
 
 
+def project_path(path: str | Path) -> Path:
+    """A user-given path from the config: `~` expanded, a relative one taken from the project root."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project_root() / p
+
+
 def project_root() -> Path:
     """The folder holding this project's `pyproject.toml`, found upward from the working directory."""
     here = Path.cwd().resolve()

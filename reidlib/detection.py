@@ -143,6 +143,12 @@ def make_detector(name: str, threshold: float, upscale: int, scales: tuple = (),
     return DETECTORS[name](threshold=threshold, upscale=upscale, scales=tuple(scales), **extra)
 
 
+def detector_from_config(d) -> Detector:
+    """The detector a run's `detection` section (`config.DetectionConfig`) describes."""
+    return make_detector(d.detector, d.threshold, d.upscale, tuple(d.scales), checkpoint=d.checkpoint,
+                         templates=d.templates)
+
+
 def _rows(r, boxes: np.ndarray, detector: str, threshold: float) -> list[tuple]:
     return [(r.image, r.split, r.pid, r.camid, round(float(x0), 2), round(float(y0), 2), round(float(x1), 2),
              round(float(y1), 2), round(float(s), 4), detector, threshold, "detector") for x0, y0, x1, y1, s in boxes]
@@ -151,17 +157,18 @@ def _rows(r, boxes: np.ndarray, detector: str, threshold: float) -> list[tuple]:
 def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "centerface",
                    threshold: float = 0.3, upscale: int = 4, progress: bool = True,
                    batch_size: int = 64, scales: tuple = (), default_box: tuple = (),
-                   errors: list | None = None, **files: str) -> pd.DataFrame:
+                   errors: list | None = None, run: Detector | None = None, **files: str) -> pd.DataFrame:
     """Run a detector over every record's image; one row per box (columns DETECTION_COLUMNS).
 
     Detectors with a `batch` method get crops of one size `batch_size` at a time; rows keep the
     records' order, so the table depends on the batching only through float rounding. `default_box` (x0, y0, x1, y1)
     is written, with source `default_box`, for every image where nothing was found (the paper's
     VIPeR fallback). An unreadable image is an error naming it, unless a list is passed as
-    `errors`: then it is skipped and (image, reason) appended there.
+    `errors`: then it is skipped and (image, reason) appended there. `run` is a detector already
+    built (by `make_detector`) for these settings, reused rather than built again.
     """
     root = Path(root)
-    run = make_detector(detector, threshold, upscale, scales, **files)
+    run = run if run is not None else make_detector(detector, threshold, upscale, scales, **files)
     found: dict[int, np.ndarray] = {}
     recs = list(records.itertuples())
     with tqdm(total=len(recs), desc=f"detect ({detector})", disable=not progress) as bar:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, from_dict, merge, project_root, trainings
+from .config import Config, ConfigError, from_dict, merge, project_path, trainings
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,7 @@ def units(data: dict[str, Any], check_roots: bool = True) -> list[Unit]:
         over = {"run_dir": str(Path(run_dir) / name), "dataset": {**section, "name": name}, "detection": det}
         unit_cfg = from_dict(merge(base, over))
         if check_roots:
-            root = Path(unit_cfg.dataset.root).expanduser()
-            root = root if root.is_absolute() else project_root() / root
+            root = project_path(unit_cfg.dataset.root)
             if not root.is_dir():
                 raise ConfigError(f"grid.datasets.{name}.root: folder not found: {root}")
         models = tuple(trainings(unit_cfg))

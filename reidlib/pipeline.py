@@ -14,14 +14,11 @@ from pathlib import Path
 import pandas as pd
 
 from . import anonymize, datasets, detection, evaluation, recall, statistics, synthetic, training
-from .config import Config, from_dict, merge, project_root, to_dict, trainings
-from .runfiles import (VARIANTS, anon_root, audit_path, dataset_root, derived_root,  # noqa: F401
-                       detections_path, evaluation_path, fingerprint_files, make_meta, model_dir,
-                       model_results_path, read_json, source_root, split_file, tree_digest, variant_root,
-                       write_csv, write_json)
-from .runfiles import atomic_write_text
-
-
+from .config import Config, from_dict, merge, project_path, to_dict, trainings
+from .runfiles import (VARIANTS, anon_root, atomic_write_text, audit_path, dataset_root,  # noqa: F401
+                       derived_root, detections_path, evaluation_path, file_sha256, fingerprint_files, make_meta,
+                       model_dir, model_results_path, read_json, source_root, split_file, tree_digest,
+                       variant_root, write_csv, write_json)
 
 DETECTION_PART = 2000  # images per resumable part of stage 1
 
@@ -105,15 +102,15 @@ def stage_detect(cfg: Config, progress: bool = True) -> Path:
         shutil.rmtree(parts)  # parts of another configuration
     if not stamp.is_file():
         write_json(stamp, conf)
-    tables, errors = [], []
+    tables, errors, run = [], [], None
     for k, start in enumerate(range(0, len(recs), DETECTION_PART)):
         part, part_errors = parts / f"{k:05d}.csv", parts / f"{k:05d}.errors.csv"
         if not part.is_file():
+            run = run if run is not None else detection.detector_from_config(d)  # once, if a part is missing
             errs: list | None = [] if d.skip_unreadable else None
             found = detection.detect_dataset(root, recs.iloc[start:start + DETECTION_PART], d.detector, d.threshold,
-                                             d.upscale, progress, scales=tuple(d.scales),
-                                             default_box=tuple(d.default_box), errors=errs,
-                                             checkpoint=d.checkpoint, templates=d.templates)
+                                             progress=progress, default_box=tuple(d.default_box), errors=errs,
+                                             run=run)
             if errs is not None:
                 atomic_write_text(part_errors, pd.DataFrame(errs, columns=["image", "reason"]).to_csv(index=False))
             atomic_write_text(part, found.to_csv(index=False))
@@ -149,8 +146,7 @@ def stage_recall(cfg: Config) -> Path:
         write_csv(out.with_name("inspection_template.csv"), recall.inspection_template(sample, dets),
                   make_meta("recall", conf, cfg.seed, fingerprint_files(dataset_root(cfg))))
         if cfg.recall.inspection_file:
-            sheet = Path(cfg.recall.inspection_file).expanduser()
-            sheet = sheet if sheet.is_absolute() else project_root() / sheet
+            sheet = project_path(cfg.recall.inspection_file)
             if not sheet.is_file():
                 raise FileNotFoundError(f"recall.inspection_file not found: {sheet}")
             r = recall.recall_from_inspection(pd.read_csv(sheet, keep_default_na=False), cfg.recall.confidence)
@@ -193,9 +189,7 @@ def stage_audit(cfg: Config, progress: bool = True) -> Path | None:
     dets = load_detections(cfg)
     recs = records(cfg)
     d, a = cfg.detection, cfg.anonymization
-    residual = anonymize.residual_audit(dataset_root(cfg), recs, dets,
-                                        detection.make_detector(d.detector, d.threshold, d.upscale, tuple(d.scales),
-                                                                checkpoint=d.checkpoint, templates=d.templates),
+    residual = anonymize.residual_audit(dataset_root(cfg), recs, dets, detection.detector_from_config(d),
                                         margin=a.margin, progress=progress,
                                         blur_width_ratio=a.blur_width_ratio, pixelate_size=a.pixelate_size)
     meta = make_meta("audit", conf, cfg.seed, fingerprint_files(dataset_root(cfg)))
@@ -251,7 +245,7 @@ def stage_evaluate(cfg: Config, progress: bool = True) -> Path:
     out = evaluation_path(cfg)
     parts = {m: stage_evaluate_model(cfg, m, progress) for m in trainings(cfg)}
     conf = {m: _evaluation_conf(cfg, m) for m in parts}
-    fp = tree_digest((m, hashlib.sha256(p.read_bytes()).hexdigest()) for m, p in parts.items())
+    fp = tree_digest((m, file_sha256(p)) for m, p in parts.items())
     meta = Path(str(out) + ".meta.json")
     if out.is_file() and meta.is_file() and read_json(meta).get("data_fingerprint") == fp:
         return out
@@ -264,11 +258,10 @@ def stage_statistics(cfg: Config) -> Path:
     """Stage 6: paired one-sided t-tests over the paper's Tables III-VII and over this run."""
     out = cfg.run_path / "statistics" / "statistics.json"
     if cfg.statistics.results:  # a grid's table (workflow/grid.smk) lands in this chapter
-        source = Path(cfg.statistics.results).expanduser()
-        source = source if source.is_absolute() else project_root() / source
+        source = project_path(cfg.statistics.results)
         if not source.is_file():
             raise FileNotFoundError(f"statistics.results: results table not found: {source}")
-        results_sha = hashlib.sha256(source.read_bytes()).hexdigest()
+        results_sha = file_sha256(source)
     else:
         source = stage_evaluate(cfg, progress=False)
         results_sha = fingerprint_files(out.parent.parent / "evaluation")
@@ -287,23 +280,22 @@ def stage_statistics(cfg: Config) -> Path:
     return out
 
 
-def collect_grid(units: list[Config], grid_cfg: Config) -> Path:
+def collect_grid(units: list, grid_cfg: Config) -> Path:
     """A grid's stage 5 files in one table (`<run_dir>/results.csv`) and the paper's tests over it.
 
-    Reads only finished per-unit files (a missing one is an error naming it): the workflow has
-    produced them, each in its own job. Statistics pool the main technique's rows across datasets.
+    `units` are `reidlib.grid.Unit`s. Reads only finished per-unit files (a missing one is an error
+    naming it): the workflow has produced them, each in its own job. Statistics pool the main
+    technique's rows across datasets.
     """
     out = grid_cfg.run_path / "results.csv"
     parts = []
     for u in units:
-        for m in trainings(u).keys():
-            if u.anonymization.technique != grid_cfg.anonymization.technique and m not in grid_cfg.grid.technique_models:
-                continue
-            p = model_results_path(u, m)
+        for m in u.models:
+            p = model_results_path(u.config, m)
             if not p.is_file():
                 raise FileNotFoundError(f"evaluation result missing: {p} (run its evaluate job first)")
-            parts.append((f"{u.dataset.name}/{u.anonymization.technique}/{m}", p))
-    fp = tree_digest((k, hashlib.sha256(p.read_bytes()).hexdigest()) for k, p in parts)
+            parts.append((f"{u.dataset}/{u.technique}/{m}", p))
+    fp = tree_digest((k, file_sha256(p)) for k, p in parts)
     table = pd.concat([pd.read_csv(p) for _, p in parts], ignore_index=True)
     meta = make_meta("grid", {"grid": to_dict(grid_cfg)}, grid_cfg.seed, fp)
     write_csv(out, table, meta)

@@ -36,7 +36,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .config import project_root
+from .config import project_path
 
 VARIANTS = ("orig", "anon")  # dataset variants a model trains or is tested on
 
@@ -44,8 +44,7 @@ VARIANTS = ("orig", "anon")  # dataset variants a model trains or is tested on
 def source_root(cfg) -> Path:
     """The original dataset as given: the user's root (read only), or the generated one in the run."""
     if cfg.dataset.root:
-        p = Path(cfg.dataset.root).expanduser()
-        return (p if p.is_absolute() else project_root() / p).resolve()
+        return project_path(cfg.dataset.root).resolve()
     return cfg.run_path / "data" / cfg.dataset.name
 
 
@@ -64,8 +63,7 @@ def split_file(cfg) -> Path | None:
     if cfg.dataset.name != "viper":
         return None
     if cfg.dataset.split_file:
-        p = Path(cfg.dataset.split_file).expanduser()
-        return (p if p.is_absolute() else project_root() / p).resolve()
+        return project_path(cfg.dataset.split_file).resolve()
     return derived_root(cfg) / "splits.json"
 
 
@@ -74,10 +72,14 @@ def anon_root(cfg) -> Path:
     return cfg.run_path / "anon" / cfg.anonymization.technique / cfg.dataset.name
 
 
-def variant_root(cfg, variant: str) -> Path:
-    """Dataset root of a variant: 'orig' or 'anon'."""
+def _check_variant(variant: str) -> None:
     if variant not in VARIANTS:
         raise ValueError(f"unknown dataset variant '{variant}'; choose one of {', '.join(VARIANTS)}")
+
+
+def variant_root(cfg, variant: str) -> Path:
+    """Dataset root of a variant: 'orig' or 'anon'."""
+    _check_variant(variant)
     return dataset_root(cfg) if variant == "orig" else anon_root(cfg)
 
 
@@ -93,8 +95,7 @@ def audit_path(cfg) -> Path:
 
 def model_dir(cfg, variant: str, model: str | None = None) -> Path:
     """Stage 4 output folder of one training run: models/orig/<model> or models/anon-<technique>/<model>."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown dataset variant '{variant}'; choose one of {', '.join(VARIANTS)}")
+    _check_variant(variant)
     trained_on = "orig" if variant == "orig" else f"anon-{cfg.anonymization.technique}"
     return cfg.run_path / "models" / trained_on / (model or cfg.training.model)
 
@@ -181,6 +182,11 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
 FINGERPRINT_PATTERNS = ("*.jpg", "*.jpeg", "*.png", "*.bmp", "*.csv")
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 hex digest of one file's content."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def tree_digest(items: Iterable[tuple[str, str]]) -> str:
     """sha256 over (relative path, sha256 hex of content) pairs, taken in path order."""
     h = hashlib.sha256()
@@ -199,8 +205,7 @@ def fingerprint_files(root: Path, patterns: Iterable[str] = FINGERPRINT_PATTERNS
     """`tree_digest` of the files under `root` whose names match `patterns`."""
     root = Path(root)
     files = sorted({p for pat in patterns for p in root.rglob(pat) if p.is_file()})
-    return tree_digest((p.relative_to(root).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest())
-                       for p in files)
+    return tree_digest((p.relative_to(root).as_posix(), file_sha256(p)) for p in files)
 
 
 def make_meta(stage: str, config: dict[str, Any], seed: int, data_fingerprint: str,

@@ -90,11 +90,6 @@ def lr_factor(epoch: int, cfg: TrainingConfig) -> float:
     return cfg.lr_decay ** (epoch // max(cfg.lr_step, 1))
 
 
-def model_names() -> list[str]:
-    """The paper's six models (any other torchreid model name also works)."""
-    return [*trm.PAPER_MODELS, "bot"]
-
-
 def input_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
     """The (height, width) model `name` is fed."""
     return tuple(size) if name == "bot" else trm.input_size(name, size)
@@ -127,7 +122,7 @@ def build_model(name: str, num_classes: int, pretrained: str = "none") -> nn.Mod
         if not Path(path).expanduser().is_file():
             raise FileNotFoundError(f"ImageNet weights for 'bot' not found at {path}: put torchvision's "
                                     f"{bot.TORCHVISION_RESNET50[0]} there, or set training.pretrained: none")
-        model.load_imagenet(Path(path).expanduser())
+        model.load_imagenet(trm.load_state_dict(Path(path).expanduser()))  # weights_only, unwrapped
     return model
 
 

@@ -1,11 +1,13 @@
 """The paper's grid (config/paper.yaml, workflow/grid.smk) against fixture dataset trees, dry-run only."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -83,3 +85,25 @@ def test_slurm_profile_dry_run(paper_config):
     pytest.importorskip("snakemake_executor_plugin_slurm")
     out = dry_run(paper_config, "--workflow-profile", "workflow/profiles/slurm")
     assert job_counts(out)["train_anon"] == 34
+
+
+def test_collect_gathers_every_evaluation_job(paper_config):
+    import pandas as pd
+
+    from reidlib import pipeline
+
+    data = config.load_data(paper_config)
+    units = grid.units(data)
+    rng = np.random.default_rng(0)
+    for u in units:
+        for m in u.models:
+            path = pipeline.model_results_path(u.config, m)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame({"dataset": u.dataset, "model": m, "protocol": ["orig_orig", "orig_anon", "anon_anon"],
+                          "technique": u.technique, "mAP": rng.uniform(40, 60, 3), "rank1": rng.uniform(50, 70, 3)}
+                         ).to_csv(path, index=False)
+    out = pipeline.collect_grid(units, config.from_dict(data))
+    table = pd.read_csv(out)
+    assert len(table) == 34 * 3 and set(table[table.technique != "blur"].model) == {"bot"}
+    stats = json.loads(out.with_name("statistics.json").read_text())
+    assert {r["dataset"] for r in stats["run"]} == {"all", *TREES}
