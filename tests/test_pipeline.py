@@ -109,7 +109,7 @@ def test_market1501_mini_end_to_end(shared_data, tmp_path, monkeypatch):
                        "anonymization": {"audit": False, "processes": 1}})
     assert pipeline.dataset_root(cfg) == (shared_data / "market1501_mini").resolve()
     stats = json.loads(pipeline.stage_statistics(cfg).read_text())
-    assert stats["meta"]["config"]["statistics"] == {"alpha": 0.05}
+    assert stats["meta"]["config"]["statistics"]["alpha"] == 0.05
     recs = pipeline.records(cfg, "anon")
     assert len(recs) == 96 and recs.pid.nunique() == 32
     dets = pd.read_csv(pipeline.detections_path(cfg))
