@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -199,6 +199,24 @@ def detector_from_config(d) -> Detector:
                          templates=d.templates)
 
 
+PAPER_DEFAULT_BOX = (15, 4, 35, 23)  # the box the paper pasted on VIPeR crops without a detection
+VIPER_SIZE = (48, 128)  # width, height of a VIPeR crop, the frame of PAPER_DEFAULT_BOX
+
+
+def paper_default_box(width: int, height: int) -> tuple[float, float, float, float]:
+    """The paper's VIPeR default box (Section III-A) stretched from 48x128 to a `width` x `height` crop."""
+    sx, sy = width / VIPER_SIZE[0], height / VIPER_SIZE[1]
+    x0, y0, x1, y1 = PAPER_DEFAULT_BOX
+    return x0 * sx, y0 * sy, x1 * sx, y1 * sy
+
+
+def default_box_rows(records: pd.DataFrame, box: Sequence[float], detector: str, threshold: float) -> pd.DataFrame:
+    """One `default_box` row (score 0) per record: what stage 1 writes where nothing was found."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return pd.DataFrame([(r.image, r.split, r.pid, r.camid, x0, y0, x1, y1, 0.0, detector, threshold, "default_box")
+                         for r in records.itertuples()], columns=DETECTION_COLUMNS)
+
+
 def _rows(r, boxes: np.ndarray, detector: str, threshold: float) -> list[tuple]:
     return [(r.image, r.split, r.pid, r.camid, round(float(x0), 2), round(float(y0), 2), round(float(x1), 2),
              round(float(y1), 2), round(float(s), 4), detector, threshold, "detector") for x0, y0, x1, y1, s in boxes]
@@ -249,8 +267,7 @@ def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "cen
             continue
         rows += _rows(r, found[i], detector, threshold)
         if len(found[i]) == 0 and len(default_box):
-            x0, y0, x1, y1 = (float(v) for v in default_box)
-            rows.append((r.image, r.split, r.pid, r.camid, x0, y0, x1, y1, 0.0, detector, threshold, "default_box"))
+            rows += list(default_box_rows(records.iloc[[i]], default_box, detector, threshold).itertuples(False, None))
     return pd.DataFrame(rows, columns=DETECTION_COLUMNS)
 
 

@@ -22,7 +22,7 @@ def _rgb(path: Path) -> np.ndarray:
 def crop_gallery(root: str | Path, images: Sequence[str], dets: pd.DataFrame | None = None,
                  truth: pd.DataFrame | None = None, titles: Sequence[str] | None = None,
                  ncols: int = 12, scale: float = 1.0):
-    """Crops in a grid, detections in red (with score) and ground truth in green."""
+    """Crops in a grid, detections in red (with score), default boxes dashed orange, ground truth in green."""
     images = list(images)
     nrows = max(1, int(np.ceil(len(images) / ncols)))
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 0.9 * scale, nrows * 1.9 * scale), squeeze=False)
@@ -35,9 +35,11 @@ def crop_gallery(root: str | Path, images: Sequence[str], dets: pd.DataFrame | N
             if table is None:
                 continue
             for r in table[table.image == image].itertuples():
-                ax.add_patch(plt.Rectangle((r.x0 - 0.5, r.y0 - 0.5), r.x1 - r.x0, r.y1 - r.y0,
-                                           fill=False, edgecolor=color, linewidth=1))
-                if color == "red" and hasattr(r, "score"):
+                fallback = getattr(r, "source", "") == "default_box"
+                ax.add_patch(plt.Rectangle((r.x0 - 0.5, r.y0 - 0.5), r.x1 - r.x0, r.y1 - r.y0, fill=False,
+                                           edgecolor="orange" if fallback else color, linewidth=1,
+                                           linestyle="--" if fallback else "-"))
+                if color == "red" and hasattr(r, "score") and not fallback:
                     ax.text(r.x0, r.y0 - 1, f"{r.score:.2f}", color="red", fontsize=6)
         if titles is not None:
             ax.set_title(titles[i], fontsize=7)

@@ -143,6 +143,11 @@ def test_default_box_where_nothing_is_found(tiny_root):
     assert (dets[["x0", "y0", "x1", "y1"]].to_numpy() == [15, 4, 35, 23]).all()
 
 
+def test_paper_default_box_stretched_to_the_crop():
+    assert detection.paper_default_box(48, 128) == (15, 4, 35, 23)
+    assert detection.paper_default_box(64, 256) == (20, 8, 35 * 4 / 3, 46)
+
+
 def test_unreadable_images_can_be_skipped_and_listed(tmp_path, tiny_root):
     recs = datasets.read_market(tiny_root).head(3)
     for rel in recs.image:
