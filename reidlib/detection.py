@@ -210,11 +210,15 @@ def paper_default_box(width: int, height: int) -> tuple[float, float, float, flo
     return x0 * sx, y0 * sy, x1 * sx, y1 * sy
 
 
+def _default_row(r, box: Sequence[float], detector: str, threshold: float) -> tuple:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return (r.image, r.split, r.pid, r.camid, x0, y0, x1, y1, 0.0, detector, threshold, "default_box")
+
+
 def default_box_rows(records: pd.DataFrame, box: Sequence[float], detector: str, threshold: float) -> pd.DataFrame:
     """One `default_box` row (score 0) per record: what stage 1 writes where nothing was found."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    return pd.DataFrame([(r.image, r.split, r.pid, r.camid, x0, y0, x1, y1, 0.0, detector, threshold, "default_box")
-                         for r in records.itertuples()], columns=DETECTION_COLUMNS)
+    return pd.DataFrame([_default_row(r, box, detector, threshold) for r in records.itertuples()],
+                        columns=DETECTION_COLUMNS)
 
 
 def _rows(r, boxes: np.ndarray, detector: str, threshold: float) -> list[tuple]:
@@ -267,7 +271,7 @@ def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "cen
             continue
         rows += _rows(r, found[i], detector, threshold)
         if len(found[i]) == 0 and len(default_box):
-            rows += list(default_box_rows(records.iloc[[i]], default_box, detector, threshold).itertuples(False, None))
+            rows.append(_default_row(r, default_box, detector, threshold))
     return pd.DataFrame(rows, columns=DETECTION_COLUMNS)
 
 
