@@ -11,11 +11,12 @@ gathers a grid's results and statistics. The stage's output path is printed.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import yaml
 
-from . import config, grid, pipeline
+from . import config, datasets, grid, pipeline, runfiles
 
 STAGES = {
     "records": lambda c, a: pipeline.stage_records(c),
@@ -30,7 +31,25 @@ STAGES = {
 }
 
 
+# errors that name what is wrong: printed as one line each, no traceback (exit 2; --debug shows it)
+USER_ERRORS = (config.ConfigError, datasets.DatasetError, runfiles.StaleOutputError, runfiles.BusyOutputError,
+               FileNotFoundError, FileExistsError, ValueError, RuntimeError)
+
+
 def main(argv: list[str] | None = None) -> Path:
+    """Run one stage; a user error is printed as one line per problem and exits with status 2."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except USER_ERRORS as e:
+        if debug:
+            raise
+        for line in str(e).splitlines() or [type(e).__name__]:
+            print(f"error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(prog="python -m reidlib", description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=sorted([*STAGES, "collect"]))
     ap.add_argument("--config", default=None, help="a config file (default: the built-in defaults)")
@@ -40,9 +59,12 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--dataset", default=None, help="a grid config's dataset")
     ap.add_argument("--technique", default=None, help="a grid config's anonymization technique")
     ap.add_argument("--progress", action="store_true", help="show progress bars")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     a = ap.parse_args(argv)
     settings, config_file = {}, a.config
     if a.params:
+        if not Path(a.params).is_file():
+            raise FileNotFoundError(f"parameters file not found: {a.params}")
         p = yaml.safe_load(Path(a.params).read_text()) or {}
         settings, config_file = p.get("settings") or {}, p.get("config_file") or config_file
     data = config.load_data(config_file or None, settings)

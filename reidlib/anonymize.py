@@ -201,15 +201,29 @@ def _write_chunk(job: tuple) -> list[tuple[str, str, str]]:
     return [_write_one(src, out, rel, boxes, technique, margin, jpeg_quality, params) for rel, boxes in items]
 
 
+LIST_SUFFIXES = (".txt", ".csv", ".json", ".mat")  # dataset readers' list files, copied as they are
+
+
+def image_files(root: str | Path) -> list[str]:
+    """Relative paths of every image file under `root` (hidden files left out), sorted."""
+    root = Path(root)
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path,
                       technique: str = "blur", margin: int = 0, jpeg_quality: int = 95,
-                      progress: bool = True, processes: int = 1, chunk: int = 64, **params) -> dict:
+                      progress: bool = True, processes: int = 1, chunk: int = 64,
+                      images: Iterable[str] | None = None, notes: dict | None = None, **params) -> dict:
     """Write an anonymized copy of dataset `src` to `out`, same relative paths, plus manifest.json.
 
-    Originals are only read; `out` may not lie inside `src`. Each file is written atomically and
-    existing outputs are kept, so an interrupted run resumes to the same bytes; the manifest
-    (source fingerprint, equal to `runfiles.fingerprint_files(src)`; detections hash; parameters;
-    per-file sha256 of the copy) is written last.
+    The copy holds `images` (relative paths; None: every image under `src`), each anonymized with
+    its boxes in `detections`, and the readers' list files (LIST_SUFFIXES) as they are; everything
+    else is left out and listed in the manifest under `omitted`. Originals are only read; `out` may
+    not lie inside `src`. Each file is written atomically and existing outputs are kept, so an
+    interrupted run resumes (callers make sure `out` holds only work of the same settings:
+    `runfiles.output_folder`). The manifest (fingerprint of the copied source files, detections
+    hash, parameters, per-file sha256 of the copy, `notes`) is written last.
     """
     src, out = Path(src).resolve(), Path(out).resolve()
     if not src.is_dir():
@@ -218,8 +232,15 @@ def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path
         raise ValueError(f"refusing to write the anonymized copy inside the source dataset: {out}")
     technique_params(technique)  # unknown names fail before anything is written
     boxes = boxes_by_image(detections)
-    rels = sorted(p.relative_to(src).as_posix() for p in src.rglob("*")
-                  if p.is_file() and not p.name.startswith("."))
+    files = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file() and not p.name.startswith("."))
+    all_images = {r for r in files if Path(r).suffix.lower() in IMAGE_SUFFIXES}
+    wanted = all_images if images is None else set(images)
+    missing = sorted(wanted - all_images)
+    if missing:
+        raise FileNotFoundError(f"image to anonymize not found under {src}: {missing[0]} ({len(missing)} missing)")
+    lists = {r for r in files if r not in all_images and Path(r).suffix.lower() in LIST_SUFFIXES}
+    rels = sorted(wanted | lists)
+    omitted = sorted(set(files) - set(rels))
     jobs = [(src, out, [(r, boxes.get(r, np.empty((0, 4)))) for r in rels[i:i + chunk]], technique, margin,
              jpeg_quality, params) for i in range(0, len(rels), chunk)]
     done: list[tuple[str, str, str]] = []
@@ -240,7 +261,7 @@ def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path
     manifest = {"source": str(src), "source_fingerprint": source_fp,
                 "detections_sha256": hashlib.sha256(detections.to_csv(index=False).encode()).hexdigest(),
                 "technique": technique, "params": {**params, "margin": margin, "jpeg_quality": jpeg_quality},
-                "files": {rel: out_sha for rel, _, out_sha in sorted(done)}}
+                "files": {rel: out_sha for rel, _, out_sha in sorted(done)}, "omitted": omitted, **(notes or {})}
     write_json(out / "manifest.json", manifest)
     return manifest
 

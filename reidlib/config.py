@@ -14,11 +14,34 @@ import yaml
 
 
 class ConfigError(ValueError):
-    """A configuration key or value that the pipeline does not know."""
+    """A configuration key or value that the pipeline does not know; one line per problem."""
+
+
+def ranged(default: Any, lo: float | None = None, hi: float | None = None, *, above: bool = False) -> Any:
+    """A config field whose value (or each element of a list/tuple value) must lie in [lo, hi]
+    (`above`: strictly greater than lo); checked when the config is loaded."""
+    return field(default=default, metadata={"range": (lo, hi, above)})
+
+
+def _range_text(lo: float | None, hi: float | None, above: bool) -> str:
+    if hi is None:
+        return f"{'>' if above else '>='} {lo}"
+    return f"in {'(' if above else '['}{lo}, {hi}]"
+
+
+def _out_of_range(value: Any, lo: float | None, hi: float | None, above: bool) -> bool:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for v in values:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return True
+        if v != v or (lo is not None and (v <= lo if above else v < lo)) or (hi is not None and v > hi):
+            return True
+    return False
 
 
 DATASET_NAMES = ("synthetic", "market1501", "dukemtmcreid", "cuhk03", "viper", "airport")
 TECHNIQUES = ("blur", "zero", "blank", "inpaint", "pixelate")  # paper Section IV-C
+DETECTOR_NAMES = ("centerface", "tinyfaces", "haar")
 
 
 @dataclass
@@ -29,21 +52,24 @@ class DatasetConfig:
     root: str = ""  # the real dataset's folder (read only); empty = generate
     split_file: str = ""  # VIPeR: the supplied torchreid splits.json; empty = draw one once
     cuhk03_variant: str = "detected"  # CUHK03 boxes: detected (the paper's) | labeled
-    partition_row: int = 0  # Airport: row of Partition_airport.mat's probe/gallery indices
+    partition_row: int = ranged(0, 0)  # Airport: row of Partition_airport.mat's probe/gallery indices
+
+    train_ids: int = ranged(24, 1)
+    test_ids: int = ranged(24, 1)
+    cameras: int = ranged(4, 2)
+    images_per_camera: int = ranged(2, 1)
+    face_identity_share: float = ranged(0.5, 0, 1)  # share of identities whose clothing copies another's
+    turned_away: float = ranged(0.2, 0, 1)  # share of images showing the back of the head (no face)
+    face_size: tuple[int, int] = ranged((8, 20), 1)  # min/max face width in pixels
+    jpeg_quality: int = ranged(95, 0, 100)
 
     def __post_init__(self) -> None:
         if self.name not in DATASET_NAMES:
             raise ConfigError(f"unknown dataset.name '{self.name}'; choose one of {', '.join(DATASET_NAMES)}")
         if self.name != "synthetic" and not self.root:
             raise ConfigError(f"dataset.root must name the folder holding {self.name} (only 'synthetic' is generated)")
-    train_ids: int = 24
-    test_ids: int = 24
-    cameras: int = 4
-    images_per_camera: int = 2
-    face_identity_share: float = 0.5  # share of identities whose clothing copies another's
-    turned_away: float = 0.2  # share of images showing the back of the head (no face)
-    face_size: tuple[int, int] = (8, 20)  # min/max face width in pixels
-    jpeg_quality: int = 95
+        if self.face_size[0] > self.face_size[1]:
+            raise ConfigError(f"config key dataset.face_size = {list(self.face_size)}: min must not exceed max")
 
 
 @dataclass
@@ -51,15 +77,19 @@ class DetectionConfig:
     """Stage 1: face detection (paper Section III-A)."""
 
     detector: str = "centerface"
-    threshold: float = 0.15  # CenterFace x2: 91% of WIDER FACE's small faces (0.3: 88%); recall first
-    upscale: int = 2
-    scales: list = field(default_factory=list)  # several upscales fused by NMS, e.g. [2, 3]; empty = [upscale]
+    threshold: float = 0.15  # [0, 1] (haar: its stage weight). CenterFace x2: 91% of WIDER FACE small faces; recall first
+    upscale: int = ranged(2, 1)
+    scales: list = field(default_factory=list, metadata={"range": (0, None, True)})  # several upscales fused by NMS, e.g. [2, 3]; empty = [upscale]
     default_box: list = field(default_factory=list)  # x0, y0, x1, y1 where nothing is found (paper: VIPeR)
     skip_unreadable: bool = False  # skip unreadable images, listing them in detections/errors.csv
     checkpoint: str = ""  # detector tinyfaces: a tiny-faces-pytorch checkpoint file (never downloaded)
     templates: str = ""  # detector tinyfaces: that run's templates.json
 
     def __post_init__(self) -> None:
+        if self.detector not in DETECTOR_NAMES:
+            raise ConfigError(f"unknown detection.detector '{self.detector}'; choose one of {', '.join(DETECTOR_NAMES)}")
+        if self.detector != "haar" and not 0 <= self.threshold <= 1:
+            raise ConfigError(f"config key detection.threshold = {self.threshold!r} is out of range: must be in [0, 1]")
         if len(self.default_box) not in (0, 4):
             raise ConfigError(f"detection.default_box must be [x0, y0, x1, y1] or empty, got {self.default_box}")
 
@@ -68,9 +98,9 @@ class DetectionConfig:
 class RecallConfig:
     """Stage 2: detector recall against ground truth (paper Section III-A)."""
 
-    iou: float = 0.5
-    confidence: float = 0.95
-    inspect: int = 200  # without ground truth: images drawn (by camera) for the inspection sheet
+    iou: float = ranged(0.5, 0, 1, above=True)
+    confidence: float = ranged(0.95, 0, 1, above=True)
+    inspect: int = ranged(200, 1)  # without ground truth: images drawn (by camera) for the inspection sheet
     inspection_file: str = ""  # that sheet filled in (y / n answers): recall by inspection
 
 
@@ -79,11 +109,21 @@ class AnonymizationConfig:
     """Stage 3: face anonymization (paper Sections III-B and IV-C)."""
 
     technique: str = "blur"
-    blur_width_ratio: float = 0.125  # Gaussian sigma = ratio x face-box width
-    pixelate_size: int = 6
-    margin: int = 0
-    processes: int = 2  # worker processes writing the anonymized copy
+    blur_width_ratio: float = ranged(0.125, 0, above=True)  # Gaussian sigma = ratio x face-box width
+    pixelate_size: int = ranged(6, 1)
+    margin: int = ranged(0, 0)
+    processes: int = ranged(2, 1)  # worker processes writing the anonymized copy
     audit: bool = True  # rerun the detector on all five techniques' output (residual faces)
+    # images under the dataset root that no record lists (Market's pid -1 junk, gt_bbox/, ...):
+    # omit (left out of the copy: nothing unchecked is in it) | anonymize (detected and anonymized too)
+    outside_records: str = "omit"
+
+    def __post_init__(self) -> None:
+        if self.technique not in TECHNIQUES:
+            raise ConfigError(f"unknown anonymization.technique '{self.technique}'; choose one of {', '.join(TECHNIQUES)}")
+        if self.outside_records not in ("omit", "anonymize"):
+            raise ConfigError(f"config key anonymization.outside_records = {self.outside_records!r}: "
+                              f"choose omit or anonymize")
 
 
 @dataclass
@@ -96,28 +136,28 @@ class TrainingConfig:
 
     profile: str = ""
     model: str = "hacnn"  # pcb_p6 | mlfn | hacnn | resnet50mid | mudeep | bot (or any torchreid model)
-    epochs: int = 6
-    batch_size: int = 16
-    image_size: tuple[int, int] = (256, 128)  # height, width (HACNN and MuDeep fix their own)
-    lr: float = 0.003
-    weight_decay: float = 5e-4
-    lr_decay: float = 0.1
-    lr_step: int = 4  # decay every lr_step epochs, unless lr_milestones are given
+    epochs: int = ranged(6, 1)
+    batch_size: int = ranged(16, 1)
+    image_size: tuple[int, int] = ranged((256, 128), 1)  # height, width (HACNN and MuDeep fix their own)
+    lr: float = ranged(0.003, 0, above=True)
+    weight_decay: float = ranged(5e-4, 0)
+    lr_decay: float = ranged(0.1, 0, 1, above=True)
+    lr_step: int = ranged(4, 1)  # decay every lr_step epochs, unless lr_milestones are given
     lr_milestones: list = field(default_factory=list)  # epochs after which lr is multiplied by lr_decay
-    warmup_epochs: int = 0  # linear warmup: epoch t runs at lr x t / warmup_epochs
+    warmup_epochs: int = ranged(0, 0)  # linear warmup: epoch t runs at lr x t / warmup_epochs
     augment: str = "translate"  # translate (torchreid's Random2DTranslation) | pad_crop (BoT)
-    erasing: float = 0.0  # random erasing probability (BoT: 0.5)
-    label_smoothing: float = 0.0
-    triplet_margin: float = 0.0  # > 0 adds the batch-hard triplet loss (BoT only)
-    center_weight: float = 0.0  # > 0 adds the center loss (BoT only)
-    center_lr: float = 0.5  # SGD lr of the class centres
+    erasing: float = ranged(0.0, 0, 1)  # random erasing probability (BoT: 0.5)
+    label_smoothing: float = ranged(0.0, 0, 1)
+    triplet_margin: float = ranged(0.0, 0)  # > 0 adds the batch-hard triplet loss (BoT only)
+    center_weight: float = ranged(0.0, 0)  # > 0 adds the center loss (BoT only)
+    center_lr: float = ranged(0.5, 0, above=True)  # SGD lr of the class centres
     sampler: str = "random"  # random | identity (ids_per_batch x instances)
-    instances: int = 4  # images per identity in a batch, with sampler identity
+    instances: int = ranged(4, 1)  # images per identity in a batch, with sampler identity
     pretrained: str = "none"  # none | imagenet (from the torch cache) | a local state-dict file
     device: str = "auto"
     amp: bool = True  # mixed precision (bfloat16), CUDA only
     channels_last: bool = True  # CUDA only
-    num_workers: int = 0
+    num_workers: int = ranged(0, 0)
 
 
 # The paper's recipes (Section IV-A) and a CPU smoke size. The torchreid models' decay step is not
@@ -154,21 +194,25 @@ def apply_profile(training: dict[str, Any]) -> dict[str, Any]:
 class EvaluationConfig:
     """Stage 5: protocol evaluation (paper Section IV-B)."""
 
-    batch_size: int = 64
+    batch_size: int = ranged(64, 1)
     metric: str = "euclidean"  # or cosine
     flip: bool = False  # average each feature with that of the mirrored image
     rerank_models: list = field(default_factory=lambda: ["bot"])  # tested as BoT is: cosine + re-ranking
-    k1: int = 20  # k-reciprocal re-ranking (Zhong et al. 2017), the paper's values
-    k2: int = 6
-    lambda_value: float = 0.3
+    k1: int = ranged(20, 1)  # k-reciprocal re-ranking (Zhong et al. 2017), the paper's values
+    k2: int = ranged(6, 1)
+    lambda_value: float = ranged(0.3, 0, 1)
     single_gallery_shot: bool = False  # CUHK03's classic CMC (the paper's 767/700 protocol uses Market's)
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("euclidean", "cosine"):
+            raise ConfigError(f"config key evaluation.metric = {self.metric!r}: choose euclidean or cosine")
 
 
 @dataclass
 class StatisticsConfig:
     """Stage 6: paired one-sided t-tests (paper Section IV-B)."""
 
-    alpha: float = 0.05
+    alpha: float = ranged(0.05, 0, 1, above=True)
     results: str = ""  # test this table instead of the run's own, e.g. runs/paper/results.csv of workflow/grid.smk
 
 
@@ -176,11 +220,12 @@ class StatisticsConfig:
 class TeachingConfig:
     """The teaching chapter: the generated set's face-importance knob swept (smaller data, fewer epochs)."""
 
-    shares: list = field(default_factory=lambda: [0.0, 0.5, 1.0])  # dataset.face_identity_share values
-    train_ids: int = 12
-    test_ids: int = 12
-    cameras: int = 3
-    epochs: int = 4
+    shares: list = field(default_factory=lambda: [0.0, 0.5, 1.0],
+                         metadata={"range": (0, 1, False)})  # dataset.face_identity_share values
+    train_ids: int = ranged(12, 1)
+    test_ids: int = ranged(12, 1)
+    cameras: int = ranged(3, 2)
+    epochs: int = ranged(4, 1)
 
 
 @dataclass
@@ -206,7 +251,7 @@ class Config:
     """The whole run: where outputs go, the seed, and one section per stage."""
 
     run_dir: str = "runs/default"
-    seed: int = 0
+    seed: int = ranged(0, 0)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     recall: RecallConfig = field(default_factory=RecallConfig)
@@ -221,6 +266,12 @@ class Config:
 
     def __post_init__(self) -> None:
         trainings(self)  # every extra model's section is checked when the config is loaded
+        if self.dataset.root:  # outputs never go into the user's dataset
+            root = project_path(self.dataset.root).resolve()
+            run = self.run_path.resolve()
+            if run == root or root in run.parents:
+                raise ConfigError(f"config key run_dir = {self.run_dir!r} lies inside dataset.root ({root}), "
+                                  f"which is only ever read: choose a run_dir outside it")
 
     @property
     def run_path(self) -> Path:
@@ -258,40 +309,83 @@ def project_root() -> Path:
     return here
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    """Instantiate dataclass `cls` from `data`, refusing unknown keys and coercing simple types."""
+def _build(cls: type, data: dict[str, Any], where: str, errors: list[str] | None = None) -> Any:
+    """Instantiate dataclass `cls` from `data`: unknown keys, wrong types (booleans strictly) and
+    out-of-range values are refused, every problem one line of the ConfigError raised."""
+    top = errors is None
+    errors = [] if top else errors
     if not isinstance(data, dict):
-        raise ConfigError(f"config section '{where or 'top level'}' must be a mapping, got {data!r}")
+        errors.append(f"config section '{where or 'top level'}' must be a mapping, got {data!r}")
+        raise ConfigError("\n".join(errors))
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
         path = ", ".join(f"{where}.{k}" if where else k for k in unknown)
-        raise ConfigError(f"unknown config key(s): {path}; known keys here: {', '.join(known)}")
+        errors.append(f"unknown config key(s): {path}; known keys here: {', '.join(known)}")
     kwargs = {}
     for name, value in data.items():
+        if name not in known:
+            continue
         f = known[name]
         default = getattr(cls(), name)
         key = f"{where}.{name}" if where else name
-        if is_dataclass(default):
-            kwargs[name] = _build(type(default), value, key)
-        elif isinstance(default, tuple):
-            if not isinstance(value, (list, tuple)) or len(value) != len(default):
-                raise ConfigError(f"config key {key} must be a list of {len(default)} values, got {value!r}")
-            kwargs[name] = tuple(type(d)(v) for d, v in zip(default, value))
-        elif isinstance(default, list):
-            if not isinstance(value, (list, tuple)):
-                raise ConfigError(f"config key {key} must be a list, got {value!r}")
-            kwargs[name] = [type(default[0])(v) for v in value] if default else list(value)
-        elif isinstance(default, bool) or value is None:
-            kwargs[name] = value
-        elif isinstance(default, (int, float, str)):
-            try:
-                kwargs[name] = type(default)(value)
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"config key {key} must be {type(default).__name__}, got {value!r}") from e
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
+        try:
+            kwargs[name] = _value(default, value, key, errors)
+        except ConfigError as e:
+            errors.append(str(e))
+            continue
+        rng = f.metadata.get("range")
+        if rng is not None and _out_of_range(kwargs[name], *rng):
+            errors.append(f"config key {key} = {value!r} is out of range: must be {_range_text(*rng)}")
+            del kwargs[name]
+    out = None
+    if not errors or not top:
+        try:
+            out = cls(**kwargs)
+        except ConfigError as e:
+            errors.extend(str(e).splitlines())
+    if top and errors:
+        raise ConfigError("\n".join(dict.fromkeys(errors)))
+    return out if out is not None else cls()
+
+
+def _value(default: Any, value: Any, key: str, errors: list[str]) -> Any:
+    """`value` coerced to the type of `default`, or a ConfigError naming `key`."""
+    if is_dataclass(default):
+        return _build(type(default), value, key, errors)
+    if value is None and default is not None:
+        raise ConfigError(f"config key {key} must be {type(default).__name__}, got null")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or len(value) != len(default):
+            raise ConfigError(f"config key {key} must be a list of {len(default)} values, got {value!r}")
+        return tuple(_scalar(type(d), v, key) for d, v in zip(default, value))
+    if isinstance(default, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key} must be a list, got {value!r}")
+        return [_scalar(type(default[0]), v, key) for v in value] if default else list(value)
+    if isinstance(default, (int, float, str)):
+        return _scalar(type(default), value, key)
+    return value
+
+
+def _scalar(kind: type, value: Any, key: str) -> Any:
+    """One int / float / str value, refusing booleans for numbers and non-integral ints."""
+    bad = ConfigError(f"config key {key} must be {kind.__name__}, got {value!r}")
+    if kind in (int, float) and (isinstance(value, bool) or value is None):
+        raise bad
+    if kind is str and not isinstance(value, (str, int, float)):
+        raise bad
+    try:
+        out = kind(value)
+    except (TypeError, ValueError) as e:
+        raise bad from e
+    if kind is int and isinstance(value, float) and value != out:
+        raise bad
+    return out
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +418,16 @@ def load_data(path: str | Path | None = None, overrides: dict[str, Any] | None =
             p = project_root() / p
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
-        data = yaml.safe_load(p.read_text()) or {}
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise ConfigError(f"config file {p}: not valid YAML{where}: "
+                              f"{getattr(e, 'problem', None) or e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p} must hold a mapping of sections (run_dir, dataset, ...), "
+                              f"got a {type(data).__name__}")
     return merge(data, overrides or {})
 
 

@@ -15,6 +15,7 @@ anonymized copy has the same relative paths, so the same reader pointed at the c
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,18 @@ def check_splits(df: pd.DataFrame, root: Path) -> pd.DataFrame:
     if missing:
         raise DatasetError(f"query ids absent from the gallery in {root}: {missing[:10]}")
     return df.reset_index(drop=True)
+
+
+def contained(root: Path, rel: str, listed_in: str = "the dataset's list") -> str:
+    """`rel` if it is a relative path that stays under `root` once resolved; a DatasetError otherwise
+    (absolute paths and `..` escapes are refused; links the user placed inside the root are followed)."""
+    p = Path(rel)
+    if not p.parts or p.is_absolute() or rel.startswith(("/", "\\")) or ":" in p.parts[0]:
+        raise DatasetError(f"image path in {listed_in} is not relative to the dataset root {root}: {rel}")
+    norm = os.path.normpath(rel)
+    if norm == ".." or norm.startswith("../") or norm == ".":
+        raise DatasetError(f"image path in {listed_in} leads outside the dataset root {root}: {rel}")
+    return rel
 
 
 def _images(d: Path) -> list[Path]:
@@ -342,6 +355,7 @@ def read_airport(root: str | Path, partition_row: int = 0, dataset: str = "airpo
     for split, idx in (("train", train), ("query", test[_mask_or_index(probe[partition_row], len(test), "idx_probe", mat_path)]),
                        ("gallery", test[_mask_or_index(gallery[partition_row], len(test), "idx_gallery", mat_path)])):
         for i in idx:
+            contained(root, paths[i], "filepath.txt")
             if not (root / paths[i]).is_file():
                 raise DatasetError(f"image listed in filepath.txt is missing: {root / paths[i]}")
             rows.append(Record(paths[i], pids[i], cams[i], split, dataset))
@@ -360,14 +374,18 @@ def read(name: str, root: str | Path, split_file: str | Path | None = None, cuhk
     if name not in READERS:
         raise DatasetError(f"unknown dataset name '{name}'; choose one of {', '.join(READERS)}")
     if name == "cuhk03":
-        return read_cuhk03(root, cuhk03_variant, name)
-    if name == "viper":
+        recs = read_cuhk03(root, cuhk03_variant, name)
+    elif name == "viper":
         if split_file is None:
             raise DatasetError("VIPeR needs a split file (the supplied splits.json, or one made by make_viper_split)")
-        return read_viper(root, split_file, dataset=name)
-    if name == "airport":
-        return read_airport(root, partition_row, name)
-    return READERS[name](root, name)
+        recs = read_viper(root, split_file, dataset=name)
+    elif name == "airport":
+        recs = read_airport(root, partition_row, name)
+    else:
+        recs = READERS[name](root, name)
+    for rel in recs.image:  # every reader's paths stay under its root
+        contained(Path(root), rel)
+    return recs
 
 
 def summary(records: pd.DataFrame) -> pd.DataFrame:

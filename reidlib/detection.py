@@ -20,6 +20,12 @@ from .anonymize import read_image
 DETECTION_COLUMNS = ["image", "split", "pid", "camid", "x0", "y0", "x1", "y1", "score",
                      "detector", "threshold", "source"]
 Detector = Callable[[np.ndarray], np.ndarray]  # RGB uint8 image -> (N, 5) x0, y0, x1, y1, score
+MAX_NET_PIXELS = 4096 * 4096  # an upscaled input past this is shrunk first (onnxruntime then needs ~1.6 GB)
+
+
+def bounded_scale(h: int, w: int, upscale: float) -> float:
+    """`upscale`, lowered where the upscaled crop would exceed MAX_NET_PIXELS (oversized images)."""
+    return min(float(upscale), float(np.sqrt(MAX_NET_PIXELS / max(h * w, 1))))
 
 
 def centerface_onnx_path() -> Path:
@@ -113,6 +119,7 @@ class CenterFace:
         h, w = imgs[0].shape[:2]
         if any(im.shape[:2] != (h, w) for im in imgs):
             raise ValueError("a CenterFace batch takes crops of one size; group them first")
+        upscale = bounded_scale(h, w, upscale)
         net_w, net_h = int(np.ceil(w * upscale / 32) * 32), int(np.ceil(h * upscale / 32) * 32)
         blob = cv2.dnn.blobFromImages(imgs, 1.0, (net_w, net_h), (0, 0, 0), swapRB=False, crop=False)
         sess, input_name, output_names = _centerface_session()
@@ -162,6 +169,7 @@ class Haar:
         self.scales = tuple(scales) or (upscale,)
 
     def _at(self, gray: np.ndarray, up: float) -> np.ndarray:
+        up = bounded_scale(*gray.shape[:2], up)
         big = cv2.resize(gray, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
         rects, _, weights = self.cascade.detectMultiScale3(big, scaleFactor=1.1, minNeighbors=self.min_neighbors,
                                                            outputRejectLevels=True)
@@ -226,6 +234,15 @@ def _rows(r, boxes: np.ndarray, detector: str, threshold: float) -> list[tuple]:
              round(float(y1), 2), round(float(s), 4), detector, threshold, "detector") for x0, y0, x1, y1, s in boxes]
 
 
+def _named(fn: Callable, arg, recs: list) -> np.ndarray:
+    """`fn(arg)`, with a failure re-raised naming the images it was run on."""
+    try:
+        return fn(arg)
+    except Exception as e:  # onnxruntime, OpenCV and memory errors alike
+        names = ", ".join(r.image for r in recs[:3]) + (f" and {len(recs) - 3} more" if len(recs) > 3 else "")
+        raise RuntimeError(f"face detection failed on {names}: {type(e).__name__}: {e}") from e
+
+
 def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "centerface",
                    threshold: float = 0.3, upscale: int = 4, progress: bool = True,
                    batch_size: int = 64, scales: tuple = (), default_box: tuple = (),
@@ -261,9 +278,9 @@ def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "cen
                 for idx in by_shape.values():
                     for k in range(0, len(idx), batch_size):
                         part = idx[k:k + batch_size]
-                        found.update(zip(part, run.batch([imgs[i] for i in part])))
+                        found.update(zip(part, _named(run.batch, [imgs[i] for i in part], [recs[i] for i in part])))
             else:
-                found.update((i, run(im)) for i, im in imgs.items())
+                found.update((i, _named(run, im, [recs[i]])) for i, im in imgs.items())
             bar.update(len(chunk))
     rows = []
     for i, r in enumerate(recs):

@@ -15,28 +15,13 @@ import pandas as pd
 
 from . import anonymize, datasets, detection, evaluation, recall, statistics, synthetic, training
 from .config import Config, from_dict, merge, project_path, to_dict, trainings
-from .runfiles import (VARIANTS, anon_root, atomic_write_text, audit_path, dataset_root,  # noqa: F401
-                       derived_root, detections_path, evaluation_path, file_sha256, fingerprint_files, make_meta,
-                       model_dir, model_results_path, read_json, source_root, split_file, tree_digest,
+from .runfiles import (VARIANTS, BusyOutputError, StaleOutputError, anon_root, atomic_write_text,  # noqa: F401
+                       audit_path, dataset_root, derived_root, detections_path, evaluation_path, file_sha256,
+                       finished, fingerprint_files, make_meta, meta_path, model_dir, model_results_path,
+                       output_folder, read_json, source_root, split_file, tree_digest, unreadable_path,
                        variant_root, write_csv, write_json)
 
 DETECTION_PART = 2000  # images per resumable part of stage 1
-
-
-class StaleOutputError(RuntimeError):
-    """An output in the run directory was made with a different configuration."""
-
-
-def _check_fresh(meta_path: Path, config: dict) -> bool:
-    """True when `meta_path` exists and was written with `config`; raise if with another one."""
-    if not meta_path.is_file():
-        return False
-    found = read_json(meta_path)
-    found = found.get("meta", found).get("config")
-    if found != config:
-        raise StaleOutputError(f"{meta_path} was made with a different configuration ({found} != {config}); "
-                               f"delete it or choose another run_dir")
-    return True
 
 
 def stage_generate(cfg: Config, replace_stale: bool = False) -> Path:
@@ -72,12 +57,39 @@ def stage_records(cfg: Config) -> Path:
     return out
 
 
-def records(cfg: Config, variant: str = "orig") -> pd.DataFrame:
-    """Image records of the dataset (or of its anonymized copy)."""
+def records(cfg: Config, variant: str = "orig", usable: bool = True) -> pd.DataFrame:
+    """Image records of the dataset (or of its anonymized copy); `usable` leaves out the images
+    that cannot be decoded when `detection.skip_unreadable` is set (see `unreadable`)."""
     d = cfg.dataset
     if d.name == "synthetic" and d.root:  # a Market-layout folder standing in for the generated set
-        return datasets.read_market(variant_root(cfg, variant), d.name)
-    return datasets.read(d.name, variant_root(cfg, variant), split_file(cfg), d.cuhk03_variant, d.partition_row)
+        recs = datasets.read_market(variant_root(cfg, variant), d.name)
+    else:
+        recs = datasets.read(d.name, variant_root(cfg, variant), split_file(cfg), d.cuhk03_variant, d.partition_row)
+    if usable and cfg.detection.skip_unreadable:
+        bad = set(unreadable(cfg).image)
+        recs = recs[~recs.image.isin(bad)].reset_index(drop=True)
+    return recs
+
+
+def unreadable(cfg: Config) -> pd.DataFrame:
+    """The original images no stage can decode (image, reason), found once and listed in
+    `data/unreadable.csv`; every stage skips them. Only with `detection.skip_unreadable`:
+    otherwise an unreadable image is an error naming it, in whichever stage meets it first."""
+    out = unreadable_path(cfg)
+    if not cfg.detection.skip_unreadable:
+        return pd.DataFrame(columns=["image", "reason"])
+    root = stage_generate(cfg)
+    conf = {"dataset": to_dict(cfg.dataset)}
+    if not finished(meta_path(out), conf, cfg.seed, [out], rebuild_stale=True):
+        rows = []
+        for rel in records(cfg, usable=False).image:
+            try:
+                anonymize.read_image(root / rel)
+            except (OSError, ValueError) as e:
+                rows.append((rel, str(e)))
+        write_csv(out, pd.DataFrame(rows, columns=["image", "reason"]),
+                  make_meta("unreadable", conf, cfg.seed, fingerprint_files(root)))
+    return pd.read_csv(out, keep_default_na=False)
 
 
 def ground_truth(cfg: Config) -> pd.DataFrame | None:
@@ -87,43 +99,29 @@ def ground_truth(cfg: Config) -> pd.DataFrame | None:
 
 
 def stage_detect(cfg: Config, progress: bool = True) -> Path:
-    """Stage 1: face detection over every image of the original dataset."""
+    """Stage 1: face detection over every usable image of the original dataset."""
     out = detections_path(cfg)
     conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection)}
-    if _check_fresh(Path(str(out) + ".meta.json"), conf) and out.is_file():
+    if finished(meta_path(out), conf, cfg.seed, [out]):
         return out
     root = stage_generate(cfg)
     recs = records(cfg)
     d = cfg.detection
-    # resumable: each DETECTION_PART images are a part file; an interrupted run keeps its parts
-    parts = out.parent / "parts"
-    stamp = parts / "config.json"
-    if parts.exists() and (not stamp.is_file() or read_json(stamp) != conf):
-        shutil.rmtree(parts)  # parts of another configuration
-    if not stamp.is_file():
-        write_json(stamp, conf)
-    tables, errors, run = [], [], None
-    for k, start in enumerate(range(0, len(recs), DETECTION_PART)):
-        part, part_errors = parts / f"{k:05d}.csv", parts / f"{k:05d}.errors.csv"
-        if not part.is_file():
-            run = run if run is not None else detection.detector_from_config(d)  # once, if a part is missing
-            errs: list | None = [] if d.skip_unreadable else None
-            found = detection.detect_dataset(root, recs.iloc[start:start + DETECTION_PART], d.detector, d.threshold,
-                                             progress=progress, default_box=tuple(d.default_box), errors=errs,
-                                             run=run)
-            if errs is not None:
-                atomic_write_text(part_errors, pd.DataFrame(errs, columns=["image", "reason"]).to_csv(index=False))
-            atomic_write_text(part, found.to_csv(index=False))
-        tables.append(pd.read_csv(part))  # read back, so a fresh and a resumed run build the same table
-        if part_errors.is_file():
-            errors.append(pd.read_csv(part_errors))
-    dets = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=detection.DETECTION_COLUMNS)
-    meta = make_meta("detection", conf, cfg.seed, fingerprint_files(root))
-    if d.skip_unreadable:
-        table = pd.concat(errors, ignore_index=True) if errors else pd.DataFrame(columns=["image", "reason"])
-        write_csv(out.with_name("errors.csv"), table, meta)
-    write_csv(out, dets, meta)
-    shutil.rmtree(parts)
+    # resumable: each DETECTION_PART images are a part file, kept across an interruption (same stamp only)
+    with output_folder(out.parent / "parts", conf, cfg.seed) as parts:
+        tables, run = [], None
+        for k, start in enumerate(range(0, len(recs), DETECTION_PART)):
+            part = parts / f"{k:05d}.csv"
+            if not part.is_file():
+                run = run if run is not None else detection.detector_from_config(d)  # once, if a part is missing
+                found = detection.detect_dataset(root, recs.iloc[start:start + DETECTION_PART], d.detector,
+                                                 d.threshold, progress=progress, default_box=tuple(d.default_box),
+                                                 run=run)
+                atomic_write_text(part, found.to_csv(index=False))
+            tables.append(pd.read_csv(part))  # read back, so a fresh and a resumed run build the same table
+        dets = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=detection.DETECTION_COLUMNS)
+        write_csv(out, dets, make_meta("detection", conf, cfg.seed, fingerprint_files(root)))
+        shutil.rmtree(parts)
     return out
 
 
@@ -136,7 +134,7 @@ def stage_recall(cfg: Config) -> Path:
     """Stage 2: recall and precision against ground truth, with 95% intervals."""
     out = cfg.run_path / "recall" / "recall.json"
     conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection), "recall": to_dict(cfg.recall)}
-    if _check_fresh(out, conf):
+    if finished(out, conf, cfg.seed, [out], rebuild_stale=True):
         return out
     dets = load_detections(cfg)
     truth = ground_truth(cfg)
@@ -161,19 +159,37 @@ def stage_recall(cfg: Config) -> Path:
 
 
 def stage_anonymize(cfg: Config, progress: bool = True) -> Path:
-    """Stage 3: the anonymized copy of the dataset; returns its root."""
+    """Stage 3: the anonymized copy of the dataset; returns its root.
+
+    The copy holds only images that went through detection: the records' (unreadable ones left
+    out), and the images no record lists (junk, `gt_bbox/`) only with `anonymization.outside_records:
+    anonymize`, detected here first; otherwise they are left out. The manifest lists what was left out.
+    """
     out = anon_root(cfg)
     conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
             "anonymization": to_dict(cfg.anonymization)}
-    meta_path = out / "anonymization.meta.json"
-    if _check_fresh(meta_path, conf) and (out / "manifest.json").is_file():
+    meta = out / "anonymization.meta.json"
+    if finished(meta, conf, cfg.seed, [out / "manifest.json"]):
         return out
     dets = load_detections(cfg)
-    a = cfg.anonymization
+    root, recs, a, d = dataset_root(cfg), records(cfg), cfg.anonymization, cfg.detection
+    images = list(recs.image)
+    bad = set(unreadable(cfg).image)
+    outside = [rel for rel in anonymize.image_files(root) if rel not in set(images) | bad]
+    if a.outside_records == "anonymize" and outside:
+        extra = pd.DataFrame({"image": outside, "split": "outside_records", "pid": -1, "camid": 0})
+        errors: list | None = [] if d.skip_unreadable else None
+        found = detection.detect_dataset(root, extra, d.detector, d.threshold, progress=progress,
+                                         default_box=tuple(d.default_box), errors=errors,
+                                         run=detection.detector_from_config(d))
+        dets = pd.concat([dets, found], ignore_index=True)
+        images += sorted(set(outside) - {img for img, _ in errors or []})
     params = anonymize.technique_params(a.technique, a.blur_width_ratio, a.pixelate_size)
-    manifest = anonymize.anonymize_dataset(dataset_root(cfg), dets, out, a.technique, a.margin,
-                                           cfg.dataset.jpeg_quality, progress, a.processes, **params)
-    write_json(meta_path, make_meta("anonymization", conf, cfg.seed, manifest["source_fingerprint"]))
+    with output_folder(out, conf, cfg.seed):
+        manifest = anonymize.anonymize_dataset(root, dets, out, a.technique, a.margin, cfg.dataset.jpeg_quality,
+                                               progress, a.processes, images=images,
+                                               notes={"outside_records": a.outside_records}, **params)
+        write_json(meta, make_meta("anonymization", conf, cfg.seed, manifest["source_fingerprint"]))
     return out
 
 
@@ -184,7 +200,7 @@ def stage_audit(cfg: Config, progress: bool = True) -> Path | None:
     out = audit_path(cfg)
     conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
             "anonymization": to_dict(cfg.anonymization)}
-    if _check_fresh(Path(str(out) + ".meta.json"), conf) and out.is_file():
+    if finished(meta_path(out), conf, cfg.seed, [out, out.with_name("summary.csv")], rebuild_stale=True):
         return out
     dets = load_detections(cfg)
     recs = records(cfg)
@@ -205,13 +221,15 @@ def stage_train(cfg: Config, variant: str = "orig", model: str | None = None, pr
     conf = {"dataset": to_dict(cfg.dataset), "training": to_dict(tcfg), "variant": variant}
     if variant == "anon":
         conf.update(detection=to_dict(cfg.detection), anonymization=to_dict(cfg.anonymization))
-    meta_path = out / "model.pt.meta.json"
-    if _check_fresh(meta_path, conf) and (out / "model.pt").is_file():
+    meta = out / "model.pt.meta.json"
+    if finished(meta, conf, cfg.seed, [out / "model.pt"]):
         return out
     root = stage_generate(cfg) if variant == "orig" else stage_anonymize(cfg, progress)
-    training.train(root, records(cfg, variant), out, tcfg, cfg.seed, progress=progress)
-    write_json(meta_path, make_meta("training", conf, cfg.seed, fingerprint_files(root),
-                                    torch_threads=training.torch.get_num_threads()))
+    recs = records(cfg, variant)
+    with output_folder(out, conf, cfg.seed):  # a checkpoint resumes only under the same recipe and seed
+        training.train(root, recs, out, tcfg, cfg.seed, progress=progress)
+        write_json(meta, make_meta("training", conf, cfg.seed, fingerprint_files(root),
+                                   torch_threads=training.torch.get_num_threads()))
     return out
 
 
@@ -226,7 +244,7 @@ def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool =
     model = model or cfg.training.model
     out = model_results_path(cfg, model)
     conf = _evaluation_conf(cfg, model)
-    if _check_fresh(Path(str(out) + ".meta.json"), conf) and out.is_file():
+    if finished(meta_path(out), conf, cfg.seed, [out], rebuild_stale=True):
         return out
     dirs = {v: stage_train(cfg, v, model, progress) for v in VARIANTS}
     roots = {v: variant_root(cfg, v) for v in VARIANTS}
@@ -246,7 +264,7 @@ def stage_evaluate(cfg: Config, progress: bool = True) -> Path:
     parts = {m: stage_evaluate_model(cfg, m, progress) for m in trainings(cfg)}
     conf = {m: _evaluation_conf(cfg, m) for m in parts}
     fp = tree_digest((m, file_sha256(p)) for m, p in parts.items())
-    meta = Path(str(out) + ".meta.json")
+    meta = meta_path(out)
     if out.is_file() and meta.is_file() and read_json(meta).get("data_fingerprint") == fp:
         return out
     table = pd.concat([pd.read_csv(p) for p in parts.values()], ignore_index=True)
@@ -268,7 +286,7 @@ def stage_statistics(cfg: Config) -> Path:
     run_results = pd.read_csv(source)
     run_results = run_results[run_results.technique == run_results.technique.iloc[0]]  # Table VIII rows apart
     conf = {"statistics": to_dict(cfg.statistics), "evaluation_sha": results_sha}
-    if _check_fresh(out, conf):
+    if finished(out, conf, cfg.seed, [out], rebuild_stale=True):
         return out
     paper = statistics.load_paper_results()
     by = "dataset" if run_results.dataset.nunique() > 1 else None
@@ -325,7 +343,7 @@ def stage_sweep(cfg: Config, progress: bool = True) -> Path:
     out = cfg.run_path / "teaching" / "sweep.csv"
     conf = {"teaching": to_dict(cfg.teaching), "seed": cfg.seed,
             **{k: to_dict(getattr(cfg, k)) for k in ("detection", "anonymization", "training", "evaluation")}}
-    if _check_fresh(Path(str(out) + ".meta.json"), conf) and out.is_file():
+    if finished(meta_path(out), conf, cfg.seed, [out], rebuild_stale=True):
         return out
     parts = []
     for share in cfg.teaching.shares:

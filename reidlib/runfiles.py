@@ -5,11 +5,13 @@ Stages meet only through these files (all paths relative to the run directory)::
     data/<dataset>/                 generated dataset in Market-1501 layout (never written after)
     data/<dataset>_derived/         CUHK03 PNGs + split JSON, VIPeR splits.json (real datasets stay read only)
     data/<dataset>/face_boxes.csv   ground truth faces: image, x0, y0, x1, y1 (pixels, x1/y1 exclusive)
+    data/unreadable.csv             with detection.skip_unreadable: images no stage uses (image, reason)
     detections/detections.csv       stage 1, one row per box: image, split, pid, camid, x0, y0, x1, y1,
                                     score, detector, threshold, source (detector | default_box)
     recall/recall.json              stage 2: recall/precision with 95% intervals, per-size table
     recall/inspection_template.csv  stage 2 without ground truth: the sheet to fill in (y / n)
-    anon/<technique>/<dataset>/     stage 3: anonymized copy, same relative paths + manifest.json
+    anon/<technique>/<dataset>/     stage 3: anonymized copy, same relative paths + manifest.json; only
+                                    the records' images (each through detection) and the readers' list files
     models/orig/<model>/            stage 4, trained on the original (one folder per training run)
     models/anon-<technique>/<model>/  stage 4, trained on the anonymized copy: model.pt (state dict), train_log.csv, pids.json
     evaluation/<technique>/<model>.csv  stage 5, one model: a row per protocol, mAP, rank1, rank5, mINP (percent)
@@ -21,18 +23,32 @@ Stages meet only through these files (all paths relative to the run directory)::
 Every results file `X` has a sidecar `X.meta.json` (or, for JSON results, a top-level `meta` key)
 holding the config, seed, git commit, package versions and the data fingerprint. Files are written
 atomically (temporary file, then rename), so a killed stage leaves no half-written result.
+
+A stage that builds its output piece by piece (detection parts, the anonymized copy, a training run's
+checkpoints) holds that folder with `output_folder`: locked against a second concurrent run (the lock
+file `.<folder>.lock` beside it names the holder), and stamped (`<folder>/.stamp.json`: the config
+sections the stage depends on, and the seed) before anything is written. Work found there under
+another stamp, or under none, is removed, never resumed; resuming happens only under an identical
+stamp. A finished output whose meta records another configuration is refused by `finished`, with
+the differing keys named.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import fnmatch
 import hashlib
 import json
 import os
+import shutil
+import socket
 import subprocess
+import sys
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
@@ -81,6 +97,16 @@ def variant_root(cfg, variant: str) -> Path:
     """Dataset root of a variant: 'orig' or 'anon'."""
     _check_variant(variant)
     return dataset_root(cfg) if variant == "orig" else anon_root(cfg)
+
+
+def unreadable_path(cfg) -> Path:
+    """Images that cannot be decoded, skipped by every stage (`detection.skip_unreadable`)."""
+    return cfg.run_path / "data" / "unreadable.csv"
+
+
+def meta_path(path: Path) -> Path:
+    """The provenance sidecar of a results file."""
+    return Path(str(path) + ".meta.json")
 
 
 def detections_path(cfg) -> Path:
@@ -154,7 +180,7 @@ def read_json(path: Path) -> Any:
 def write_csv(path: Path, df: pd.DataFrame, meta: dict[str, Any]) -> None:
     """Write a results table and its `.meta.json` sidecar, both atomically."""
     atomic_write_text(path, df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
-    write_json(Path(str(path) + ".meta.json"), meta)
+    write_json(meta_path(path), meta)
 
 
 def git_commit() -> str:
@@ -213,3 +239,103 @@ def make_meta(stage: str, config: dict[str, Any], seed: int, data_fingerprint: s
     """The provenance block every results file carries."""
     return {"stage": stage, "config": config, "seed": seed, "git_commit": git_commit(),
             "packages": package_versions(), "data_fingerprint": data_fingerprint, **extra}
+
+
+class StaleOutputError(RuntimeError):
+    """An output in the run directory was made with a different configuration."""
+
+
+class BusyOutputError(RuntimeError):
+    """Another run is writing the same output right now."""
+
+
+def config_diff(old: Any, new: Any, key: str = "") -> list[str]:
+    """The leaves that differ between two nested config mappings, as 'key: old -> new' lines."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            sub = f"{key}.{k}" if key else str(k)
+            if k not in old:
+                out.append(f"{sub}: (absent) -> {new[k]!r}")
+            elif k not in new:
+                out.append(f"{sub}: {old[k]!r} -> (absent)")
+            else:
+                out += config_diff(old[k], new[k], sub)
+        return out
+    return [] if old == new else [f"{key or 'config'}: {old!r} -> {new!r}"]
+
+
+def _stamp(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """What a stage's output depends on, as it reads back from JSON."""
+    return json.loads(json.dumps({"config": config, "seed": seed}, default=str))
+
+
+def finished(meta_path: Path, config: dict[str, Any], seed: int, outputs: Iterable[Path],
+             rebuild_stale: bool = False) -> bool:
+    """True when every one of `outputs` exists and `meta_path` records `config` and `seed`.
+
+    Outputs that are all there but were made under another configuration are refused with a
+    StaleOutputError naming each differing key, its old and new value (with `rebuild_stale`, for
+    cheap derived files, they are simply rebuilt); outputs that are partly missing are not
+    finished (the stage rebuilds them, judging partial work by its stamp).
+    """
+    outputs = [Path(p) for p in outputs]
+    meta_path = Path(meta_path)
+    if not meta_path.is_file() or not all(p.exists() for p in outputs):
+        return False
+    found = read_json(meta_path)
+    found = found.get("meta", found)
+    old, new = _stamp(found.get("config"), found.get("seed", seed)), _stamp(config, seed)
+    if old == new:
+        return True
+    if rebuild_stale:
+        return False
+    changes = "; ".join(config_diff(old["config"], new["config"]) + config_diff(old["seed"], new["seed"], "seed"))
+    raise StaleOutputError(f"{outputs[0] if outputs else meta_path} was made with another configuration "
+                           f"({changes}); delete it to rebuild it, or choose another run_dir")
+
+
+def _holder() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(sys.argv)[:300]}
+
+
+@contextlib.contextmanager
+def output_lock(target: Path) -> Iterator[None]:
+    """Hold `target` (a file or folder in the run directory) for this process; a second run trying
+    to hold it meanwhile gets a BusyOutputError naming the holder. Released when the process ends."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = target.parent / f".{target.name}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                who = json.loads(Path(lock).read_text() or "{}")
+            except (OSError, ValueError):
+                who = {}
+            raise BusyOutputError(f"{target} is being written by another run (pid {who.get('pid', '?')} on "
+                                  f"{who.get('host', '?')}, since {who.get('since', '?')}: {who.get('command', '?')}); "
+                                  f"wait for it to end, or stop it") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(_holder()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def output_folder(folder: Path, config: dict[str, Any], seed: int) -> Iterator[Path]:
+    """Hold `folder` for one stage run: locked (`output_lock`), then stamped with `config` and `seed`
+    before anything is written. Work already there under another stamp, or none, is removed."""
+    folder = Path(folder)
+    with output_lock(folder):
+        stamp_path = folder / ".stamp.json"
+        stamp = _stamp(config, seed)
+        if folder.exists() and (not stamp_path.is_file() or read_json(stamp_path) != stamp):
+            shutil.rmtree(folder)
+        if not stamp_path.is_file():
+            write_json(stamp_path, stamp)
+        yield folder

@@ -23,7 +23,7 @@ def test_output_made_with_another_configuration_is_refused(tmp_path):
     cfg = tiny(tmp_path)
     pipeline.stage_detect(cfg, progress=False)
     other = tiny(tmp_path, detection={"threshold": 0.6})
-    with pytest.raises(pipeline.StaleOutputError, match="detections.csv.meta.json"):
+    with pytest.raises(pipeline.StaleOutputError, match=r"detections\.csv .*detection\.threshold: 0\.15 -> 0\.6"):
         pipeline.stage_detect(other, progress=False)
 
 
