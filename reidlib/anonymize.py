@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
@@ -194,6 +197,21 @@ def _write_one(src: Path, out: Path, rel: str, boxes, technique: str, margin: in
     return rel, hashlib.sha256(raw).hexdigest(), hashlib.sha256(data).hexdigest()
 
 
+def _worker_init(parent: int) -> None:
+    """A copy worker ends itself once the run that started it is gone (even after kill -9 of that run,
+    which would otherwise leave the workers and the fork server behind)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _write_chunk(job: tuple) -> list[tuple[str, str, str]]:
     """Worker: one chunk of files (module-level so that process pools can pickle it)."""
     src, out, items, technique, margin, jpeg_quality, params = job
@@ -248,7 +266,8 @@ def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path
         if processes > 1 and len(jobs) > 1:
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["reidlib.anonymize"])
-            with ProcessPoolExecutor(processes, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_worker_init,
+                                     initargs=(os.getpid(),)) as pool:
                 for part in pool.map(_write_chunk, jobs):
                     done.extend(part)
                     bar.update(len(part))
