@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from reidlib import anonymize, config, datasets, synthetic
+from reidlib import anonymize, config, datasets, images, registry, synthetic
+from reidlib.boxes import boxes_by_image
 from reidlib.runfiles import atomic_write_bytes
 
 
@@ -35,14 +36,14 @@ def deface_copy(src: Path, out: Path, dets: pd.DataFrame) -> None:
     """The peer: deface's anonymize_frame (Gaussian blur of each box) over the same files."""
     from deface.deface import anonymize_frame
 
-    boxes = anonymize.boxes_by_image(dets)
+    boxes = boxes_by_image(dets)
     for rel in datasets.read_market(src).image:
-        img = anonymize.read_image(src / rel)
+        img = images.read_image(src / rel)
         b = boxes.get(rel, np.empty((0, 4)))
         d = np.hstack([b, np.ones((len(b), 1))]) if len(b) else np.empty((0, 5))
         anonymize_frame(d, img, mask_scale=1.0, replacewith="blur", ellipse=False, draw_scores=False,
                         replaceimg=None, mosaicsize=6)
-        atomic_write_bytes(out / rel, anonymize.encode_image(img, ".jpg"))
+        atomic_write_bytes(out / rel, images.encode_image(img, ".jpg"))
 
 
 def main() -> None:
@@ -69,7 +70,7 @@ def main() -> None:
 
         peer = best(lambda out: deface_copy(src, out, dets))
         print(f"{'deface blur (peer, 1 process)':32s} {peer:8.0f} img/s")
-        for t in anonymize.TECHNIQUES:
+        for t in registry.TECHNIQUES:
             params = anonymize.technique_params(t)
             rate = best(lambda out: anonymize.anonymize_dataset(src, dets, out, t, progress=False,
                                                                 processes=args.processes, **params))

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from reidlib import config, training
+from reidlib import config, models, training
 
 SIX = ["pcb_p6", "mlfn", "hacnn", "resnet50mid", "mudeep", "bot"]
 
@@ -24,13 +24,13 @@ def throughput(model_name: str, batch: int, steps: int, device: torch.device, am
     cfg = config.from_dict({"training": {"profile": "paper", "model": model_name, "pretrained": "none",
                                          "batch_size": batch, "instances": min(4, batch // 2)}}).training
     torch.manual_seed(0)
-    net = training.build_model(model_name, 751).to(device)
+    net = models.build_model(model_name, 751).to(device)
     losses = training.Losses(cfg, 751).to(device)
     cl = amp and device.type == "cuda"
     if cl:
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
-    h, w = training.input_size(model_name, cfg.image_size)
+    h, w = models.input_size(model_name, cfg.image_size)
     x = torch.randn(batch, 3, h, w, device=device)
     if cl:
         x = x.to(memory_format=torch.channels_last)
@@ -70,7 +70,7 @@ def main() -> None:
     print(f"{'model':<12} {'batch':>5} {'input':>8} {'fp32 img/s':>11} {'bf16 img/s':>11} {'ratio':>6}")
     for m in args.models:
         batch = args.batch or ((64 if m == "bot" else 32) if device.type == "cuda" else 8)
-        h, w = training.input_size(m, (256, 128))
+        h, w = models.input_size(m, (256, 128))
         fp32 = throughput(m, batch, steps, device, amp=False)
         if device.type == "cuda":
             mixed = throughput(m, batch, steps, device, amp=True)

@@ -1,6 +1,7 @@
 """Face anonymization (paper Sections III-B and IV-C) and anonymized dataset copies.
 
-Five techniques act on an image and its face boxes, changing pixels inside the boxes only:
+Five techniques (registered in `reidlib.registry`) act on an image and its face boxes, changing
+pixels inside the boxes only:
 blur (Gaussian, sigma = box width / 8: the paper's "radius equal to 1/8 the width", read as the
 Gaussian's standard deviation), zero, blank (per-channel box mean), inpaint (Poisson: the Laplace
 equation inside the box, the surrounding pixels as boundary) and pixelate (to 6x6, back with
@@ -24,11 +25,12 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from tqdm.auto import tqdm
 
-from .recall import iou_matrix
+from . import registry
+from .boxes import boxes_by_image, iou_matrix
+from .images import decode_image, encode_image, is_image, read_image
 from .runfiles import atomic_write_bytes, fingerprinted, tree_digest, write_json
 
 Box = tuple[int, int, int, int]
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def _clip(box: Iterable[float], shape: tuple[int, ...], margin: int = 0) -> Box | None:
@@ -123,58 +125,23 @@ def inpaint(img: np.ndarray, box: Box) -> np.ndarray:
     return out
 
 
-TECHNIQUES: dict[str, Callable[..., np.ndarray]] = {
-    "blur": blur, "zero": zero, "blank": blank, "inpaint": inpaint, "pixelate": pixelate}
-
-
-def technique_params(technique: str, blur_width_ratio: float = 0.125, pixelate_size: int = 6) -> dict:
-    """The keyword arguments a technique takes, from the config values."""
-    if technique not in TECHNIQUES:
-        raise ValueError(f"unknown anonymization technique '{technique}'; "
-                         f"choose one of {', '.join(TECHNIQUES)}")
-    return {"blur": {"width_ratio": blur_width_ratio}, "pixelate": {"size": pixelate_size}}.get(technique, {})
+def technique_params(technique: str, section=None) -> dict:
+    """The keyword arguments technique `technique` takes, from an `anonymization` config section
+    (or mapping); without one, none (the function's defaults)."""
+    spec = registry.technique(technique)  # unknown names are an error listing the known ones
+    return spec.from_config(section) if section is not None else {}
 
 
 def anonymize_image(img: np.ndarray, boxes: Iterable[Iterable[float]], technique: str = "blur",
                     margin: int = 0, **params) -> np.ndarray:
     """Apply `technique` to every box of one image (boxes as x0, y0, x1, y1)."""
-    if technique not in TECHNIQUES:
-        technique_params(technique)
+    apply = registry.technique(technique).apply
     out = img
     for b in boxes:
         box = _clip(b, img.shape, margin)
         if box is not None:
-            out = TECHNIQUES[technique](out, box, **params)
+            out = apply(out, box, **params)
     return out
-
-
-def decode_image(data: bytes, path: Path | str) -> np.ndarray:
-    """Decode image bytes as BGR uint8; a corrupt or truncated file is an error naming `path`."""
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if img is None:
-        raise ValueError(f"cannot decode image (corrupt or truncated): {path}")
-    return img
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Read an image as BGR uint8, with a clear error naming a missing or corrupt file."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    return decode_image(Path(path).read_bytes(), path)
-
-
-def encode_image(img: np.ndarray, suffix: str, jpeg_quality: int = 95) -> bytes:
-    """Encode to the file type given by `suffix` (JPEG at a fixed quality, others lossless)."""
-    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix.lower() in (".jpg", ".jpeg") else []
-    ok, buf = cv2.imencode(suffix, img, params)
-    if not ok:
-        raise ValueError(f"cannot encode image as {suffix}")
-    return buf.tobytes()
-
-
-def boxes_by_image(detections: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Face boxes (N, 4: x0, y0, x1, y1) of each image in a detections table."""
-    return {k: g[["x0", "y0", "x1", "y1"]].to_numpy() for k, g in detections.groupby("image")}
 
 
 def _write_one(src: Path, out: Path, rel: str, boxes, technique: str, margin: int, jpeg_quality: int,
@@ -187,7 +154,7 @@ def _write_one(src: Path, out: Path, rel: str, boxes, technique: str, margin: in
     raw = p.read_bytes()
     if target.exists():
         data = target.read_bytes()
-    elif p.suffix.lower() in IMAGE_SUFFIXES:
+    elif is_image(p.name):
         img = decode_image(raw, p)
         data = encode_image(anonymize_image(img, boxes, technique, margin, **params), p.suffix, jpeg_quality)
         atomic_write_bytes(target, data)
@@ -222,13 +189,6 @@ def _write_chunk(job: tuple) -> list[tuple[str, str, str]]:
 LIST_SUFFIXES = (".txt", ".csv", ".json", ".mat")  # dataset readers' list files, copied as they are
 
 
-def image_files(root: str | Path) -> list[str]:
-    """Relative paths of every image file under `root` (hidden files left out), sorted."""
-    root = Path(root)
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path,
                       technique: str = "blur", margin: int = 0, jpeg_quality: int = 95,
                       progress: bool = True, processes: int = 1, chunk: int = 64,
@@ -248,10 +208,10 @@ def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path
         raise FileNotFoundError(f"dataset folder not found: {src}")
     if out == src or src in out.parents:
         raise ValueError(f"refusing to write the anonymized copy inside the source dataset: {out}")
-    technique_params(technique)  # unknown names fail before anything is written
+    registry.technique(technique)  # unknown names fail before anything is written
     boxes = boxes_by_image(detections)
     files = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file() and not p.name.startswith("."))
-    all_images = {r for r in files if Path(r).suffix.lower() in IMAGE_SUFFIXES}
+    all_images = {r for r in files if is_image(r)}
     wanted = all_images if images is None else set(images)
     missing = sorted(wanted - all_images)
     if missing:
@@ -286,8 +246,8 @@ def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path
 
 
 def residual_audit(root: str | Path, records: pd.DataFrame, detections: pd.DataFrame, detect,
-                   techniques=tuple(TECHNIQUES), margin: int = 0, progress: bool = True,
-                   **config_params) -> pd.DataFrame:
+                   techniques: tuple[str, ...] | None = None, margin: int = 0, progress: bool = True,
+                   section=None) -> pd.DataFrame:
     """Rerun the detector on each image anonymized in memory by each technique; one row per residual box.
 
     A residual box is a face still found after anonymization: `where` says whether it overlaps
@@ -301,8 +261,8 @@ def residual_audit(root: str | Path, records: pd.DataFrame, detections: pd.DataF
     for r in tqdm(records.itertuples(), total=len(records), desc="residual-face audit", disable=not progress):
         img = read_image(root / r.image)
         b = boxes.get(r.image, np.empty((0, 4)))
-        for t in techniques:
-            anon = anonymize_image(img, b, t, margin, **technique_params(t, **config_params))
+        for t in techniques or tuple(registry.TECHNIQUES):
+            anon = anonymize_image(img, b, t, margin, **technique_params(t, section))
             anon = decode_image(encode_image(anon, ".jpg"), r.image)
             found = detect(cv2.cvtColor(anon, cv2.COLOR_BGR2RGB))
             if len(found) == 0:
@@ -316,11 +276,11 @@ def residual_audit(root: str | Path, records: pd.DataFrame, detections: pd.DataF
                                        "iou_with_anonymized", "where"])
 
 
-def audit_summary(residual: pd.DataFrame, records: pd.DataFrame, techniques=tuple(TECHNIQUES)) -> pd.DataFrame:
+def audit_summary(residual: pd.DataFrame, records: pd.DataFrame, techniques: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Per technique: share of images where any face is found again, and where one is found in an anonymized box."""
     n = len(records)
     rows = []
-    for t in techniques:
+    for t in techniques or tuple(registry.TECHNIQUES):
         found = residual[residual.technique == t]
         in_box = found[found["where"] == "anonymized box"]
         share = (lambda k: k / n) if n else (lambda k: float("nan"))

@@ -13,7 +13,6 @@ from torch import nn
 from torchvision.models import resnet50
 
 FEATURE_DIM = 2048
-TORCHVISION_RESNET50 = ("resnet50-0676ba61.pth", "resnet50-19c8e357.pth", "resnet50-11ad3fa6.pth")
 
 
 class BoT(nn.Module):

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from . import registry
+
 
 class ConfigError(ValueError):
     """A configuration key or value that the pipeline does not know; one line per problem."""
@@ -39,9 +41,10 @@ def _out_of_range(value: Any, lo: float | None, hi: float | None, above: bool) -
     return False
 
 
-DATASET_NAMES = ("synthetic", "market1501", "dukemtmcreid", "cuhk03", "viper", "airport")
-TECHNIQUES = ("blur", "zero", "blank", "inpaint", "pixelate")  # paper Section IV-C
-DETECTOR_NAMES = ("centerface", "tinyfaces", "haar")
+def _known(kind: str, name: str, names: Any) -> None:
+    """A name checked against a registry (`reidlib.registry`), or an error listing the known ones."""
+    if name not in names:
+        raise ConfigError(f"unknown {kind} '{name}'; choose one of {', '.join(names)}")
 
 
 @dataclass
@@ -64,9 +67,8 @@ class DatasetConfig:
     jpeg_quality: int = ranged(95, 0, 100)
 
     def __post_init__(self) -> None:
-        if self.name not in DATASET_NAMES:
-            raise ConfigError(f"unknown dataset.name '{self.name}'; choose one of {', '.join(DATASET_NAMES)}")
-        if self.name != "synthetic" and not self.root:
+        _known("dataset.name", self.name, registry.DATASETS)
+        if not registry.DATASETS[self.name].generated and not self.root:
             raise ConfigError(f"dataset.root must name the folder holding {self.name} (only 'synthetic' is generated)")
         if self.face_size[0] > self.face_size[1]:
             raise ConfigError(f"config key dataset.face_size = {list(self.face_size)}: min must not exceed max")
@@ -86,10 +88,11 @@ class DetectionConfig:
     templates: str = ""  # detector tinyfaces: that run's templates.json
 
     def __post_init__(self) -> None:
-        if self.detector not in DETECTOR_NAMES:
-            raise ConfigError(f"unknown detection.detector '{self.detector}'; choose one of {', '.join(DETECTOR_NAMES)}")
-        if self.detector != "haar" and not 0 <= self.threshold <= 1:
-            raise ConfigError(f"config key detection.threshold = {self.threshold!r} is out of range: must be in [0, 1]")
+        _known("detection.detector", self.detector, registry.DETECTORS)
+        lo_hi = registry.DETECTORS[self.detector].score_range
+        if lo_hi is not None and not lo_hi[0] <= self.threshold <= lo_hi[1]:
+            raise ConfigError(f"config key detection.threshold = {self.threshold!r} is out of range: must be in "
+                              f"[{lo_hi[0]:g}, {lo_hi[1]:g}] for detector {self.detector}")
         if len(self.default_box) not in (0, 4):
             raise ConfigError(f"detection.default_box must be [x0, y0, x1, y1] or empty, got {self.default_box}")
 
@@ -119,8 +122,7 @@ class AnonymizationConfig:
     outside_records: str = "omit"
 
     def __post_init__(self) -> None:
-        if self.technique not in TECHNIQUES:
-            raise ConfigError(f"unknown anonymization.technique '{self.technique}'; choose one of {', '.join(TECHNIQUES)}")
+        _known("anonymization.technique", self.technique, registry.TECHNIQUES)
         if self.outside_records not in ("omit", "anonymize"):
             raise ConfigError(f"config key anonymization.outside_records = {self.outside_records!r}: "
                               f"choose omit or anonymize")
@@ -135,7 +137,7 @@ class TrainingConfig:
     """
 
     profile: str = ""
-    model: str = "hacnn"  # pcb_p6 | mlfn | hacnn | resnet50mid | mudeep | bot (or any torchreid model)
+    model: str = "hacnn"  # pcb_p6 | mlfn | hacnn | resnet50mid | mudeep | bot (or one registered in reidlib.registry)
     epochs: int = ranged(6, 1)
     batch_size: int = ranged(16, 1)
     image_size: tuple[int, int] = ranged((256, 128), 1)  # height, width (HACNN and MuDeep fix their own)
@@ -158,6 +160,13 @@ class TrainingConfig:
     amp: bool = True  # mixed precision (bfloat16), CUDA only
     channels_last: bool = True  # CUDA only
     num_workers: int = ranged(0, 0)
+
+    def __post_init__(self) -> None:
+        _known("training.model", self.model, registry.MODELS)
+        for key, value, choices in (("augment", self.augment, ("translate", "pad_crop")),
+                                    ("sampler", self.sampler, ("random", "identity"))):
+            if value not in choices:
+                raise ConfigError(f"config key training.{key} = {value!r}: choose {' or '.join(choices)}")
 
 
 # The paper's recipes (Section IV-A) and a CPU smoke size. The torchreid models' decay step is not
@@ -186,8 +195,9 @@ def apply_profile(training: dict[str, Any]) -> dict[str, Any]:
         return training or {}
     if name not in PROFILES:
         raise ConfigError(f"unknown training.profile '{name}'; choose one of {', '.join(PROFILES)}")
-    family = "bot" if training.get("model", TrainingConfig.model) == "bot" else "torchreid"
-    return merge(PROFILES[name][family], training)
+    model = training.get("model", TrainingConfig.model)
+    _known("training.model", model, registry.MODELS)
+    return merge(PROFILES[name][registry.MODELS[model].recipe], training)
 
 
 @dataclass
@@ -238,12 +248,10 @@ class GridConfig:
     technique_models: list = field(default_factory=lambda: ["bot"])
 
     def __post_init__(self) -> None:
-        bad = [t for t in self.techniques if t not in TECHNIQUES]
-        if bad:
-            raise ConfigError(f"unknown grid.techniques {bad}; choose from {', '.join(TECHNIQUES)}")
-        bad = [d for d in self.datasets if d not in DATASET_NAMES or d == "synthetic"]
-        if bad:
-            raise ConfigError(f"unknown grid.datasets {bad}; choose from {', '.join(DATASET_NAMES[1:])}")
+        for t in self.techniques:
+            _known("grid.techniques entry", t, registry.TECHNIQUES)
+        for d in self.datasets:
+            _known("grid.datasets entry", d, [n for n, spec in registry.DATASETS.items() if not spec.generated])
 
 
 @dataclass

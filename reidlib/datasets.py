@@ -19,10 +19,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from . import registry
+from .images import is_image
 
 MARKET_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 MARKET_NAME = re.compile(r"^(-?\d+)_c(\d)s(\d)_(\d+)_(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
@@ -30,10 +34,6 @@ DUKE_NAME = re.compile(r"^(-?\d+)_c(\d+)_f(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE
 VIPER_NAME = re.compile(r"^(\d+)_(\d+)\.(bmp|png|jpg)$", re.IGNORECASE)
 CUHK03_NAME = re.compile(r"^(\d)_(\d{3})_(\d)_(\d{2})\.png$")
 RECORD_COLUMNS = ["image", "pid", "camid", "split", "dataset"]
-# each dataset's name in the paper's tables (the generated set stands in for Market1501, whose layout it has)
-PAPER_NAMES = {"market1501": "Market1501", "dukemtmcreid": "DukeMTMC-reID", "cuhk03": "CUHK03", "viper": "VIPeR",
-               "airport": "Airport", "synthetic": "Market1501"}
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 TOP_FOLDERS = {"market1501": ("Market-1501-v15.09.15", "Market-1501", "market1501"),
                "dukemtmcreid": ("DukeMTMC-reID", "dukemtmc-reid/DukeMTMC-reID", "dukemtmc-reid")}
 CUHK03_VARIANTS = ("detected", "labeled")
@@ -97,7 +97,7 @@ def contained(root: Path, rel: str, listed_in: str = "the dataset's list") -> st
 
 
 def _images(d: Path) -> list[Path]:
-    return [p for p in sorted(d.iterdir()) if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES]
+    return [p for p in sorted(d.iterdir()) if not p.name.startswith(".") and is_image(p.name)]
 
 
 def _top_folder(root: Path, dataset: str) -> str:
@@ -363,29 +363,28 @@ def read_airport(root: str | Path, partition_row: int = 0, dataset: str = "airpo
 
 
 # ---------------------------------------------------------------- one entry point
-READERS: dict[str, Callable[..., pd.DataFrame]] = {
-    "synthetic": read_market, "market1501": read_market, "dukemtmcreid": read_duke,
-    "cuhk03": read_cuhk03, "viper": read_viper, "airport": read_airport}
+def read_section(section: Any, root: str | Path, derived: str | Path) -> pd.DataFrame:
+    """Records of the dataset a `dataset` config section names (its `reidlib.registry` entry), from the
+    root its images are under; `derived` holds files made from it (CUHK03's split, a VIPeR split).
+    Every path must stay under `root`."""
+    try:
+        spec = registry.dataset(section.name)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+    recs = spec.read(Path(root), section, Path(derived))
+    for rel in recs.image:
+        contained(Path(root), rel)
+    return recs
 
 
 def read(name: str, root: str | Path, split_file: str | Path | None = None, cuhk03_variant: str = "detected",
          partition_row: int = 0) -> pd.DataFrame:
     """Records of dataset `name` from the root its images are under (for CUHK03: the derived folder)."""
-    if name not in READERS:
-        raise DatasetError(f"unknown dataset name '{name}'; choose one of {', '.join(READERS)}")
-    if name == "cuhk03":
-        recs = read_cuhk03(root, cuhk03_variant, name)
-    elif name == "viper":
-        if split_file is None:
-            raise DatasetError("VIPeR needs a split file (the supplied splits.json, or one made by make_viper_split)")
-        recs = read_viper(root, split_file, dataset=name)
-    elif name == "airport":
-        recs = read_airport(root, partition_row, name)
-    else:
-        recs = READERS[name](root, name)
-    for rel in recs.image:  # every reader's paths stay under its root
-        contained(Path(root), rel)
-    return recs
+    section = SimpleNamespace(name=name, split_file=str(split_file or ""), cuhk03_variant=cuhk03_variant,
+                              partition_row=partition_row)
+    if name == "viper" and not split_file:
+        raise DatasetError("VIPeR needs a split file (the supplied splits.json, or one made by make_viper_split)")
+    return read_section(section, root, root)
 
 
 def summary(records: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Sequence
 
 import cv2
@@ -15,7 +16,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .anonymize import read_image
+from . import registry
+from .boxes import nms
+from .images import read_rgb
 
 DETECTION_COLUMNS = ["image", "split", "pid", "camid", "x0", "y0", "x1", "y1", "score",
                      "detector", "threshold", "source"]
@@ -61,15 +64,6 @@ def _centerface_session():
     onnxruntime.set_default_logger_severity(3)
     sess = onnxruntime.InferenceSession(model.SerializeToString(), providers=onnxruntime.get_available_providers())
     return sess, sess.get_inputs()[0].name, [o.name for o in sess.get_outputs()]
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, highest score first (OpenCV's NMSBoxes)."""
-    if len(boxes) == 0:
-        return np.empty(0, np.int64)
-    xywh = np.c_[boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]].astype(np.float64)
-    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.astype(float).tolist(), 0.0, iou)
-    return np.asarray(keep, np.int64).reshape(-1)
 
 
 def decode_centerface(heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, threshold: float,
@@ -190,21 +184,17 @@ def haar(threshold: float = 0.0, upscale: int = 3, scales: tuple = ()) -> Detect
     return Haar(threshold, upscale, scales)
 
 
-DETECTORS: dict[str, Callable[..., Detector]] = {"centerface": centerface, "tinyfaces": tinyfaces, "haar": haar}
-
-
-def make_detector(name: str, threshold: float, upscale: int, scales: tuple = (), **files: str) -> Detector:
-    """A detector by name, or a clear error listing the known names (`files`: tinyfaces' checkpoint, templates)."""
-    if name not in DETECTORS:
-        raise ValueError(f"unknown detector '{name}'; choose one of {', '.join(DETECTORS)}")
-    extra = files if name == "tinyfaces" else {}
-    return DETECTORS[name](threshold=threshold, upscale=upscale, scales=tuple(scales), **extra)
+def make_detector(name: str, threshold: float, upscale: int, scales: tuple = (), checkpoint: str = "",
+                  templates: str = "") -> Detector:
+    """A registered detector by name (`reidlib.registry`), or an error listing the known names."""
+    section = SimpleNamespace(detector=name, threshold=threshold, upscale=upscale, scales=list(scales),
+                              checkpoint=checkpoint, templates=templates)
+    return registry.detector(name).build(section)
 
 
 def detector_from_config(d) -> Detector:
     """The detector a run's `detection` section (`config.DetectionConfig`) describes."""
-    return make_detector(d.detector, d.threshold, d.upscale, tuple(d.scales), checkpoint=d.checkpoint,
-                         templates=d.templates)
+    return registry.detector(d.detector).build(d)
 
 
 PAPER_DEFAULT_BOX = (15, 4, 35, 23)  # the box the paper pasted on VIPeR crops without a detection
@@ -266,7 +256,7 @@ def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "cen
             imgs = {}
             for i, r in enumerate(chunk, start):
                 try:
-                    imgs[i] = cv2.cvtColor(read_image(root / r.image), cv2.COLOR_BGR2RGB)
+                    imgs[i] = read_rgb(root / r.image)
                 except (OSError, ValueError) as e:
                     if errors is None:
                         raise

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import torchreid_models as trm
-from .training import ReidImages, load_trained, test_transform
+from .models import display_name, load_trained
+from .transforms import ReidImages, test_transform
 
 PROTOCOLS = {"orig_orig": ("orig", "orig"), "orig_anon": ("orig", "anon"), "anon_anon": ("anon", "anon")}
 RESULT_COLUMNS = ["dataset", "model", "protocol", "train_variant", "test_variant", "technique", "distance", "mAP",
@@ -279,7 +280,7 @@ def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], reco
             cache[train_v] = load_trained(model_dirs[train_v], device)
         model, size = cache[train_v]
         arch = json.loads((Path(model_dirs[train_v]) / "pids.json").read_text())["model"]
-        name = {**trm.PAPER_MODELS, "bot": "BoT"}.get(arch, arch)
+        name = display_name(arch)
         res = evaluate_model(model, size, roots[test_v], records, metric, batch_size, flip, rerank, single_shot)
         rows.append(dict(dataset=dataset, model=name, protocol=protocol, train_variant=train_v,
                          test_variant=test_v, technique=technique,

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import anonymize, datasets, detection, evaluation, recall, statistics, synthetic, training
+from . import anonymize, datasets, detection, evaluation, images, recall, registry, statistics, synthetic, training
 from .config import Config, from_dict, merge, project_path, to_dict, trainings
 from .runfiles import (VARIANTS, BusyOutputError, StaleOutputError, anon_root, atomic_write_text,  # noqa: F401
                        audit_path, dataset_root, derived_root, detections_path, evaluation_path, file_sha256,
                        finished, fingerprint_files, make_meta, meta_path, model_dir, model_results_path,
-                       output_folder, read_json, source_root, split_file, tree_digest, unreadable_path,
+                       output_folder, read_json, source_root, tree_digest, unreadable_path,
                        variant_root, write_csv, write_json)
 
 DETECTION_PART = 2000  # images per resumable part of stage 1
@@ -35,10 +35,9 @@ def stage_generate(cfg: Config, replace_stale: bool = False) -> Path:
         source = source_root(cfg)
         if not source.is_dir():
             raise datasets.DatasetError(f"dataset folder not found: {source}")
-        if d.name == "cuhk03":
-            datasets.prepare_cuhk03(source, derived_root(cfg), d.cuhk03_variant)
-        elif d.name == "viper" and not d.split_file:
-            datasets.make_viper_split(source, split_file(cfg))
+        prepare = registry.dataset(d.name).prepare
+        if prepare is not None:  # files a format needs, made once outside the user's tree
+            prepare(source, derived_root(cfg), d)
         return root
     if replace_stale and root.exists():
         try:
@@ -60,11 +59,7 @@ def stage_records(cfg: Config) -> Path:
 def records(cfg: Config, variant: str = "orig", usable: bool = True) -> pd.DataFrame:
     """Image records of the dataset (or of its anonymized copy); `usable` leaves out the images
     that cannot be decoded when `detection.skip_unreadable` is set (see `unreadable`)."""
-    d = cfg.dataset
-    if d.name == "synthetic" and d.root:  # a Market-layout folder standing in for the generated set
-        recs = datasets.read_market(variant_root(cfg, variant), d.name)
-    else:
-        recs = datasets.read(d.name, variant_root(cfg, variant), split_file(cfg), d.cuhk03_variant, d.partition_row)
+    recs = datasets.read_section(cfg.dataset, variant_root(cfg, variant), derived_root(cfg))
     if usable and cfg.detection.skip_unreadable:
         bad = set(unreadable(cfg).image)
         recs = recs[~recs.image.isin(bad)].reset_index(drop=True)
@@ -84,7 +79,7 @@ def unreadable(cfg: Config) -> pd.DataFrame:
         rows = []
         for rel in records(cfg, usable=False).image:
             try:
-                anonymize.read_image(root / rel)
+                images.read_image(root / rel)
             except (OSError, ValueError) as e:
                 rows.append((rel, str(e)))
         write_csv(out, pd.DataFrame(rows, columns=["image", "reason"]),
@@ -173,9 +168,9 @@ def stage_anonymize(cfg: Config, progress: bool = True) -> Path:
         return out
     dets = load_detections(cfg)
     root, recs, a, d = dataset_root(cfg), records(cfg), cfg.anonymization, cfg.detection
-    images = list(recs.image)
+    keep = list(recs.image)
     bad = set(unreadable(cfg).image)
-    outside = [rel for rel in anonymize.image_files(root) if rel not in set(images) | bad]
+    outside = [rel for rel in images.image_files(root) if rel not in set(keep) | bad]
     if a.outside_records == "anonymize" and outside:
         extra = pd.DataFrame({"image": outside, "split": "outside_records", "pid": -1, "camid": 0})
         errors: list | None = [] if d.skip_unreadable else None
@@ -183,11 +178,11 @@ def stage_anonymize(cfg: Config, progress: bool = True) -> Path:
                                          default_box=tuple(d.default_box), errors=errors,
                                          run=detection.detector_from_config(d))
         dets = pd.concat([dets, found], ignore_index=True)
-        images += sorted(set(outside) - {img for img, _ in errors or []})
-    params = anonymize.technique_params(a.technique, a.blur_width_ratio, a.pixelate_size)
+        keep += sorted(set(outside) - {img for img, _ in errors or []})
+    params = anonymize.technique_params(a.technique, a)
     with output_folder(out, conf, cfg.seed):
         manifest = anonymize.anonymize_dataset(root, dets, out, a.technique, a.margin, cfg.dataset.jpeg_quality,
-                                               progress, a.processes, images=images,
+                                               progress, a.processes, images=keep,
                                                notes={"outside_records": a.outside_records}, **params)
         write_json(meta, make_meta("anonymization", conf, cfg.seed, manifest["source_fingerprint"]))
     return out
@@ -206,8 +201,7 @@ def stage_audit(cfg: Config, progress: bool = True) -> Path | None:
     recs = records(cfg)
     d, a = cfg.detection, cfg.anonymization
     residual = anonymize.residual_audit(dataset_root(cfg), recs, dets, detection.detector_from_config(d),
-                                        margin=a.margin, progress=progress,
-                                        blur_width_ratio=a.blur_width_ratio, pixelate_size=a.pixelate_size)
+                                        margin=a.margin, progress=progress, section=a)
     meta = make_meta("audit", conf, cfg.seed, fingerprint_files(dataset_root(cfg)))
     write_csv(out.with_name("summary.csv"), anonymize.audit_summary(residual, recs), meta)
     write_csv(out, residual, meta)

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .anonymize import read_image
+from .boxes import BOX
+from .images import read_image
 
-BOX = ["x0", "y0", "x1", "y1"]
 
 
 def _rgb(path: Path) -> np.ndarray:

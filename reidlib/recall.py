@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-BOX = ["x0", "y0", "x1", "y1"]
+from .boxes import BOX, iou_matrix
 
 
 @dataclass(frozen=True)
@@ -36,19 +36,6 @@ def rate(k: int, n: int, confidence: float = 0.95) -> Rate:
     cp = res.proportion_ci(confidence, method="exact")
     return Rate(int(k), int(n), k / n, (float(w.low), float(w.high)),
                 (float(cp.low), float(cp.high)))
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boxes a (N,4) and b (M,4) given as x0, y0, x1, y1 (x1/y1 exclusive)."""
-    a = np.asarray(a, float).reshape(-1, 4)
-    b = np.asarray(b, float).reshape(-1, 4)
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def match(truth: pd.DataFrame, dets: pd.DataFrame, iou: float = 0.5) -> pd.DataFrame:

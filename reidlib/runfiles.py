@@ -52,6 +52,7 @@ from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
+from . import registry
 from .config import project_path
 
 VARIANTS = ("orig", "anon")  # dataset variants a model trains or is tested on
@@ -71,16 +72,8 @@ def derived_root(cfg) -> Path:
 
 def dataset_root(cfg) -> Path:
     """The folder the original images' relative paths start from (CUHK03: its extracted PNGs)."""
-    return derived_root(cfg) if cfg.dataset.name == "cuhk03" and cfg.dataset.root else source_root(cfg)
-
-
-def split_file(cfg) -> Path | None:
-    """VIPeR's split file: the one the user supplies, or one drawn once into the derived folder."""
-    if cfg.dataset.name != "viper":
-        return None
-    if cfg.dataset.split_file:
-        return project_path(cfg.dataset.split_file).resolve()
-    return derived_root(cfg) / "splits.json"
+    in_derived = registry.dataset(cfg.dataset.name).images_in_derived
+    return derived_root(cfg) if in_derived and cfg.dataset.root else source_root(cfg)
 
 
 def anon_root(cfg) -> Path:

@@ -26,21 +26,11 @@ with warnings.catch_warnings():  # torchreid warns that its Cython evaluator is 
 warnings.filterwarnings("ignore", category=UserWarning, module=r"torchreid\.")
 warnings.filterwarnings("ignore", message=r".*(upsample|align_corners).*", category=UserWarning)
 
-PAPER_MODELS = {"pcb_p6": "PCB", "mlfn": "MLFN", "hacnn": "HACNN", "resnet50mid": "Resnet50Mid",
-                "mudeep": "MuDeep"}
-FIXED_INPUT = {"hacnn": (160, 64), "mudeep": (256, 128)}  # (height, width) the network requires
-# ImageNet files torchreid would download into the torch cache (None: trained from scratch there)
-IMAGENET_FILES = {"mlfn": ("mlfn-9cb5a267.pth.tar",), "hacnn": None, "mudeep": None}
 
 
 def available_models() -> list[str]:
     """Names the factory accepts (torchreid's model zoo)."""
     return sorted(_models.__model_factory.keys())  # type: ignore[attr-defined]
-
-
-def input_size(name: str, default: tuple[int, int]) -> tuple[int, int]:
-    """The (height, width) a model must be fed: its fixed size, or `default`."""
-    return FIXED_INPUT.get(name, tuple(default))
 
 
 def _hacnn_theta_on_input_device(model: nn.Module) -> None:
@@ -71,8 +61,7 @@ def build(name: str, num_classes: int, pretrained: str = "none") -> nn.Module:
     from the file where names and shapes match.
     """
     if name not in available_models():
-        raise ValueError(f"unknown model name '{name}'; the paper's models are "
-                         f"{', '.join(PAPER_MODELS)} (any of torchreid's also works)")
+        raise ValueError(f"unknown torchreid model name '{name}'; torchreid has {', '.join(available_models())}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = _models.build_model(name, num_classes=num_classes, loss="softmax",
@@ -86,14 +75,19 @@ def build(name: str, num_classes: int, pretrained: str = "none") -> nn.Module:
                 f"ImageNet weights for '{name}' not found at {path}. Put the backbone's ImageNet "
                 f"state dict there (e.g. torchvision's resnet50-*.pth from the torch cache "
                 f"~/.cache/torch/hub/checkpoints/), or set training.pretrained: none")
-        own = model.state_dict()
-        src = load_state_dict(path)
-        usable = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-        if not usable:
-            raise ValueError(f"no parameter of {path} matches model '{name}'")
-        own.update(usable)
-        model.load_state_dict(own)
+        load_matching(model, load_state_dict(path), f"{path}")
     return model
+
+
+def load_matching(model: nn.Module, src: dict[str, torch.Tensor], source: str = "the ImageNet weights") -> int:
+    """Copy the tensors of `src` whose names and shapes match the model's; returns how many."""
+    own = model.state_dict()
+    usable = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ValueError(f"no parameter of {source} matches model {type(model).__name__}")
+    own.update(usable)
+    model.load_state_dict(own)
+    return len(usable)
 
 
 def logits_loss(outputs, targets: torch.Tensor, criterion: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,64 +15,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms as T
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import bot
+from . import bot, registry
 from . import torchreid_models as trm
 from .config import TrainingConfig
+from .models import build_model, input_size, resolve_device
 from .runfiles import atomic_write_bytes, atomic_write_text, write_json
-
-MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-
-
-class ReidImages(Dataset):
-    """Images of `records` under `root`, labelled by `labels[pid]` (or the pid itself)."""
-
-    def __init__(self, root: str | Path, records: pd.DataFrame, transform, labels: dict[int, int] | None = None):
-        self.root, self.records, self.transform = Path(root), records.reset_index(drop=True), transform
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int):
-        r = self.records.iloc[i]
-        path = self.root / r.image
-        try:
-            img = Image.open(path).convert("RGB")
-        except (OSError, ValueError) as e:
-            raise ValueError(f"cannot read image (corrupt or missing): {path}") from e
-        label = self.labels[int(r.pid)] if self.labels is not None else int(r.pid)
-        return self.transform(img), label
-
-
-def train_transform(size: tuple[int, int], augment: str = "translate", erasing: float = 0.0) -> T.Compose:
-    """The paper's training augmentation, then normalisation (and random erasing, when p > 0).
-
-    translate: torchreid's Random2DTranslation (enlarge by 1/8 with p = 0.5, random crop) and flip;
-    pad_crop: BoT's resize, flip, 10-pixel pad and random crop. Erasing fills with 0 after
-    normalisation, i.e. with the ImageNet mean, as BoT does.
-    """
-    h, w = size
-    if augment == "translate":
-        steps = [trm.Random2DTranslation(h, w, p=0.5), T.RandomHorizontalFlip()]
-    elif augment == "pad_crop":
-        steps = [T.Resize((h, w)), T.RandomHorizontalFlip(), T.Pad(10), T.RandomCrop((h, w))]
-    else:
-        raise ValueError(f"unknown training.augment '{augment}'; choose translate or pad_crop")
-    steps += [T.ToTensor(), T.Normalize(MEAN, STD)]
-    if erasing > 0:
-        steps.append(T.RandomErasing(p=erasing, scale=(0.02, 0.4), ratio=(0.3, 3.33), value=0))
-    return T.Compose(steps)
-
-
-def test_transform(size: tuple[int, int]) -> T.Compose:
-    """Resize and normalise."""
-    return T.Compose([T.Resize(tuple(size)), T.ToTensor(), T.Normalize(MEAN, STD)])
+from .transforms import ReidImages, train_transform
 
 
 def lr_factor(epoch: int, cfg: TrainingConfig) -> float:
@@ -88,49 +40,6 @@ def lr_factor(epoch: int, cfg: TrainingConfig) -> float:
     if cfg.lr_milestones:
         return cfg.lr_decay ** sum(t > m for m in cfg.lr_milestones)
     return cfg.lr_decay ** (epoch // max(cfg.lr_step, 1))
-
-
-def input_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
-    """The (height, width) model `name` is fed."""
-    return tuple(size) if name == "bot" else trm.input_size(name, size)
-
-
-def imagenet_file(name: str) -> Path | None:
-    """The ImageNet weights file for `name` in the torch cache (None: torchreid trains it from scratch)."""
-    cache = Path(torch.hub.get_dir()) / "checkpoints"
-    files = bot.TORCHVISION_RESNET50 if name in ("bot", "pcb_p6", "resnet50mid") else trm.IMAGENET_FILES.get(name, ())
-    if files is None:
-        return None
-    if not files:
-        raise FileNotFoundError(f"no known ImageNet weights file for '{name}': give its path as training.pretrained")
-    for f in files:
-        if (cache / f).is_file():
-            return cache / f
-    raise FileNotFoundError(f"ImageNet weights for '{name}' not found: put {files[0]} in {cache} "
-                            f"(or give its path as training.pretrained, or set training.pretrained: none)")
-
-
-def build_model(name: str, num_classes: int, pretrained: str = "none") -> nn.Module:
-    """One of the paper's models by name, initialised from a local ImageNet file or not at all; never downloads."""
-    path: str | Path | None = None if pretrained in ("", "none") else pretrained
-    if pretrained == "imagenet":
-        path = imagenet_file(name)
-    if name != "bot":
-        return trm.build(name, num_classes, str(path) if path else "none")
-    model = bot.BoT(num_classes)
-    if path is not None:
-        if not Path(path).expanduser().is_file():
-            raise FileNotFoundError(f"ImageNet weights for 'bot' not found at {path}: put torchvision's "
-                                    f"{bot.TORCHVISION_RESNET50[0]} there, or set training.pretrained: none")
-        model.load_imagenet(trm.load_state_dict(Path(path).expanduser()))  # weights_only, unwrapped
-    return model
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _seed_all(seed: int) -> None:
@@ -154,12 +63,13 @@ class Losses(nn.Module):
         self.ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.triplet = trm.triplet_loss(cfg.triplet_margin) if cfg.triplet_margin > 0 else None
         self.center = bot.CenterLoss(num_classes) if cfg.center_weight > 0 else None
-        if (self.triplet or self.center) and cfg.model != "bot":
+        self.metric = registry.model(cfg.model).metric_losses
+        if (self.triplet or self.center) and not self.metric:
             raise ValueError(f"triplet and center losses need a model that returns features in training "
-                             f"(bot); '{cfg.model}' is trained with cross-entropy")
+                             f"(as bot does); '{cfg.model}' is trained with cross-entropy")
 
     def forward(self, outputs, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        if self.cfg.model == "bot":
+        if self.metric:  # (logits, feature) in training
             logits, feat = outputs
             ce = self.ce(logits.float(), y)
             terms = {"ce": ce}
@@ -271,12 +181,3 @@ def train(root: str | Path, records: pd.DataFrame, out_dir: str | Path, cfg: Tra
     _save({k: v.contiguous() for k, v in model.state_dict().items()}, final)
     ckpt.unlink(missing_ok=True)
     return final
-
-
-def load_trained(out_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, tuple[int, int]]:
-    """Rebuild a model trained by `train` from its folder (weights loaded with weights_only=True)."""
-    out_dir = Path(out_dir)
-    info = json.loads((out_dir / "pids.json").read_text())
-    model = build_model(info["model"], len(info["pids"]), "none")
-    model.load_state_dict(trm.load_state_dict(out_dir / "model.pt"))
-    return model.to(resolve_device(device)).eval(), tuple(info["input_size"])

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reidlib import anonymize, datasets
+from reidlib import anonymize, datasets, registry
 
 BOX = (20, 10, 44, 34)  # 24 x 24, divisible by 6
 
@@ -21,7 +21,7 @@ def outside(img):
     return img[m]
 
 
-@pytest.mark.parametrize("technique", list(anonymize.TECHNIQUES))
+@pytest.mark.parametrize("technique", list(registry.TECHNIQUES))
 def test_pixels_outside_the_box_are_untouched(image, technique):
     out = anonymize.anonymize_image(image, [BOX], technique)
     assert out.dtype == image.dtype and out.shape == image.shape

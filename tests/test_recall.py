@@ -3,13 +3,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reidlib import recall
+from reidlib import boxes, recall
 
 
 def test_iou_matrix_known_values():
     a = np.array([[0, 0, 10, 10]])
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
-    np.testing.assert_allclose(recall.iou_matrix(a, b), [[1.0, 50 / 150, 0.0]])
+    np.testing.assert_allclose(boxes.iou_matrix(a, b), [[1.0, 50 / 150, 0.0]])
 
 
 def test_matching_is_one_to_one_and_thresholded():

@@ -1,0 +1,73 @@
+"""Re-ID models by name (paper Section IV-A): built from the registry, ImageNet weights only from local
+files, and trained models loaded back from their folders. Never downloads.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import registry
+from . import torchreid_models as trm
+
+
+def input_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
+    """The (height, width) model `name` is fed: its fixed size, or `size`."""
+    return tuple(registry.model(name).fixed_input or size)
+
+
+def display_name(name: str) -> str:
+    """A model's name as the paper's tables print it (the name itself when unregistered)."""
+    return registry.MODELS[name].display if name in registry.MODELS else name
+
+
+def imagenet_file(name: str) -> Path | None:
+    """The ImageNet weights file for `name` in the torch cache (None: the model is trained from scratch)."""
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    files = registry.model(name).imagenet_files
+    if files is None:
+        return None
+    if not files:
+        raise FileNotFoundError(f"no known ImageNet weights file for '{name}': give its path as training.pretrained")
+    for f in files:
+        if (cache / f).is_file():
+            return cache / f
+    raise FileNotFoundError(f"ImageNet weights for '{name}' not found: put {files[0]} in {cache} "
+                            f"(or give its path as training.pretrained, or set training.pretrained: none)")
+
+
+def build_model(name: str, num_classes: int, pretrained: str = "none") -> nn.Module:
+    """A registered model by name, initialised from a local ImageNet file or not at all; never downloads."""
+    spec = registry.model(name)
+    path: str | Path | None = None if pretrained in ("", "none") else pretrained
+    if pretrained == "imagenet":
+        path = imagenet_file(name)
+    model = spec.build(num_classes)
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            wanted = spec.imagenet_files[0] if spec.imagenet_files else "the backbone's ImageNet state dict"
+            raise FileNotFoundError(f"ImageNet weights for '{name}' not found at {path}: put {wanted} there, "
+                                    f"or set training.pretrained: none")
+        if spec.load_imagenet is None:
+            raise ValueError(f"model '{name}' takes no ImageNet weights; set training.pretrained: none")
+        spec.load_imagenet(model, trm.load_state_dict(path))  # weights_only, unwrapped
+    return model
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_trained(out_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, tuple[int, int]]:
+    """Rebuild a model trained by `training.train` from its folder (weights loaded with weights_only=True)."""
+    out_dir = Path(out_dir)
+    info = json.loads((out_dir / "pids.json").read_text())
+    model = build_model(info["model"], len(info["pids"]), "none")
+    model.load_state_dict(trm.load_state_dict(out_dir / "model.pt"))
+    return model.to(resolve_device(device)).eval(), tuple(info["input_size"])

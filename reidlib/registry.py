@@ -1,0 +1,222 @@
+"""What a run can name: models, dataset formats, anonymization techniques and face detectors.
+
+One entry per thing, holding all that the stages need to know of it (torchreid's way: a factory
+keyed by name), so adding one is one `register_*` call and no stage special-cases a name. The
+configuration checks names here. Entries point at their code lazily (`lazy`), so this module, and
+the configuration with it, imports neither torch nor OpenCV (Snakemake's process loads both).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """A function that imports `module` on first call and calls its `name` (written here: entries
+    must name heavy code without importing it)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = f"{module}.{name}"
+    return call
+
+
+# ------------------------------------------------------------------------------------------ models
+@dataclass(frozen=True)
+class ModelSpec:
+    """A re-ID model (paper Section IV-A).
+
+    `build(num_classes)` gives an untrained torch module whose eval-mode forward returns the test
+    feature; in training it returns logits (or a tuple of logit heads), or `(logits, feature)` when
+    `metric_losses` (then the triplet and center losses apply). `imagenet_files` are the torch-cache
+    file names of its ImageNet backbone (None: trained from scratch, as torchreid does);
+    `load_imagenet(model, state_dict)` copies such weights in. `recipe` picks the training profile family.
+    """
+
+    name: str
+    display: str
+    build: Callable[[int], Any]
+    fixed_input: tuple[int, int] | None = None  # (height, width) the network requires
+    imagenet_files: tuple[str, ...] | None = ()
+    load_imagenet: Callable[[Any, dict], Any] | None = None
+    recipe: str = "torchreid"
+    metric_losses: bool = False
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add (or replace) a model; its name becomes valid in `training.model` and `models:`."""
+    MODELS[spec.name] = spec
+    return spec
+
+
+def model(name: str) -> ModelSpec:
+    """The entry of model `name`, or an error listing the known names."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model name '{name}'; choose one of {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+RESNET50 = ("resnet50-0676ba61.pth", "resnet50-19c8e357.pth", "resnet50-11ad3fa6.pth")  # torchvision's files
+
+
+def torchreid_model(name: str, display: str, fixed_input: tuple[int, int] | None = None,
+                    imagenet_files: tuple[str, ...] | None = RESNET50) -> ModelSpec:
+    """A model of torchreid's zoo, built through `reidlib.torchreid_models` (never downloading)."""
+    return ModelSpec(name, display, lambda n: lazy("reidlib.torchreid_models", "build")(name, n),
+                     fixed_input, imagenet_files, lazy("reidlib.torchreid_models", "load_matching"))
+
+
+for _spec in (torchreid_model("pcb_p6", "PCB"), torchreid_model("mlfn", "MLFN", imagenet_files=("mlfn-9cb5a267.pth.tar",)),
+              torchreid_model("hacnn", "HACNN", (160, 64), None), torchreid_model("resnet50mid", "Resnet50Mid"),
+              torchreid_model("mudeep", "MuDeep", (256, 128), None),
+              ModelSpec("bot", "BoT", lazy("reidlib.bot", "BoT"), None, RESNET50, lambda m, sd: m.load_imagenet(sd),
+                        recipe="bot", metric_losses=True)):
+    register_model(_spec)
+
+
+# ---------------------------------------------------------------------------------------- datasets
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset format (paper Section III-C, Table II).
+
+    `read(root, section, derived)` gives the records table (`reidlib.datasets`) of the images under
+    `root` (the original, or an anonymized copy with the same relative paths); `section` is the
+    run's `dataset` config, `derived` the run's folder for files made from the dataset. `prepare(source,
+    derived, section)`, when set, makes those files once from the user's read-only `source`;
+    `images_in_derived`: the images themselves are made there (CUHK03's PNGs).
+    """
+
+    name: str
+    paper_name: str
+    read: Callable[[Path, Any, Path], Any]
+    prepare: Callable[[Path, Path, Any], Any] | None = None
+    images_in_derived: bool = False
+    generated: bool = False  # made by `reidlib.synthetic` when no root is given
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add (or replace) a dataset format; its name becomes valid in `dataset.name`."""
+    DATASETS[spec.name] = spec
+    return spec
+
+
+def dataset(name: str) -> DatasetSpec:
+    """The entry of dataset format `name`, or an error listing the known names."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset name '{name}'; choose one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def _viper_split(section: Any, derived: Path) -> Path:
+    from .config import project_path
+
+    return project_path(section.split_file).resolve() if section.split_file else derived / "splits.json"
+
+
+def _read(fn: str, *keys: str) -> Callable[[Path, Any, Path], Any]:
+    """A reader of `reidlib.datasets` called with the root, the given dataset-section keys and the name."""
+    return lambda root, section, derived: lazy("reidlib.datasets", fn)(
+        root, *(getattr(section, k) for k in keys), dataset=section.name)
+
+
+for _spec in (
+        DatasetSpec("synthetic", "Market1501", _read("read_market"), generated=True),  # Market-1501 layout
+        DatasetSpec("market1501", "Market1501", _read("read_market")),
+        DatasetSpec("dukemtmcreid", "DukeMTMC-reID", _read("read_duke")),
+        DatasetSpec("cuhk03", "CUHK03", _read("read_cuhk03", "cuhk03_variant"),
+                    lambda src, derived, s: lazy("reidlib.datasets", "prepare_cuhk03")(src, derived, s.cuhk03_variant),
+                    images_in_derived=True),
+        DatasetSpec("viper", "VIPeR",
+                    lambda root, s, derived: lazy("reidlib.datasets", "read_viper")(root, _viper_split(s, derived),
+                                                                                    dataset=s.name),
+                    lambda src, derived, s: None if s.split_file else
+                    lazy("reidlib.datasets", "make_viper_split")(src, derived / "splits.json")),
+        DatasetSpec("airport", "Airport", _read("read_airport", "partition_row"))):
+    register_dataset(_spec)
+
+
+# -------------------------------------------------------------------------------------- techniques
+@dataclass(frozen=True)
+class TechniqueSpec:
+    """An anonymization technique (paper Sections III-B, IV-C): `apply(img, box, **params)` changes
+    pixels inside the box only; `params` maps each keyword of `apply` to the `anonymization` config
+    key that sets it."""
+
+    name: str
+    apply: Callable[..., Any]
+    params: dict[str, str] = field(default_factory=dict)
+
+    def from_config(self, section: Any) -> dict[str, Any]:
+        """The keyword arguments of `apply` from an `anonymization` config section (or mapping)."""
+        get = section.get if isinstance(section, dict) else (lambda k: getattr(section, k))
+        return {kw: get(key) for kw, key in self.params.items()}
+
+
+TECHNIQUES: dict[str, TechniqueSpec] = {}
+
+
+def register_technique(spec: TechniqueSpec) -> TechniqueSpec:
+    """Add (or replace) a technique; its name becomes valid in `anonymization.technique`."""
+    TECHNIQUES[spec.name] = spec
+    return spec
+
+
+def technique(name: str) -> TechniqueSpec:
+    """The entry of technique `name`, or an error listing the known names."""
+    if name not in TECHNIQUES:
+        raise ValueError(f"unknown anonymization technique '{name}'; choose one of {', '.join(TECHNIQUES)}")
+    return TECHNIQUES[name]
+
+
+for _spec in (TechniqueSpec("blur", lazy("reidlib.anonymize", "blur"), {"width_ratio": "blur_width_ratio"}),
+              TechniqueSpec("zero", lazy("reidlib.anonymize", "zero")),
+              TechniqueSpec("blank", lazy("reidlib.anonymize", "blank")),
+              TechniqueSpec("inpaint", lazy("reidlib.anonymize", "inpaint")),
+              TechniqueSpec("pixelate", lazy("reidlib.anonymize", "pixelate"), {"size": "pixelate_size"})):
+    register_technique(_spec)
+
+
+# --------------------------------------------------------------------------------------- detectors
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A face detector (paper Section III-A): `build(section)` gives, from a `detection` config section,
+    a callable RGB uint8 image -> (N, 5) boxes x0, y0, x1, y1, score (optionally with a `batch` method).
+    `score_range`: the scores it gives, which `detection.threshold` must lie in (None: any)."""
+
+    name: str
+    build: Callable[[Any], Any]
+    score_range: tuple[float, float] | None = (0.0, 1.0)
+
+
+DETECTORS: dict[str, DetectorSpec] = {}
+
+
+def register_detector(spec: DetectorSpec) -> DetectorSpec:
+    """Add (or replace) a detector; its name becomes valid in `detection.detector`."""
+    DETECTORS[spec.name] = spec
+    return spec
+
+
+def detector(name: str) -> DetectorSpec:
+    """The entry of detector `name`, or an error listing the known names."""
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector '{name}'; choose one of {', '.join(DETECTORS)}")
+    return DETECTORS[name]
+
+
+for _spec in (DetectorSpec("centerface", lambda d: lazy("reidlib.detection", "centerface")(
+                  d.threshold, d.upscale, tuple(d.scales))),
+              DetectorSpec("tinyfaces", lambda d: lazy("reidlib.detection", "tinyfaces")(
+                  d.threshold, d.upscale, tuple(d.scales), d.checkpoint, d.templates)),
+              DetectorSpec("haar", lambda d: lazy("reidlib.detection", "haar")(d.threshold, d.upscale, tuple(d.scales)),
+                           score_range=None)):
+    register_detector(_spec)
