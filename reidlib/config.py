@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from . import registry
+from .paths import project_path, project_root  # noqa: F401  (part of the config API)
 
 
 class ConfigError(ValueError):
@@ -300,21 +301,6 @@ def trainings(cfg: Config) -> dict[str, TrainingConfig]:
             raise ConfigError(f"models.{name}.model must be {name} (or absent)")
         out[name] = _build(TrainingConfig, apply_profile({**section, "model": name}), f"models.{name}")
     return out
-
-
-def project_path(path: str | Path) -> Path:
-    """A user-given path from the config: `~` expanded, a relative one taken from the project root."""
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else project_root() / p
-
-
-def project_root() -> Path:
-    """The folder holding this project's `pyproject.toml`, found upward from the working directory."""
-    here = Path.cwd().resolve()
-    for d in (here, *here.parents):
-        if (d / "pyproject.toml").is_file() and (d / "reidlib").is_dir():
-            return d
-    return here
 
 
 def _build(cls: type, data: dict[str, Any], where: str, errors: list[str] | None = None) -> Any:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .paths import project_path
+
 
 def lazy(module: str, name: str) -> Callable[..., Any]:
     """A function that imports `module` on first call and calls its `name` (written here: entries
@@ -117,8 +119,6 @@ def dataset(name: str) -> DatasetSpec:
 
 
 def _viper_split(section: Any, derived: Path) -> Path:
-    from .config import project_path
-
     return project_path(section.split_file).resolve() if section.split_file else derived / "splits.json"
 
 

@@ -53,7 +53,7 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 
 from . import registry
-from .config import project_path
+from .paths import project_path
 
 VARIANTS = ("orig", "anon")  # dataset variants a model trains or is tested on
 

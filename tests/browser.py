@@ -34,6 +34,7 @@ class PageReport:
     broken_images: list[str] = field(default_factory=list)
     images: int = 0
     errors: list[str] = field(default_factory=list)
+    text: str = ""
     equations: int = 0
 
 
@@ -123,6 +124,7 @@ class Browser:
         report.broken_images = self.evaluate(
             "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
         report.equations = self.evaluate("document.querySelectorAll('mjx-container').length")
+        report.text = self.evaluate("document.body.innerText") or ""
         for e in self.events:
             m, p = e.get("method"), e.get("params", {})
             if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):

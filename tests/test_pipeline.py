@@ -136,6 +136,9 @@ def test_book_in_a_real_browser_offline(built):
         reports += [b.visit(p.as_uri()) for p in pages[1:]]
     problems = [(r.url, r.broken_images, r.errors) for r in reports if r.broken_images or r.errors]
     assert not problems, problems
+    machine_paths = (str(built), str(PROJECT), "/tmp/", "/root/", "/home/")
+    shown = [(r.url, p) for r in reports for p in machine_paths if p in r.text]
+    assert not shown, f"pages show this machine's paths: {shown}"
     assert all(r.images > 0 for r in reports if "/notebooks/" in r.url)
     assert next(r for r in reports if r.url.endswith("your_data.html")).equations >= 1
     png = shot.read_bytes()
