@@ -60,7 +60,8 @@ def test_missing_root_is_named(paper_config, tmp_path):
 def dry_run(paper_config: Path, *extra: str) -> str:
     res = subprocess.run([str(BIN / "snakemake"), "-s", "workflow/grid.smk", "--configfile", str(paper_config),
                           "-n", "--cores", "8", *extra], cwd=PROJECT, capture_output=True, text=True,
-                         env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(paper_config.parent)})
+                         env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(paper_config.parent),
+                              "PYTHONPATH": str(PROJECT)})
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     return res.stdout + res.stderr
 
