@@ -5,8 +5,10 @@
 #   .ci/slurm.sh start DIR    munged, MariaDB, slurmdbd, slurmctld, slurmd; config and state under DIR
 #   .ci/slurm.sh stop DIR     every daemon `start` launched (by the pids it wrote), nothing else
 #
-# `start` prints `export SLURM_CONF=DIR/slurm.conf`; the cluster is `ci`, its partition `debug`, its
-# account `ci`. Every daemon listens on 127.0.0.1 only. It needs root (slurmd runs jobs as their user).
+# `start` prints `export SLURM_CONF=DIR/slurm.conf` and links /etc/slurm/slurm.conf to it (refusing
+# when another config is there); `stop` removes that link. The cluster is `ci`, its partition
+# `debug`, its account `ci`. Every daemon listens on 127.0.0.1 only. It needs root (slurmd runs jobs
+# as their user).
 set -euo pipefail
 
 cmd=${1:-}
@@ -111,6 +113,7 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort=$((PORT_BASE + 19))
 JobCompType=jobcomp/none
+AccountingStoreFlags=job_comment
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 SchedulerType=sched/backfill
@@ -124,6 +127,13 @@ NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
     export SLURM_CONF="$dir/slurm.conf"
+    # the clients inside a job (srun of the jobstep executor) run without SLURM_CONF: they read the
+    # compiled-in path, so it points here while the cluster runs (an existing real config is left alone)
+    if [ -e /etc/slurm/slurm.conf ] && [ "$(readlink /etc/slurm/slurm.conf)" != "$SLURM_CONF" ]; then
+        die "/etc/slurm/slurm.conf exists (another cluster's); not replacing it"
+    fi
+    mkdir -p /etc/slurm
+    ln -sfn "$SLURM_CONF" /etc/slurm/slurm.conf
 
     slurmdbd   # reads slurmdbd.conf beside $SLURM_CONF
     wait_for 60 slurmdbd sacctmgr -n list cluster
@@ -152,6 +162,7 @@ stop() {
             rm -f "$p"
         done
     done
+    if [ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$dir/slurm.conf" ]; then rm -f /etc/slurm/slurm.conf; fi
 }
 
 case "$cmd" in
