@@ -22,6 +22,22 @@ import yaml
 from reidlib import config as rconfig
 from reidlib import grid, resources, runfiles
 
+try:  # snakemake-executor-plugin-slurm (2.8) takes sacct's "CANCELLED by <uid>" for a running job and would
+    # wait for a job cancelled with scancel forever; cut each state to its first word so it fails (and reruns)
+    import snakemake_executor_plugin_slurm as _slurm
+
+    if not getattr(_slurm.query_job_status, "first_word", False):
+        _query = _slurm.query_job_status
+
+        async def _states_first_word(command, logger):
+            states, seconds = await _query(command, logger)
+            return ({j: s.split()[0] if s else s for j, s in states.items()} if states is not None else None), seconds
+
+        _states_first_word.first_word = True
+        _slurm.query_job_status = _states_first_word
+except (ImportError, AttributeError):
+    pass
+
 if not workflow.config_settings.configfiles:  # no --configfile: the paper's grid, under any --config
     config.update(rconfig.merge(rconfig.load_data(Path(workflow.basedir).parent / "config" / "paper.yaml"),
                                 dict(config)))
