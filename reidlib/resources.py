@@ -4,6 +4,7 @@ Threads follow `anonymization.processes` (detection, anonymization) and each mod
 `training.num_workers` (training, evaluation); memory follows the model, its input size and batch
 size; a GPU is asked for only when the model's `device` names CUDA (`cpu` and `auto` ask for none).
 These are estimates: a workflow profile's `set-threads` / `set-resources` override them per rule.
+`unfit` names the jobs no node of a SLURM partition can hold (grid.smk checks before submitting).
 Pure configuration: no torch.
 """
 from __future__ import annotations
@@ -80,3 +81,33 @@ def stage(cfg: Config, name: str) -> Request:
     if name not in table:
         raise KeyError(f"no resource rule for stage '{name}'; known: {', '.join(table)}")
     return table[name]
+
+
+def slurm_nodes(sinfo: str) -> list[dict]:
+    """Nodes from `sinfo -h -N -o '%P|%c|%m|%G'`: partition, CPUs, memory (MB), GPUs (from gres gpu[:type]:N)."""
+    out = []
+    for line in sinfo.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) != 4:
+            continue
+        part, cpus, mem, gres = parts
+        gpus = sum(int(g.split("(")[0].split(":")[-1]) for g in gres.split(",")
+                   if g.startswith("gpu") and g.split("(")[0].split(":")[-1].isdigit())
+        out.append({"partition": part.rstrip("*"), "default": part.endswith("*"), "cpus": int(cpus),
+                    "mem_mb": int(mem.rstrip("+")), "gpus": gpus})
+    return out
+
+
+def unfit(jobs: dict[str, tuple[str, int, int, int]], nodes: list[dict]) -> list[str]:
+    """The jobs (name -> partition, threads, mem_mb, gpus; partition '' = the default) that no node of
+    their partition can hold: SLURM would keep them PENDING forever."""
+    problems = []
+    for name, (part, threads, mem, gpus) in sorted(jobs.items()):
+        pool = [n for n in nodes if (n["partition"] == part if part else n["default"])]
+        if not pool:
+            problems.append(f"{name}: partition '{part or '(default)'}' has no nodes")
+        elif not any(threads <= n["cpus"] and mem <= n["mem_mb"] and gpus <= n["gpus"] for n in pool):
+            big = max(pool, key=lambda n: (n["gpus"], n["cpus"], n["mem_mb"]))
+            problems.append(f"{name} asks {threads} CPUs, {mem} MB, {gpus} GPUs; the largest node of "
+                            f"'{part or '(default)'}' has {big['cpus']} CPUs, {big['mem_mb']} MB, {big['gpus']} GPUs")
+    return problems

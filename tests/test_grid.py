@@ -163,3 +163,17 @@ def test_shell_commands_quote_every_path(tmp_path):
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     assert Path(target).is_file() and (root / run_dir / "logs" / "synthetic" / "records.log").is_file()
     assert not list(root.rglob("PWNED")) and not (Path.home() / "PWNED").exists()
+
+
+def test_jobs_no_node_can_hold_are_named():
+    """sinfo's nodes parsed (gres gpu[:type]:N), and a job bigger than every node of its partition named."""
+    from reidlib import resources
+
+    nodes = resources.slurm_nodes("cpu*|16|64000|(null)\ngpu|32|256000+|gpu:a100:4(S:0-1)\ngpu|8|32000|gpu:1\n")
+    assert [(n["partition"], n["cpus"], n["mem_mb"], n["gpus"]) for n in nodes] == \
+        [("cpu", 16, 64000, 0), ("gpu", 32, 256000, 4), ("gpu", 8, 32000, 1)]
+    jobs = {"detect": ("", 8, 4000, 0), "train": ("gpu", 8, 100000, 1), "huge": ("gpu", 64, 1000, 1),
+            "gpu_on_cpu": ("cpu", 1, 1000, 1), "lost": ("nowhere", 1, 1, 0)}
+    problems = resources.unfit(jobs, nodes)
+    assert [p.split()[0] for p in problems] == ["gpu_on_cpu", "huge", "lost:"]
+    assert "has 32 CPUs, 256000 MB, 4 GPUs" in problems[1]

@@ -182,3 +182,17 @@ def test_second_run_submits_nothing(grid_run):
     assert proc.returncode == 0, out[-3000:]
     assert "Nothing to be done" in out and "submitted with SLURM" not in out
     assert len(sacct(grid_run["env"])) == before
+
+
+def test_a_job_no_node_can_hold_is_refused_before_submission(grid_run):
+    """A request bigger than every node (here from the command line, as a profile's set-resources) stops the
+    run at the start, naming the job, instead of leaving it PENDING forever."""
+    before = len(sacct(grid_run["env"]))
+    proc = subprocess.run([str(BIN / "snakemake"), "-s", "workflow/grid.smk", "--configfile", "grid.yaml",
+                           "--workflow-profile", "profile", "--forcerun", "collect",
+                           "--set-resources", "collect:mem_mb=99999999"], cwd=grid_run["root"],
+                          env={**grid_run["env"], "PYTHONPATH": str(grid_run["root"])},
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "collect asks 1 CPUs, 99999999 MB" in out, out[-3000:]
+    assert len(sacct(grid_run["env"])) == before

@@ -249,3 +249,27 @@ rule collect:
         runtime=lambda w: stage_req("collect")(w).runtime,
     run:
         shell(reidlib("collect", log[0]))
+
+
+onstart:
+    # on SLURM, a job that no node of its partition can hold would stay PENDING without a word: refuse it here
+    import shutil
+    from snakemake.exceptions import WorkflowError
+    import subprocess
+
+    plugin = getattr(workflow, "executor_plugin", None)
+    if getattr(plugin, "name", "") == "slurm" and shutil.which("sinfo"):
+        nodes = resources.slurm_nodes(subprocess.run(["sinfo", "-h", "-N", "-o", "%P|%c|%m|%G"],
+                                                     capture_output=True, text=True).stdout)
+        jobs = {}
+        for job in workflow.dag.needrun_jobs():
+            if job.is_local:
+                continue
+            r = job.resources
+            wc = ",".join(f"{k}={v}" for k, v in job.wildcards_dict.items())
+            jobs[f"{job.rule.name}({wc})" if wc else job.rule.name] = (
+                str(r.get("slurm_partition") or ""), int(job.threads), int(r.get("mem_mb") or 0), int(r.get("gpu") or 0))
+        problems = resources.unfit(jobs, nodes) if nodes else []
+        if problems:
+            raise WorkflowError("jobs no node can run (lower them in the config or the profile's "
+                                "set-threads / set-resources):\n  " + "\n  ".join(problems))
