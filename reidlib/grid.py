@@ -5,8 +5,9 @@ name to its dataset section (root, split file, ...); `grid.techniques` adds anon
 techniques beyond `anonymization.technique`, trained and tested only for `grid.technique_models`
 on `grid.technique_datasets` (BoT on Market1501 in the paper). Each (dataset, technique) is a
 *unit*: a plain `Config` whose run directory is `<run_dir>/<dataset>`, so every stage function and
-every file format of a single run applies unchanged. Pure configuration: no torch, no I/O but
-the dataset roots' existence.
+every file format of a single run applies unchanged. `synthetic` (generated, no root) may be a grid
+dataset too, and `as_grid` turns a plain run config into a one-dataset grid. Pure configuration:
+no torch, no I/O but the dataset roots' existence.
 """
 from __future__ import annotations
 
@@ -31,6 +32,19 @@ def _base(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k != "grid"}
 
 
+def as_grid(data: dict[str, Any]) -> dict[str, Any]:
+    """A config mapping as a grid: unchanged when it has `grid.datasets`, else a one-dataset grid of
+    its own dataset, which `grid.techniques` then apply to unless `grid.technique_datasets` says otherwise."""
+    g = dict(data.get("grid") or {})
+    if g.get("datasets"):
+        return data
+    section = dict(data.get("dataset") or {})
+    name = section.pop("name", None) or "synthetic"
+    g["datasets"] = {name: section}
+    g.setdefault("technique_datasets", [name])
+    return {**data, "grid": g}
+
+
 def units(data: dict[str, Any], check_roots: bool = True) -> list[Unit]:
     """Every unit of a grid config (given as the merged mapping a config file and overrides make)."""
     cfg = from_dict(data)
@@ -46,7 +60,7 @@ def units(data: dict[str, Any], check_roots: bool = True) -> list[Unit]:
         det = section.pop("detection", {})  # a dataset's own detector settings (the paper's VIPeR)
         over = {"run_dir": str(Path(run_dir) / name), "dataset": {**section, "name": name}, "detection": det}
         unit_cfg = from_dict(merge(base, over))
-        if check_roots:
+        if check_roots and unit_cfg.dataset.name != "synthetic":
             root = project_path(unit_cfg.dataset.root)
             if not root.is_dir():
                 raise ConfigError(f"grid.datasets.{name}.root: folder not found: {root}")

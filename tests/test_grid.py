@@ -60,7 +60,8 @@ def test_missing_root_is_named(paper_config, tmp_path):
 def dry_run(paper_config: Path, *extra: str) -> str:
     res = subprocess.run([str(BIN / "snakemake"), "-s", "workflow/grid.smk", "--configfile", str(paper_config),
                           "-n", "--cores", "8", *extra], cwd=PROJECT, capture_output=True, text=True,
-                         env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(paper_config.parent)})
+                         env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(paper_config.parent),
+                              "PYTHONPATH": str(PROJECT)})
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     return res.stdout + res.stderr
 
@@ -107,3 +108,72 @@ def test_collect_gathers_every_evaluation_job(paper_config):
     assert len(table) == 34 * 3 and set(table[table.technique != "blur"].model) == {"bot"}
     stats = json.loads(out.with_name("statistics.json").read_text())
     assert {r["dataset"] for r in stats["run"]} == {"all", *TREES}
+
+
+def test_a_grid_reads_only_its_own_config_file(tmp_path):
+    """A one-dataset grid (a plain config, the generated set) is not merged into config/paper.yaml."""
+    cfg = tmp_path / "one.yaml"
+    cfg.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "training": {"model": "hacnn"}, "models": {},
+                                   "grid": {"techniques": ["blur", "zero"], "technique_models": ["hacnn"]}}))
+    counts = job_counts(dry_run(cfg))
+    assert {k: counts.get(k) for k in ("records", "anonymize", "train_orig", "train_anon", "evaluate")} == \
+        {"records": 1, "anonymize": 2, "train_orig": 1, "train_anon": 2, "evaluate": 2}
+    assert "dukemtmcreid" not in (tmp_path / "run" / "params" / "grid.yaml").read_text()
+
+
+def test_resources_follow_the_config_and_the_profile_overrides_them(paper_config, tmp_path):
+    """Threads from num_workers / processes, memory from model and batch, a GPU only for device cuda;
+    `--set-threads` / `--set-resources` (what a profile's set-threads / set-resources become) win."""
+    from reidlib import resources
+
+    data = config.load_data(paper_config)
+    data["anonymization"]["processes"] = 1
+    data["models"]["mlfn"] = {"profile": "paper", "device": "cpu", "num_workers": 2}
+    cfg = grid.units(data)[0].config
+    assert resources.stage(cfg, "anonymize").threads == 1 and resources.stage(cfg, "detect").threads == 1
+    pcb, mlfn = resources.train(cfg, "pcb_p6"), resources.train(cfg, "mlfn")
+    assert (pcb.threads, pcb.gpu, mlfn.threads, mlfn.gpu) == (8, 1, 2, 0)
+    assert mlfn.mem_mb > resources.train(config.from_dict({"training": {"model": "mlfn", "batch_size": 8}}), "mlfn").mem_mb
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = dry_run(path, "--set-threads", "train_orig=3", "--set-resources", "train_orig:mem_mb=1234")
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", out)
+
+    def jobs(rule, model):
+        return [b for b in blocks if b.startswith(f"rule {rule}:") and f"model={model}" in b]
+
+    assert all("threads: 3" in b and "mem_mb=1234" in b for b in jobs("train_orig", "pcb_p6"))
+    anon_mlfn = jobs("train_anon", "mlfn")
+    assert anon_mlfn and all(f"mem_mb={mlfn.mem_mb}," in b and "gpu=0" in b for b in anon_mlfn)
+    assert all("threads: 2" in b for b in anon_mlfn)
+
+
+def test_shell_commands_quote_every_path(tmp_path):
+    """A run_dir with spaces, a quote and `$(...)` is a path, never shell syntax (one real job, no SLURM)."""
+    from test_pipeline import project_copy
+
+    root = project_copy(tmp_path / "project")
+    run_dir = "runs/it's a b $(touch PWNED); echo"
+    (root / "one.yaml").write_text(yaml.safe_dump({"run_dir": run_dir, "dataset": {"train_ids": 4, "test_ids": 4,
+                                                                                 "cameras": 2, "images_per_camera": 2}}))
+    target = str(root / run_dir / "synthetic" / "data" / "records.csv")
+    res = subprocess.run([str(BIN / "snakemake"), "-s", "workflow/grid.smk", "--configfile", "one.yaml", "--cores", "1",
+                          target], cwd=root, capture_output=True, text=True,
+                         env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(root)})
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert Path(target).is_file() and (root / run_dir / "logs" / "synthetic" / "records.log").is_file()
+    assert not list(root.rglob("PWNED")) and not (Path.home() / "PWNED").exists()
+
+
+def test_jobs_no_node_can_hold_are_named():
+    """sinfo's nodes parsed (gres gpu[:type]:N), and a job bigger than every node of its partition named."""
+    from reidlib import resources
+
+    nodes = resources.slurm_nodes("cpu*|16|64000|(null)\ngpu|32|256000+|gpu:a100:4(S:0-1)\ngpu|8|32000|gpu:1\n")
+    assert [(n["partition"], n["cpus"], n["mem_mb"], n["gpus"]) for n in nodes] == \
+        [("cpu", 16, 64000, 0), ("gpu", 32, 256000, 4), ("gpu", 8, 32000, 1)]
+    jobs = {"detect": ("", 8, 4000, 0), "train": ("gpu", 8, 100000, 1), "huge": ("gpu", 64, 1000, 1),
+            "gpu_on_cpu": ("cpu", 1, 1000, 1), "lost": ("nowhere", 1, 1, 0)}
+    problems = resources.unfit(jobs, nodes)
+    assert [p.split()[0] for p in problems] == ["gpu_on_cpu", "huge", "lost:"]
+    assert "has 32 CPUs, 256000 MB, 4 GPUs" in problems[1]

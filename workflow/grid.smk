@@ -1,23 +1,47 @@
 """The paper's grid on a workstation or a cluster: one job per detection, anonymization, training and
 evaluation unit (see `reidlib.grid` and `config/paper.yaml`).
 
-    snakemake -s workflow/grid.smk --configfile config/paper.yaml --cores 8            # one machine
-    snakemake -s workflow/grid.smk --configfile config/paper.yaml \
+    snakemake -s workflow/grid.smk --cores 8                                            # config/paper.yaml
+    snakemake -s workflow/grid.smk --configfile my_grid.yaml \
         --workflow-profile workflow/profiles/slurm                                      # SLURM
 
-Every job runs `python -m reidlib STAGE --dataset D --technique T ...` in its own process. Outputs
-are files, never folders, so a failed training job keeps its per-epoch checkpoint and its rerun
-resumes from it; finished jobs never rerun. Training and evaluation jobs ask for one GPU.
+The grid is the `--configfile` given, and only that file (`--config` overrides still apply); without
+one it is config/paper.yaml. A config without `grid.datasets` is a one-dataset grid of its own dataset.
+Every job runs `python -m reidlib STAGE --dataset D --technique T ...` in its own process, every path
+and value shell-quoted. Outputs are files, never folders, so a failed training job keeps its
+per-epoch checkpoint and its rerun resumes from it; finished jobs never rerun. Each job's threads,
+memory, GPU and wall time come from the config (`reidlib.resources`); a profile's `set-threads` and
+`set-resources` override them.
 """
+import shlex
 import sys
 from pathlib import Path
 
 import yaml
 
 from reidlib import config as rconfig
-from reidlib import grid, runfiles
+from reidlib import grid, resources, runfiles
 
-configfile: "config/paper.yaml"
+try:  # snakemake-executor-plugin-slurm (2.8) takes sacct's "CANCELLED by <uid>" for a running job and would
+    # wait for a job cancelled with scancel forever; cut each state to its first word so it fails (and reruns)
+    import snakemake_executor_plugin_slurm as _slurm
+
+    if not getattr(_slurm.query_job_status, "first_word", False):
+        _query = _slurm.query_job_status
+
+        async def _states_first_word(command, logger):
+            states, seconds = await _query(command, logger)
+            return ({j: s.split()[0] if s else s for j, s in states.items()} if states is not None else None), seconds
+
+        _states_first_word.first_word = True
+        _slurm.query_job_status = _states_first_word
+except (ImportError, AttributeError):
+    pass
+
+if not workflow.config_settings.configfiles:  # no --configfile: the paper's grid, under any --config
+    config.update(rconfig.merge(rconfig.load_data(Path(workflow.basedir).parent / "config" / "paper.yaml"),
+                                dict(config)))
+config.update(grid.as_grid(dict(config)))
 
 UNITS = grid.units(config)  # a missing dataset root stops here, named
 BASE = rconfig.from_dict(config)
@@ -43,10 +67,31 @@ LIB = [f"reidlib/{m}.py" for m in ("config", "grid", "runfiles", "pipeline", "__
 
 
 def reidlib(stage, log, **options):
-    """The shell command of one stage."""
-    extra = " ".join(f"--{k} {v}" for k, v in options.items())
-    return (f"{BIN}/python -m reidlib {stage} --params {PARAMS} {extra} > {log} 2>&1 "
-            f"|| (tail -n 40 {log}; exit 1)")
+    """The shell command of one stage, every path and value quoted (data, never shell syntax), with
+    braces doubled for the `shell()` formatter."""
+    q = shlex.quote
+    args = " ".join(f"--{k} {q(str(v))}" for k, v in options.items())
+    cmd = (f"{q(str(BIN / 'python'))} -m reidlib {stage} --params {q(PARAMS)} {args} > {q(log)} 2>&1 "
+           f"|| (tail -n 40 {q(log)}; exit 1)")
+    return cmd.replace("{", "{{").replace("}", "}}")
+
+
+def unit_cfg(w, technique=None):
+    """The config of the unit a job belongs to."""
+    return BY_UNIT[(w.dataset, technique or getattr(w, "technique", MAIN))].config
+
+
+def stage_req(name):
+    """A per-dataset stage's request, as a function of the job's wildcards."""
+    return lambda w: resources.stage(unit_cfg(w, MAIN) if hasattr(w, "dataset") else BASE, name)
+
+
+def train_req(technique=None):
+    return lambda w: resources.train(unit_cfg(w, technique), w.model)
+
+
+def eval_req(w):
+    return resources.evaluate(unit_cfg(w), w.model)
 
 
 wildcard_constraints:
@@ -70,9 +115,10 @@ rule records:
         f"{RUN}/{{dataset}}/data/records.csv",
     log:
         f"{RUN}/logs/{{dataset}}/records.log",
+    threads: lambda w: stage_req("records")(w).threads
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=lambda w: stage_req("records")(w).mem_mb,
+        runtime=lambda w: stage_req("records")(w).runtime,
     run:
         shell(reidlib("records", log[0], dataset=wildcards.dataset, technique=MAIN))
 
@@ -85,10 +131,10 @@ rule detect:
         f"{RUN}/{{dataset}}/detections/detections.csv",
     log:
         f"{RUN}/logs/{{dataset}}/detect.log",
-    threads: 8
+    threads: lambda w: stage_req("detect")(w).threads
     resources:
-        mem_mb=16000,
-        runtime=240,
+        mem_mb=lambda w: stage_req("detect")(w).mem_mb,
+        runtime=lambda w: stage_req("detect")(w).runtime,
     run:
         shell(reidlib("detect", log[0], dataset=wildcards.dataset, technique=MAIN))
 
@@ -101,9 +147,10 @@ rule recall:
         f"{RUN}/{{dataset}}/recall/recall.json",
     log:
         f"{RUN}/logs/{{dataset}}/recall.log",
+    threads: lambda w: stage_req("recall")(w).threads
     resources:
-        mem_mb=8000,
-        runtime=30,
+        mem_mb=lambda w: stage_req("recall")(w).mem_mb,
+        runtime=lambda w: stage_req("recall")(w).runtime,
     run:
         shell(reidlib("recall", log[0], dataset=wildcards.dataset, technique=MAIN))
 
@@ -116,10 +163,10 @@ rule anonymize:
         f"{RUN}/{{dataset}}/anon/{{technique}}/{{dataset}}/manifest.json",
     log:
         f"{RUN}/logs/{{dataset}}/anonymize_{{technique}}.log",
-    threads: 8
+    threads: lambda w: stage_req("anonymize")(w).threads
     resources:
-        mem_mb=16000,
-        runtime=240,
+        mem_mb=lambda w: stage_req("anonymize")(w).mem_mb,
+        runtime=lambda w: stage_req("anonymize")(w).runtime,
     run:
         shell(reidlib("anonymize", log[0], dataset=wildcards.dataset, technique=wildcards.technique))
 
@@ -135,11 +182,11 @@ rule train_orig:
         f"{RUN}/{{dataset}}/models/orig/{{model}}/model.pt",
     log:
         f"{RUN}/logs/{{dataset}}/train_orig_{{model}}.log",
-    threads: 8
+    threads: lambda w: train_req(MAIN)(w).threads
     resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=lambda w: 1440 if w.model in ("bot", "mudeep") else 720,
+        mem_mb=lambda w: train_req(MAIN)(w).mem_mb,
+        runtime=lambda w: train_req(MAIN)(w).runtime,
+        gpu=lambda w: train_req(MAIN)(w).gpu,
     run:
         shell(reidlib("train", log[0], dataset=wildcards.dataset, technique=MAIN, variant="orig",
                       model=wildcards.model))
@@ -156,11 +203,11 @@ rule train_anon:
         f"{RUN}/{{dataset}}/models/anon-{{technique}}/{{model}}/model.pt",
     log:
         f"{RUN}/logs/{{dataset}}/train_anon_{{technique}}_{{model}}.log",
-    threads: 8
+    threads: lambda w: train_req()(w).threads
     resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=lambda w: 1440 if w.model in ("bot", "mudeep") else 720,
+        mem_mb=lambda w: train_req()(w).mem_mb,
+        runtime=lambda w: train_req()(w).runtime,
+        gpu=lambda w: train_req()(w).gpu,
     run:
         shell(reidlib("train", log[0], dataset=wildcards.dataset, technique=wildcards.technique,
                       variant="anon", model=wildcards.model))
@@ -176,11 +223,11 @@ rule evaluate:
         f"{RUN}/{{dataset}}/evaluation/{{technique}}/{{model}}.csv",
     log:
         f"{RUN}/logs/{{dataset}}/evaluate_{{technique}}_{{model}}.log",
-    threads: 8
+    threads: lambda w: eval_req(w).threads
     resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=120,
+        mem_mb=lambda w: eval_req(w).mem_mb,
+        runtime=lambda w: eval_req(w).runtime,
+        gpu=lambda w: eval_req(w).gpu,
     run:
         shell(reidlib("evaluate_model", log[0], dataset=wildcards.dataset, technique=wildcards.technique,
                       model=wildcards.model))
@@ -196,8 +243,33 @@ rule collect:
         f"{RUN}/statistics.json",
     log:
         f"{RUN}/logs/collect.log",
+    threads: lambda w: stage_req("collect")(w).threads
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=lambda w: stage_req("collect")(w).mem_mb,
+        runtime=lambda w: stage_req("collect")(w).runtime,
     run:
         shell(reidlib("collect", log[0]))
+
+
+onstart:
+    # on SLURM, a job that no node of its partition can hold would stay PENDING without a word: refuse it here
+    import shutil
+    from snakemake.exceptions import WorkflowError
+    import subprocess
+
+    plugin = getattr(workflow, "executor_plugin", None)
+    if getattr(plugin, "name", "") == "slurm" and shutil.which("sinfo"):
+        nodes = resources.slurm_nodes(subprocess.run(["sinfo", "-h", "-N", "-o", "%P|%c|%m|%G"],
+                                                     capture_output=True, text=True).stdout)
+        jobs = {}
+        for job in workflow.dag.needrun_jobs():
+            if job.is_local:
+                continue
+            r = job.resources
+            wc = ",".join(f"{k}={v}" for k, v in job.wildcards_dict.items())
+            jobs[f"{job.rule.name}({wc})" if wc else job.rule.name] = (
+                str(r.get("slurm_partition") or ""), int(job.threads), int(r.get("mem_mb") or 0), int(r.get("gpu") or 0))
+        problems = resources.unfit(jobs, nodes) if nodes else []
+        if problems:
+            raise WorkflowError("jobs no node can run (lower them in the config or the profile's "
+                                "set-threads / set-resources):\n  " + "\n  ".join(problems))
