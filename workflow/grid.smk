@@ -13,14 +13,16 @@ per-epoch checkpoint and its rerun resumes from it; finished jobs never rerun. E
 memory, GPU and wall time come from the config (`reidlib.resources`); a profile's `set-threads` and
 `set-resources` override them.
 """
-import shlex
-import sys
 from pathlib import Path
 
 import yaml
 
 from reidlib import config as rconfig
 from reidlib import grid, resources, runfiles
+
+
+include: "common.smk"
+
 
 try:  # snakemake-executor-plugin-slurm (2.8) takes sacct's "CANCELLED by <uid>" for a running job and would
     # wait for a job cancelled with scancel forever; cut each state to its first word so it fails (and reruns)
@@ -46,7 +48,6 @@ config.update(grid.as_grid(dict(config)))
 UNITS = grid.units(config)  # a missing dataset root stops here, named
 BASE = rconfig.from_dict(config)
 RUN = str(BASE.run_path)
-BIN = Path(sys.executable).parent
 MAIN = BASE.anonymization.technique
 PARAMS = f"{RUN}/params/grid.yaml"
 _text = yaml.safe_dump({"config_file": "", "settings": config}, sort_keys=True)
@@ -63,17 +64,11 @@ TRAINING = {u.dataset: rconfig.trainings(u.config) for u in UNITS if u.technique
 
 EVAL_FILES = [str(runfiles.model_results_path(u.config, m)) for u in UNITS for m in u.models]
 RECALL_FILES = [f"{RUN}/{d}/recall/recall.json" for d in DATASETS]
-LIB = [f"reidlib/{m}.py" for m in ("config", "grid", "runfiles", "pipeline", "__main__")]
 
 
 def reidlib(stage, log, **options):
-    """The shell command of one stage, every path and value quoted (data, never shell syntax), with
-    braces doubled for the `shell()` formatter."""
-    q = shlex.quote
-    args = " ".join(f"--{k} {q(str(v))}" for k, v in options.items())
-    cmd = (f"{q(str(BIN / 'python'))} -m reidlib {stage} --params {q(PARAMS)} {args} > {q(log)} 2>&1 "
-           f"|| (tail -n 40 {q(log)}; exit 1)")
-    return cmd.replace("{", "{{").replace("}", "}}")
+    """The shell command of one stage of this grid."""
+    return reidlib_stage(stage, PARAMS, log, **options)
 
 
 def unit_cfg(w, technique=None):
@@ -105,12 +100,12 @@ rule all:
         f"{RUN}/results.csv",
         f"{RUN}/statistics.json",
         RECALL_FILES,
+        LIB,
 
 
 rule records:
     input:
         LIB,
-        "reidlib/datasets.py",
     output:
         f"{RUN}/{{dataset}}/data/records.csv",
     log:
@@ -126,7 +121,7 @@ rule records:
 rule detect:
     input:
         rules.records.output,
-        "reidlib/detection.py",
+        LIB,
     output:
         f"{RUN}/{{dataset}}/detections/detections.csv",
     log:
@@ -142,7 +137,7 @@ rule detect:
 rule recall:
     input:
         rules.detect.output,
-        "reidlib/recall.py",
+        LIB,
     output:
         f"{RUN}/{{dataset}}/recall/recall.json",
     log:
@@ -158,7 +153,7 @@ rule recall:
 rule anonymize:
     input:
         rules.detect.output,
-        "reidlib/anonymize.py",
+        LIB,
     output:
         f"{RUN}/{{dataset}}/anon/{{technique}}/{{dataset}}/manifest.json",
     log:
@@ -175,9 +170,7 @@ rule train_orig:
     """One model trained on one original dataset."""
     input:
         rules.records.output,
-        "reidlib/training.py",
-        "reidlib/bot.py",
-        "reidlib/torchreid_models.py",
+        LIB,
     output:
         f"{RUN}/{{dataset}}/models/orig/{{model}}/model.pt",
     log:
@@ -196,9 +189,7 @@ rule train_anon:
     """One model trained on one anonymized copy."""
     input:
         rules.anonymize.output,
-        "reidlib/training.py",
-        "reidlib/bot.py",
-        "reidlib/torchreid_models.py",
+        LIB,
     output:
         f"{RUN}/{{dataset}}/models/anon-{{technique}}/{{model}}/model.pt",
     log:
@@ -218,7 +209,7 @@ rule evaluate:
     input:
         f"{RUN}/{{dataset}}/models/orig/{{model}}/model.pt",
         f"{RUN}/{{dataset}}/models/anon-{{technique}}/{{model}}/model.pt",
-        "reidlib/evaluation.py",
+        LIB,
     output:
         f"{RUN}/{{dataset}}/evaluation/{{technique}}/{{model}}.csv",
     log:
@@ -237,7 +228,7 @@ rule collect:
     """Every unit's results in one table, and the paired tests of the paper over it."""
     input:
         EVAL_FILES,
-        "reidlib/statistics.py",
+        LIB,
     output:
         f"{RUN}/results.csv",
         f"{RUN}/statistics.json",
