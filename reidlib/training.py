@@ -10,6 +10,7 @@ import io
 import json
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,93 @@ def _loader(data: "ReidImages", cfg: TrainingConfig, labels: list[int], seed: in
                       generator=torch.Generator().manual_seed(seed), **common)
 
 
+@dataclass
+class Trainer:
+    """What one training run updates: the model, its losses (with BoT's centres) and their optimizers."""
+
+    cfg: TrainingConfig
+    device: torch.device
+    model: nn.Module
+    losses: Losses
+    opt: torch.optim.Optimizer
+    opt_center: torch.optim.Optimizer | None
+
+    def state(self, epoch: int, log: list[dict]) -> dict:
+        """The checkpoint after `epoch` epochs."""
+        state = {"model": self.model.state_dict(), "losses": self.losses.state_dict(),
+                 "optimizer": self.opt.state_dict(), "epoch": epoch, "log": json.dumps(log)}
+        if self.opt_center is not None:
+            state["optimizer_center"] = self.opt_center.state_dict()
+        return state
+
+    def resume(self, ckpt: Path) -> tuple[int, list[dict]]:
+        """Load a checkpoint when there is one; the epoch to start from and the log so far."""
+        if not ckpt.is_file():
+            return 0, []
+        state = torch.load(ckpt, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.losses.load_state_dict(state["losses"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.opt_center is not None:
+            self.opt_center.load_state_dict(state["optimizer_center"])
+        return int(state["epoch"]), json.loads(state["log"])
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, amp) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """One optimisation step on a batch; the loss, logits and loss terms."""
+        cuda = self.device.type == "cuda"
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if cuda and self.cfg.channels_last:
+            x = x.to(memory_format=torch.channels_last)
+        with amp:
+            outputs = self.model(x)
+        loss, logits, terms = self.losses(outputs, y)
+        self.opt.zero_grad(set_to_none=True)
+        if self.opt_center is not None:
+            self.opt_center.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.opt_center is not None:  # BoT: centres move by the unweighted center-loss gradient
+            for q in self.losses.center.parameters():
+                q.grad.mul_(1.0 / self.cfg.center_weight)
+            self.opt_center.step()
+        return loss, logits, terms
+
+    def epoch(self, loader: DataLoader, epoch: int, progress: bool = True) -> dict:
+        """Train one epoch (0-based `epoch`, its learning rate set first); its log row."""
+        cfg, cuda = self.cfg, self.device.type == "cuda"
+        for g in self.opt.param_groups:
+            g["lr"] = cfg.lr * lr_factor(epoch, cfg)
+        amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and cfg.amp)
+        self.model.train()
+        t0, seen, correct, sums = time.perf_counter(), 0, 0, {}
+        for x, y in tqdm(loader, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
+                         leave=False):
+            loss, logits, terms = self.step(x, y, amp)
+            y = y.to(logits.device)
+            seen += len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            for k, v in {"loss": float(loss.detach()), **terms}.items():
+                sums[k] = sums.get(k, 0.0) + v * len(y)
+        if cuda:
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        return dict(epoch=epoch + 1, **{k: v / max(seen, 1) for k, v in sums.items()},
+                    accuracy=correct / max(seen, 1), lr=self.opt.param_groups[0]["lr"],
+                    images_per_s=seen / dt, seconds=dt)
+
+
+def make_trainer(cfg: TrainingConfig, num_classes: int, device: torch.device) -> Trainer:
+    """The model (bad names fail here, before anything is written), its losses and optimizers."""
+    model = build_model(cfg.model, num_classes, cfg.pretrained).to(device)
+    losses = Losses(cfg, num_classes).to(device)
+    if device.type == "cuda" and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    params = [q for q in model.parameters() if q.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+    opt_center = torch.optim.SGD(losses.center.parameters(), lr=cfg.center_lr) if losses.center is not None else None
+    return Trainer(cfg, device, model, losses, opt, opt_center)
+
+
 def train(root: str | Path, records: pd.DataFrame, out_dir: str | Path, cfg: TrainingConfig,
           seed: int = 0, progress: bool = True) -> Path:
     """Train `cfg.model` on the train split of `records`; write model.pt, train_log.csv, pids.json.
@@ -109,6 +197,28 @@ def train(root: str | Path, records: pd.DataFrame, out_dir: str | Path, cfg: Tra
     final = out_dir / "model.pt"
     if final.is_file():
         return final
+    device = resolve_device(cfg.device)
+    train_recs = records[records.split == "train"].reset_index(drop=True)
+    pids = sorted(int(p) for p in train_recs.pid.unique())
+    labels = {p: i for i, p in enumerate(pids)}
+    size = input_size(cfg.model, cfg.image_size)
+    _seed_all(seed)
+    trainer = make_trainer(cfg, len(pids), device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = out_dir / "checkpoint.pt"
+    start, log = trainer.resume(ckpt)
+    data = ReidImages(root, train_recs, train_transform(size, cfg.augment, cfg.erasing), labels)
+    targets = [labels[int(p)] for p in train_recs.pid]
+    for epoch in range(start, cfg.epochs):
+        _seed_all(seed * 1000 + epoch)
+        loader = _loader(data, cfg, targets, seed * 1000 + epoch, device)
+        log.append(trainer.epoch(loader, epoch, progress))
+        _save(trainer.state(epoch + 1, log), ckpt)
+    atomic_write_text(out_dir / "train_log.csv", pd.DataFrame(log).to_csv(index=False, lineterminator="\n"))
+    write_json(out_dir / "pids.json", {"model": cfg.model, "input_size": list(size), "pids": pids})
+    _save({k: v.contiguous() for k, v in trainer.model.state_dict().items()}, final)
+    ckpt.unlink(missing_ok=True)
+    return final
     device = resolve_device(cfg.device)
     cuda = device.type == "cuda"
     train_recs = records[records.split == "train"].reset_index(drop=True)
