@@ -65,7 +65,7 @@ def check_training(device: torch.device, models: list[str], tiny: bool) -> None:
 def check_bot_run(device: torch.device, tmp: Path, tiny: bool, epochs: int, workers: int) -> None:
     """BoT with the paper profile through `training.train` on a generated set of Market-1501's training size."""
     ids = 8 if tiny else 751  # Market-1501: 751 training identities, 12,936 images
-    dcfg = config.DatasetConfig(train_ids=ids, test_ids=2, cameras=6, images_per_camera=4 if not tiny else 1)
+    dcfg = config.DatasetConfig(train_ids=ids, test_ids=2, cameras=6, images_per_camera=4 if not tiny else 2)
     t0 = time.perf_counter()
     root = synthetic.generate(tmp / "market_size", dcfg, seed=0)
     recs = datasets.read_market(root)
