@@ -352,7 +352,10 @@ def _model_rows(run: str, name: str, trained_on: str, model: nn.Module, size, te
         params = anonymize.technique_params(t, cfg.anonymization.blur_width_ratio, cfg.anonymization.pixelate_size) \
             if t != "swap" else {}
         anon = anonymized_copy(test.images, test.all, test.boxes, t, params, pool, cfg.seed)
-        fa = embed(model, to_input(anon, size))
+        changed = [k for k, (im, orig) in enumerate(zip(anon, test.images)) if im is not orig]
+        fa = feats.clone()  # images without a face box are unchanged: only the others are embedded again
+        if changed:
+            fa[changed] = embed(model, to_input([anon[k] for k in changed], size))
         anon_feats[t] = (anon, fa)
         for placement in PLACEMENTS:
             fq = fa[:nq] if placement in ("query", "both") else feats[:nq]
@@ -494,7 +497,7 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
     shares["control_seed"], inter["control_seed"] = cfg.seed, cfg.seed
     runs = {"default": str(cfg.run_path)}
     for share in a.control_shares:
-        for s in a.control_seeds:
+        for s in range(cfg.seed, cfg.seed + a.control_seeds):
             sub = control_config(cfg, share, s)
             label = f"share {share:g}"
             sh, it, _, _ = analyse_run(sub, label, list(trainings(sub)), progress=progress)
