@@ -30,12 +30,17 @@ from torch import nn
 
 from . import anonymize, evaluation, pipeline, synthetic
 from .bot import BoT
+from .boxes import boxes_by_image
 from .config import Config, from_dict, merge, to_dict, trainings
-from .runfiles import (atomic_write_bytes, dataset_root, fingerprint_files, make_meta, model_dir, read_json,
-                       tree_digest, file_sha256, write_csv, write_json)
-from .training import load_trained, test_transform
+from .images import read_image
+from .models import load_trained
+from .runfiles import (atomic_write_bytes, dataset_root, file_sha256, fingerprint_files, finished, make_meta,
+                       tree_digest, write_csv, write_json)
+from .transforms import test_transform
 
 PLACEMENTS = ("query", "gallery", "both")  # where the face region is anonymized
+FILES = ("face_share.csv", "face_share_summary.csv", "interventions.csv", "interventions_summary.csv",
+         "ranked_lists.csv", "ranked_lists.npz")  # the stage's outputs beside summary.json
 GRADCAM_LAYERS = {"HACNN": "inception3", "PCB": "layer4", "MLFN": "feature", "MuDeep": "block5",
                   "ResNetMid": "layer4", "BoT": "base"}  # class name -> module whose map Grad-CAM weighs
 
@@ -166,7 +171,7 @@ def face_boxes(cfg: Config) -> dict[str, np.ndarray]:
     """Face boxes per image: the ground truth where the dataset has it, else stage 1's detections."""
     truth = pipeline.ground_truth(cfg)
     table = truth if truth is not None else pipeline.load_detections(cfg)
-    return anonymize.boxes_by_image(table)
+    return boxes_by_image(table)
 
 
 def box_mask(boxes: np.ndarray, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
@@ -212,7 +217,7 @@ def swap_pool(cfg: Config, records: pd.DataFrame, boxes: dict[str, np.ndarray]) 
         b = boxes.get(r.image)
         if b is None or not len(b):
             continue
-        img = anonymize.read_image(root / r.image)
+        img = read_image(root / r.image)
         box = anonymize._clip(b[0], img.shape)
         if box is not None:
             faces.append(img[box[1]:box[3], box[0]:box[2]])
@@ -303,7 +308,7 @@ class _Test:
         self.g = recs[recs.split == "gallery"].reset_index(drop=True)
         self.all = pd.concat([self.q, self.g], ignore_index=True)
         root = dataset_root(cfg)
-        self.images = [anonymize.read_image(root / p) for p in self.all.image]
+        self.images = [read_image(root / p) for p in self.all.image]
         self.boxes = boxes
         self.nq = len(self.q)
 
@@ -349,8 +354,7 @@ def _model_rows(run: str, name: str, trained_on: str, model: nn.Module, size, te
     inter = []
     anon_feats = {}
     for t in a.techniques:
-        params = anonymize.technique_params(t, cfg.anonymization.blur_width_ratio, cfg.anonymization.pixelate_size) \
-            if t != "swap" else {}
+        params = anonymize.technique_params(t, cfg.anonymization)
         anon = anonymized_copy(test.images, test.all, test.boxes, t, params, pool, cfg.seed)
         changed = [k for k, (im, orig) in enumerate(zip(anon, test.images)) if im is not orig]
         fa = feats.clone()  # images without a face box are unchanged: only the others are embedded again
@@ -486,12 +490,9 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
     conf = {"attribution": to_dict(a), "seed": cfg.seed,
             **{k: to_dict(getattr(cfg, k)) for k in ("dataset", "detection", "anonymization", "teaching")},
             "trainings": {m: to_dict(t) for m, t in trainings(cfg).items()}}
-    if out.is_file():
-        found = read_json(out).get("meta", {}).get("config")
-        if found == conf:
-            return out
-        raise pipeline.StaleOutputError(f"{out} was made with a different configuration; delete it or choose "
-                                        f"another run_dir")
+    files = [out_dir / f for f in FILES]
+    if finished(out, conf, cfg.seed, [out, *files]):
+        return out
     torch.set_grad_enabled(True)
     shares, inter, ranks, arrays = analyse_run(cfg, "default", list(trainings(cfg)), ranked=True, progress=progress)
     shares["control_seed"], inter["control_seed"] = cfg.seed, cfg.seed
@@ -517,8 +518,7 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(out_dir / "ranked_lists.npz", buf.getvalue())
-    write_json(out, {"meta": meta, "files": ["face_share.csv", "face_share_summary.csv", "interventions.csv",
-                                             "interventions_summary.csv", "ranked_lists.csv", "ranked_lists.npz"]})
+    write_json(out, {"meta": meta, "files": list(FILES)})
     return out
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from reidlib import anonymize, attribution, synthetic, training
+from reidlib import anonymize, attribution, models, synthetic
 from reidlib.bot import BoT
 
 
@@ -22,7 +22,7 @@ def _randomize_bn(model: nn.Module, seed: int = 0) -> None:
 @pytest.mark.parametrize("name", ["bot", "resnet50mid"])
 def test_contributions_sum_to_the_cosine_similarity(name):
     torch.manual_seed(0)
-    model = training.build_model(name, 5).eval()
+    model = models.build_model(name, 5).eval()
     _randomize_bn(model)
     x = torch.randn(3, 3, 64, 32)
     with torch.no_grad():
@@ -40,7 +40,7 @@ def test_contributions_sum_to_the_cosine_similarity(name):
 
 
 def test_models_without_a_pooled_embedding_are_refused():
-    model = training.build_model("hacnn", 5)
+    model = models.build_model("hacnn", 5)
     assert not attribution.decomposable(model)
     with pytest.raises(ValueError, match="HACNN"):
         attribution.location_features(model, torch.zeros(1, 3, 160, 64))
@@ -165,7 +165,7 @@ def test_bootstrap_interval_brackets_the_mean():
 
 def test_gradcam_with_a_similarity_target_on_hacnn():
     torch.manual_seed(0)
-    model = training.build_model("hacnn", 4).eval()
+    model = models.build_model("hacnn", 4).eval()
     x = torch.randn(2, 3, 160, 64)
     feats = attribution.embed(model, x)
     maps = attribution.gradcam_maps(model, x, feats.flip(0))
