@@ -125,6 +125,43 @@ def inpaint(img: np.ndarray, box: Box) -> np.ndarray:
     return out
 
 
+def swap(img: np.ndarray, box: Box, faces: np.ndarray | list | None = None, seed: int = 0,
+         exclude: Iterable[int] = ()) -> np.ndarray:
+    """Face swap: another face from `faces`, Poisson-blended into `box` (the sixth technique, beside Table VIII).
+
+    `faces`: a pool of face crops (gray in [0, 1] or BGR uint8); default the generated set's pool,
+    scikit-image's `lfw_subset`. The face is drawn deterministically from `seed` and the box's pixels,
+    never one listed in `exclude` (the image's own identity). Poisson blending (Perez et al. 2003):
+    the drawn face's gradients inside the box, the image's pixels as boundary, via `poisson_fill`
+    (OpenCV's seamlessClone fails on boxes at the image border and touches pixels outside the mask).
+    """
+    if faces is None:
+        from .synthetic import lfw_faces
+
+        faces = lfw_faces()
+    banned = {int(i) for i in exclude}
+    allowed = [i for i in range(len(faces)) if i not in banned]
+    if not allowed:
+        raise ValueError("swap: the face pool has no face outside `exclude`")
+    x0, y0, x1, y1 = box
+    key = int.from_bytes(hashlib.sha256(np.ascontiguousarray(img[y0:y1, x0:x1]).tobytes()).digest()[:8], "little")
+    src = np.asarray(faces[allowed[np.random.default_rng([seed, key]).integers(len(allowed))]])
+    src = src.astype(np.float64) * (255.0 if src.dtype.kind == "f" else 1.0)
+    h, w = img.shape[:2]
+    ex0, ey0, ex1, ey1 = max(x0 - 1, 0), max(y0 - 1, 0), min(x1 + 1, w), min(y1 + 1, h)  # box and its ring
+    patch = cv2.resize(src, (ex1 - ex0, ey1 - ey0), interpolation=cv2.INTER_AREA).reshape(ey1 - ey0, ex1 - ex0, -1)
+    channels = img.shape[2] if img.ndim == 3 else 1
+    patch = np.broadcast_to(patch, patch.shape[:2] + (channels,)) if patch.shape[2] == 1 else patch
+    guide = img.astype(np.float64).reshape(h, w, channels).copy()
+    guide[ey0:ey1, ex0:ex1] = patch
+    # u = face + h, with h harmonic inside the box and equal to (image - face) on its ring
+    correction = poisson_fill((img.astype(np.float64).reshape(h, w, channels) - guide), box)
+    out = img.copy()
+    blended = patch[y0 - ey0:y1 - ey0, x0 - ex0:x1 - ex0] + correction[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(img.dtype).reshape(out[y0:y1, x0:x1].shape)
+    return out
+
+
 def technique_params(technique: str, section=None) -> dict:
     """The keyword arguments technique `technique` takes, from an `anonymization` config section
     (or mapping); without one, none (the function's defaults)."""

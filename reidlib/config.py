@@ -240,6 +240,28 @@ class TeachingConfig:
 
 
 @dataclass
+class AttributionConfig:
+    """Chapter 8, where the models look: face share ratios, interventions, ranked lists (`reidlib.attribution`)."""
+
+    techniques: list = field(default_factory=lambda: ["blur", "swap"])  # face-only interventions (any technique)
+    control_shares: list = field(default_factory=lambda: [0.0, 1.0],
+                                 metadata={"range": (0, 1, False)})  # dataset.face_identity_share controls
+    control_seeds: int = ranged(1, 1)  # seeds per control (the run's seed, then seed + 1, ...): the seed noise
+    control_models: list = field(default_factory=list)  # models trained in the controls beside training.model
+    max_pairs: int = ranged(60, 1)  # query-gallery pairs per kind (true / hardest false match) and model
+    top: int = ranged(10, 1)  # gallery images shown per ranked list
+    confidence: float = ranged(0.95, 0, 1, above=True)  # bootstrap intervals over queries
+    swap_pool: str = "auto"  # faces a swap draws: lfw (the generated set's pool) | dataset (training crops) | auto
+
+    def __post_init__(self) -> None:
+        for t in self.techniques:
+            _known("attribution.techniques entry", t, registry.TECHNIQUES)
+        for m in self.control_models:
+            _known("attribution.control_models entry", m, registry.MODELS)
+        _known("attribution.swap_pool", self.swap_pool, ("auto", "lfw", "dataset"))
+
+
+@dataclass
 class GridConfig:
     """The paper's grid (`reidlib.grid`): several datasets, and extra techniques for some models."""
 
@@ -270,6 +292,7 @@ class Config:
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     teaching: TeachingConfig = field(default_factory=TeachingConfig)
+    attribution: AttributionConfig = field(default_factory=AttributionConfig)
     # more models beside training.model: name -> its own training section (the default run adds BoT)
     models: dict = field(default_factory=lambda: {"bot": {"profile": "smoke", "epochs": 2}})
 

@@ -181,7 +181,8 @@ for _spec in (TechniqueSpec("blur", lazy("reidlib.anonymize", "blur"), {"width_r
               TechniqueSpec("zero", lazy("reidlib.anonymize", "zero")),
               TechniqueSpec("blank", lazy("reidlib.anonymize", "blank")),
               TechniqueSpec("inpaint", lazy("reidlib.anonymize", "inpaint")),
-              TechniqueSpec("pixelate", lazy("reidlib.anonymize", "pixelate"), {"size": "pixelate_size"})):
+              TechniqueSpec("pixelate", lazy("reidlib.anonymize", "pixelate"), {"size": "pixelate_size"}),
+              TechniqueSpec("swap", lazy("reidlib.anonymize", "swap"))):  # another face (chapter 8, beside Table VIII)
     register_technique(_spec)
 
 

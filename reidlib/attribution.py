@@ -1,0 +1,531 @@
+"""Where the models look: face reliance measured directly, per match (the book's chapter 8).
+
+The paper (Section IV) measures the importance of faces only through the change of mAP after
+anonymization. Here, for every query-gallery pair:
+
+- similarity decomposition (Stylianou, Souvenir, Pless, "Visualizing Deep Similarity Networks",
+  WACV 2019) for models whose embedding is a global average pool of a feature map, possibly followed
+  by affine maps (eval-mode batch norm, linear layers) and ReLUs fixed at their active set for the
+  image (BoT; Resnet50Mid): the cosine similarity split exactly into per-location contributions on
+  both images, and the "face share ratio" (share of the similarity inside the face box / the box's
+  share of the image area; 1 = the face counts as much as any patch of its size);
+- Grad-CAM with a similarity target (the `grad-cam` package) for the others (HACNN: its local branch
+  sees spatially transformed crops, so locations do not add up), giving an approximate ratio;
+- interventions: only the face region anonymized (each technique, the face swap included), in the
+  query only, the gallery only, or both; the change of similarity to the true matches and of AP;
+- ranked lists with saliency, for the best, median and worst query by AP change.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from scipy import stats
+from torch import nn
+
+from . import anonymize, evaluation, pipeline, synthetic
+from .bot import BoT
+from .boxes import boxes_by_image
+from .config import Config, from_dict, merge, to_dict, trainings
+from .images import read_image
+from .models import load_trained
+from .runfiles import (atomic_write_bytes, dataset_root, file_sha256, fingerprint_files, finished, make_meta,
+                       tree_digest, write_csv, write_json)
+from .transforms import test_transform
+
+PLACEMENTS = ("query", "gallery", "both")  # where the face region is anonymized
+FILES = ("face_share.csv", "face_share_summary.csv", "interventions.csv", "interventions_summary.csv",
+         "ranked_lists.csv", "ranked_lists.npz")  # the stage's outputs beside summary.json
+GRADCAM_LAYERS = {"HACNN": "inception3", "PCB": "layer4", "MLFN": "feature", "MuDeep": "block5",
+                  "ResNetMid": "layer4", "BoT": "base"}  # class name -> module whose map Grad-CAM weighs
+
+
+# ---------------------------------------------------------------- decomposition (Stylianou et al. 2019)
+
+def decomposable(model: nn.Module) -> bool:
+    """Whether the model's embedding is an average of per-location vectors (`location_features`)."""
+    return isinstance(model, BoT) or type(model).__name__ == "ResNetMid"
+
+
+def _affine_chain(layers: nn.Module, loc: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+    """Apply eval-mode Linear / BatchNorm1d / ReLU / Dropout layers to per-location vectors (B, D, P).
+
+    Affine layers act on each location (their constant spreads evenly, so the mean is unchanged);
+    a ReLU keeps the units active for the pooled vector, which makes it exact for this image.
+    """
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            loc = torch.einsum("od,bdp->bop", layer.weight, loc)
+            pooled = pooled @ layer.weight.T
+            if layer.bias is not None:
+                loc, pooled = loc + layer.bias[None, :, None], pooled + layer.bias
+        elif isinstance(layer, nn.BatchNorm1d):
+            scale = layer.weight / torch.sqrt(layer.running_var + layer.eps)
+            shift = layer.bias - layer.running_mean * scale
+            loc, pooled = loc * scale[None, :, None] + shift[None, :, None], pooled * scale + shift
+        elif isinstance(layer, nn.ReLU):
+            mask = (pooled > 0).to(loc.dtype)
+            loc, pooled = loc * mask[:, :, None], pooled * mask
+        elif not isinstance(layer, nn.Dropout):
+            raise ValueError(f"cannot decompose through layer {type(layer).__name__}")
+    return loc
+
+
+@torch.no_grad()
+def location_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Per-location vectors G (B, D, h, w) whose spatial mean is the model's eval embedding, exactly."""
+    model.eval()
+    if isinstance(model, BoT):
+        fmap = model.base(x).double()  # double: sums over thousands of channels stay exact to 1e-10
+        b, c, h, w = fmap.shape
+        bn = model.bottleneck.double()
+        try:
+            return _affine_chain([bn], fmap.flatten(2), fmap.mean((2, 3))).reshape(b, c, h, w)
+        finally:
+            bn.float()
+    if type(model).__name__ == "ResNetMid":
+        x4a, x4b, x4c = model.featuremaps(x)
+        ab = torch.cat([x4a, x4b], 1).double()
+        b, _, h, w = ab.shape
+        fc = model.fc_fusion.double()
+        try:
+            fused = _affine_chain(fc, ab.flatten(2), ab.mean((2, 3)))
+        finally:
+            fc.float()
+        return torch.cat([fused, x4c.double().flatten(2)], 1).reshape(b, -1, h, w)
+    raise ValueError(f"model {type(model).__name__} has no global-average-pool embedding to decompose; "
+                     f"use Grad-CAM (`gradcam_maps`)")
+
+
+def contributions(gq: torch.Tensor, gg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-location contributions to cos(f_q, f_g) on the query map and on the gallery map.
+
+    gq (D, h, w) and gg (D, h', w') are `location_features`; with f = mean G, each location p of the
+    query adds G_q(p) . f_g / (N_q |f_q| |f_g|), and likewise on the gallery: each map sums to the cosine.
+    Returns (query map, gallery map, cosine).
+    """
+    gq, gg = gq.double(), gg.double()
+    fq, fg = gq.mean((1, 2)), gg.mean((1, 2))
+    denom = fq.norm() * fg.norm()
+    cq = torch.einsum("dhw,d->hw", gq, fg) / (gq.shape[1] * gq.shape[2]) / denom
+    cg = torch.einsum("dhw,d->hw", gg, fq) / (gg.shape[1] * gg.shape[2]) / denom
+    return cq, cg, (fq @ fg) / denom
+
+
+def query_maps(gq: torch.Tensor, gallery_feats: torch.Tensor) -> torch.Tensor:
+    """Contribution maps on one query (D, h, w) against many gallery embeddings (M, D): (M, h, w)."""
+    gq = gq.double()
+    fq = gq.mean((1, 2))
+    g = gallery_feats.double()
+    maps = torch.einsum("dhw,md->mhw", gq, g) / (gq.shape[1] * gq.shape[2])
+    return maps / (fq.norm() * g.norm(dim=1))[:, None, None]
+
+
+# ---------------------------------------------------------------- Grad-CAM with a similarity target
+
+def gradcam_layer(model: nn.Module) -> nn.Module:
+    """The module whose output Grad-CAM weighs: a known one per architecture, else the last Conv2d."""
+    name = GRADCAM_LAYERS.get(type(model).__name__)
+    if name is not None:
+        return model.get_submodule(name)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"model {type(model).__name__} has no convolution for Grad-CAM")
+    return convs[-1]
+
+
+class CosineTarget:
+    """Grad-CAM target: the cosine similarity of an image's embedding to a fixed one (the other image's)."""
+
+    def __init__(self, concept: torch.Tensor):
+        self.concept = concept
+
+    def __call__(self, output: torch.Tensor) -> torch.Tensor:
+        return F.cosine_similarity(output.float(), self.concept.to(output.device).float(), dim=0)
+
+
+def gradcam_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, batch_size: int = 32) -> np.ndarray:
+    """Grad-CAM maps (B, H, W) of images `x` for the cosine similarity of each to its row of `targets`.
+
+    The `grad-cam` package scales each map to [0, 1]; shares inside a box are read from that.
+    """
+    from pytorch_grad_cam import GradCAM
+
+    model.eval()
+    out = []
+    with GradCAM(model=model, target_layers=[gradcam_layer(model)]) as cam:
+        for s in range(0, len(x), batch_size):
+            xs = x[s:s + batch_size].clone().requires_grad_(True)
+            out.append(cam(input_tensor=xs, targets=[CosineTarget(t) for t in targets[s:s + batch_size]]))
+    return np.concatenate(out) if out else np.zeros((0,) + tuple(x.shape[2:]))
+
+
+# ---------------------------------------------------------------- images, boxes, embeddings
+
+def face_boxes(cfg: Config) -> dict[str, np.ndarray]:
+    """Face boxes per image: the ground truth where the dataset has it, else stage 1's detections."""
+    truth = pipeline.ground_truth(cfg)
+    table = truth if truth is not None else pipeline.load_detections(cfg)
+    return boxes_by_image(table)
+
+
+def box_mask(boxes: np.ndarray, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """Union of `boxes` (image pixels of an image of `shape`) as a float mask at the model's input `size`."""
+    h, w = shape
+    H, W = size
+    m = np.zeros((H, W), np.float32)
+    for x0, y0, x1, y1 in np.asarray(boxes, float).reshape(-1, 4):
+        m[int(np.floor(y0 * H / h)):int(np.ceil(y1 * H / h)), int(np.floor(x0 * W / w)):int(np.ceil(x1 * W / w))] = 1
+    return m
+
+
+def to_input(images: list[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
+    """BGR uint8 images as the model's normalised input batch (the test transform of stage 5)."""
+    t = test_transform(size)
+    return torch.stack([t(Image.fromarray(np.ascontiguousarray(im[..., ::-1]))) for im in images])
+
+
+@torch.no_grad()
+def embed(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Eval embeddings of an input batch, as float CPU tensors."""
+    model.eval()
+    return torch.cat([model(x[s:s + batch_size]).float() for s in range(0, len(x), batch_size)])
+
+
+def swap_pool(cfg: Config, records: pd.DataFrame, boxes: dict[str, np.ndarray]) -> tuple[list, dict[int, list[int]]]:
+    """Faces a swap draws from and, per pid, the pool entries of that identity (never drawn for it).
+
+    The generated set: its own face pool (lfw_subset), the identity's face excluded; a real dataset:
+    one face crop per training identity (test identities are disjoint from them).
+    """
+    if cfg.attribution.swap_pool == "lfw" or (cfg.attribution.swap_pool == "auto" and cfg.dataset.name == "synthetic"
+                                               and (dataset_root(cfg) / "identities.csv").is_file()):
+        faces = list(synthetic.lfw_faces())
+        ids_file = dataset_root(cfg) / "identities.csv"
+        own = {}
+        if ids_file.is_file():
+            own = {int(r.pid): [int(r.face_index)] for r in pd.read_csv(ids_file).itertuples()}
+        return faces, own
+    faces, owners = [], []
+    root = dataset_root(cfg)
+    for r in records[records.split == "train"].drop_duplicates("pid").itertuples():
+        b = boxes.get(r.image)
+        if b is None or not len(b):
+            continue
+        img = read_image(root / r.image)
+        box = anonymize._clip(b[0], img.shape)
+        if box is not None:
+            faces.append(img[box[1]:box[3], box[0]:box[2]])
+            owners.append(int(r.pid))
+    if not faces:
+        raise ValueError("swap: no face box in the training split to draw faces from")
+    own: dict[int, list[int]] = {}
+    for i, p in enumerate(owners):
+        own.setdefault(p, []).append(i)
+    return faces, own
+
+
+def anonymized_copy(images: list[np.ndarray], recs: pd.DataFrame, boxes: dict[str, np.ndarray], technique: str,
+                    params: dict, pool=None, seed: int = 0) -> list[np.ndarray]:
+    """The images with only their face boxes anonymized by `technique` (in memory, no JPEG round trip)."""
+    out = []
+    for img, r in zip(images, recs.itertuples()):
+        b = boxes.get(r.image, np.empty((0, 4)))
+        extra = {}
+        if technique == "swap":
+            faces, own = pool
+            extra = dict(faces=faces, seed=seed, exclude=own.get(int(r.pid), []))
+        out.append(anonymize.anonymize_image(img, b, technique, 0, **params, **extra))
+    return out
+
+
+# ---------------------------------------------------------------- per-query measures
+
+def per_query_ap(sim: np.ndarray, q: pd.DataFrame, g: pd.DataFrame) -> np.ndarray:
+    """AP of each query (Market rule, distance 1 - cosine); NaN for a query without a valid match."""
+    out = np.full(len(q), np.nan)
+    ids = (g.pid.to_numpy(), g.camid.to_numpy())
+    for i, r in enumerate(q.itertuples()):
+        try:
+            out[i] = evaluation.rank_metrics(1.0 - sim[i:i + 1], [r.pid], ids[0], [r.camid], ids[1]).mAP
+        except ValueError:
+            pass
+    return out
+
+
+def true_match_mask(q: pd.DataFrame, g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(true matches, kept) masks (queries x gallery): same id in another camera; same id and camera dropped."""
+    same = q.pid.to_numpy()[:, None] == g.pid.to_numpy()[None, :]
+    cam = q.camid.to_numpy()[:, None] == g.camid.to_numpy()[None, :]
+    return same & ~cam, ~(same & cam)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """Cosine similarity matrix."""
+    return (F.normalize(a.double(), dim=1) @ F.normalize(b.double(), dim=1).T).numpy()
+
+
+def bootstrap_ci(values, confidence: float = 0.95, seed: int = 0, resamples: int = 2000) -> tuple[float, float, float]:
+    """Mean and percentile-bootstrap interval over queries (scipy.stats.bootstrap); NaNs dropped."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan")
+    if len(v) < 2 or np.ptp(v) == 0:
+        return float(v.mean()), float(v.mean()), float(v.mean())
+    r = stats.bootstrap((v,), np.mean, confidence_level=confidence, n_resamples=resamples, method="percentile",
+                        random_state=np.random.default_rng(seed))
+    return float(v.mean()), float(r.confidence_interval.low), float(r.confidence_interval.high)
+
+
+def face_share(cmap: np.ndarray, mask: np.ndarray) -> float:
+    """Face share ratio of one map: (share of the map's sum inside the mask) / (mask's share of the area).
+
+    `cmap` (h, w) is spread evenly over its cells at the mask's resolution (H, W).
+    """
+    H, W = mask.shape
+    cell = F.adaptive_avg_pool2d(torch.as_tensor(mask)[None, None], cmap.shape).numpy()[0, 0]
+    total = float(cmap.sum())
+    area = float(mask.mean())
+    if area == 0 or total == 0:
+        return float("nan")
+    return float((cmap * cell).sum()) / total / area
+
+
+# ---------------------------------------------------------------- one run
+
+class _Test:
+    """A run's test images (query, then gallery) with their face masks."""
+
+    def __init__(self, cfg: Config, boxes: dict[str, np.ndarray]):
+        recs = pipeline.records(cfg)
+        self.q = recs[recs.split == "query"].reset_index(drop=True)
+        self.g = recs[recs.split == "gallery"].reset_index(drop=True)
+        self.all = pd.concat([self.q, self.g], ignore_index=True)
+        root = dataset_root(cfg)
+        self.images = [read_image(root / p) for p in self.all.image]
+        self.boxes = boxes
+        self.nq = len(self.q)
+
+
+def _model_rows(run: str, name: str, trained_on: str, model: nn.Module, size, test: _Test, cfg: Config,
+                pool) -> tuple[list[dict], list[dict], dict]:
+    """Face share ratios and interventions of one trained model on one run's test set."""
+    a = cfg.attribution
+    x = to_input(test.images, size)
+    feats = embed(model, x)
+    nq = test.nq
+    sim = cosine(feats[:nq], feats[nq:])
+    true, kept = true_match_mask(test.q, test.g)
+    ap0 = per_query_ap(sim, test.q, test.g)
+    masks = [box_mask(test.boxes.get(p, np.empty((0, 4))), im.shape[:2], size) for p, im in
+             zip(test.all.image, test.images)]
+    has_face = np.array([m.any() for m in masks])
+    # pairs: every true match, and the hardest false match (most similar other identity)
+    hard = np.where(kept & ~true, sim, -np.inf).argmax(1)
+    method = "decomposition" if decomposable(model) else "grad-cam"
+    share_rows = []
+    pairs = [(i, j, "true match") for i in range(nq) for j in np.flatnonzero(true[i])][:a.max_pairs]
+    pairs += [(i, int(hard[i]), "hardest false match") for i in range(nq)][:a.max_pairs]
+    if method == "decomposition":
+        G = torch.cat([location_features(model, x[s:s + 32]) for s in range(0, len(x), 32)])
+        for i, j, kind in pairs:
+            cq, cg, cos = contributions(G[i], G[nq + j])
+            vals = [face_share(m.numpy(), masks[k]) for m, k in ((cq, i), (cg, nq + j)) if has_face[k]]
+            share_rows.append(dict(query=i, gallery=j, kind=kind, cosine=float(cos), ratio=np.nanmean(vals)
+                                   if vals else np.nan))
+    else:
+        qi = [i for i, j, _ in pairs] + [nq + j for i, j, _ in pairs]
+        other = [nq + j for i, j, _ in pairs] + [i for i, j, _ in pairs]
+        cams = gradcam_maps(model, x[qi], feats[other])
+        n = len(pairs)
+        for k, (i, j, kind) in enumerate(pairs):
+            vals = [face_share(cams[m], masks[img]) for m, img in ((k, i), (n + k, nq + j)) if has_face[img]]
+            share_rows.append(dict(query=i, gallery=j, kind=kind, cosine=float(sim[i, j]),
+                                   ratio=np.nanmean(vals) if vals else np.nan))
+    share = pd.DataFrame(share_rows).groupby(["query", "kind"], as_index=False).agg(ratio=("ratio", "mean"),
+                                                                                    cosine=("cosine", "mean"))
+    share = share.assign(run=run, model=name, trained_on=trained_on, method=method)
+    inter = []
+    anon_feats = {}
+    for t in a.techniques:
+        params = anonymize.technique_params(t, cfg.anonymization)
+        anon = anonymized_copy(test.images, test.all, test.boxes, t, params, pool, cfg.seed)
+        changed = [k for k, (im, orig) in enumerate(zip(anon, test.images)) if im is not orig]
+        fa = feats.clone()  # images without a face box are unchanged: only the others are embedded again
+        if changed:
+            fa[changed] = embed(model, to_input([anon[k] for k in changed], size))
+        anon_feats[t] = (anon, fa)
+        for placement in PLACEMENTS:
+            fq = fa[:nq] if placement in ("query", "both") else feats[:nq]
+            fg = fa[nq:] if placement in ("gallery", "both") else feats[nq:]
+            s1 = cosine(fq, fg)
+            ap1 = per_query_ap(s1, test.q, test.g)
+            for i in range(nq):
+                if not true[i].any():
+                    continue
+                inter.append(dict(run=run, model=name, trained_on=trained_on, technique=t, placement=placement,
+                                  query=i, image=test.q.image[i], sim_true=float(sim[i, true[i]].mean()),
+                                  sim_true_after=float(s1[i, true[i]].mean()), ap=ap0[i], ap_after=ap1[i]))
+    state = dict(x=x, feats=feats, sim=sim, kept=kept, true=true, anon=anon_feats, ap0=ap0, method=method)
+    return share.to_dict("records"), inter, state
+
+
+def _ranked(name: str, model: nn.Module, size, test: _Test, st: dict, technique: str, top: int
+            ) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Top-`top` gallery lists (orig and anonymized) with saliency, for the best, median and worst query by AP change."""
+    nq = test.nq
+    anon, fa = st["anon"][technique]
+    s1 = cosine(fa[:nq], fa[nq:])
+    ap1 = per_query_ap(s1, test.q, test.g)
+    delta = ap1 - st["ap0"]
+    ok = np.flatnonzero(np.isfinite(delta))
+    if not len(ok):
+        return [], {}
+    order = ok[np.argsort(delta[ok], kind="stable")]
+    cases = {"best": order[-1], "median": order[len(order) // 2], "worst": order[0]}
+    rows, arrays = [], {}
+    xa = to_input(anon, size)
+    G = {}
+    if st["method"] == "decomposition":
+        G = {"orig": lambda idx: location_features(model, st["x"][idx]),
+             "anon": lambda idx: location_features(model, xa[idx])}
+    for case, i in cases.items():
+        for view, feats, sims, imgs, x in (("orig", st["feats"], st["sim"], test.images, st["x"]),
+                                           ("anon", fa, s1, anon, xa)):
+            row = np.where(st["kept"][i], sims[i], -np.inf)
+            ranked = np.argsort(-row, kind="stable")[:top]
+            idx = [nq + int(j) for j in ranked]
+            if G:
+                gq = G[view]([i])[0]
+                gmaps = torch.stack([contributions(gq, gg)[1] for gg in G[view](idx)]).numpy()
+            else:
+                gmaps = gradcam_maps(model, x[idx], feats[i:i + 1].repeat(len(idx), 1))
+            key = f"{name}/{case}/{view}"
+            arrays[f"{key}/query"] = np.ascontiguousarray(imgs[i][..., ::-1])
+            for r, (j, m) in enumerate(zip(ranked, gmaps)):
+                arrays[f"{key}/{r}/image"] = np.ascontiguousarray(imgs[nq + int(j)][..., ::-1])
+                arrays[f"{key}/{r}/saliency"] = m.astype(np.float32)
+                rows.append(dict(model=name, case=case, view=view, query=int(i), query_image=test.q.image[i],
+                                 ap=float(st["ap0"][i]) if view == "orig" else float(ap1[i]),
+                                 ap_change=float(delta[i]), rank=r + 1, gallery_image=test.g.image[int(j)],
+                                 correct=bool(st["true"][i, int(j)]), similarity=float(sims[i, int(j)]), key=key))
+    return rows, arrays
+
+
+def analyse_run(cfg: Config, run: str, models: list[str], ranked: bool = False, progress: bool = False
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Face share ratios, interventions (and ranked lists) of one run's models, orig- and anon-trained."""
+    boxes = face_boxes(cfg)
+    test = _Test(cfg, boxes)
+    pool = swap_pool(cfg, pipeline.records(cfg), boxes) if "swap" in cfg.attribution.techniques else None
+    shares, inters, ranks, arrays = [], [], [], {}
+    for m in models:
+        for v in ("orig", "anon"):
+            model, size = load_trained(pipeline.stage_train(cfg, v, m, progress), "cpu")
+            name = type(model).__name__ if not isinstance(model, BoT) else "BoT"
+            name = {"ResNetMid": "Resnet50Mid"}.get(name, name)
+            s, i, st = _model_rows(run, name, v, model, size, test, cfg, pool)
+            shares += s
+            inters += i
+            if ranked and v == "orig":
+                r, arr = _ranked(name, model, size, test, st, cfg.anonymization.technique
+                                 if cfg.anonymization.technique in cfg.attribution.techniques
+                                 else cfg.attribution.techniques[0], cfg.attribution.top)
+                ranks += r
+                arrays.update(arr)
+    return pd.DataFrame(shares), pd.DataFrame(inters), pd.DataFrame(ranks), arrays
+
+
+# ---------------------------------------------------------------- controls and the stage
+
+def control_config(cfg: Config, share: float, seed: int) -> Config:
+    """The teaching sweep's run at `share` (`pipeline.sweep_config`), with the control models, at `seed`."""
+    sub = pipeline.sweep_config(cfg, share)
+    data = to_dict(sub)
+    data["models"] = {m: cfg.models[m] for m in cfg.attribution.control_models
+                      if m in cfg.models and m != sub.training.model}
+    if seed != cfg.seed:
+        data = merge(data, {"seed": seed, "run_dir": str(sub.run_path / f"seed_{seed}")})
+    return from_dict(data)
+
+
+def summarize(shares: pd.DataFrame, inter: pd.DataFrame, confidence: float = 0.95, seed: int = 0
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean and bootstrap interval over queries: face share ratio per (run, model, trained_on, kind, seed);
+    change of true-match similarity and of AP per (run, model, trained_on, technique, placement)."""
+    rows = []
+    for key, g in shares.groupby(["run", "control_seed", "model", "trained_on", "method", "kind"], sort=False):
+        m, lo, hi = bootstrap_ci(g.ratio, confidence, seed)
+        rows.append(dict(zip(["run", "control_seed", "model", "trained_on", "method", "kind"], key), ratio=m,
+                         ratio_low=lo, ratio_high=hi, queries=int(g.ratio.notna().sum())))
+    share_sum = pd.DataFrame(rows)
+    rows = []
+    keys = ["run", "control_seed", "model", "trained_on", "technique", "placement"]
+    for key, g in inter.groupby(keys, sort=False):
+        ds, ds_lo, ds_hi = bootstrap_ci(g.sim_true_after - g.sim_true, confidence, seed)
+        da, da_lo, da_hi = bootstrap_ci(100 * (g.ap_after - g.ap), confidence, seed)
+        rows.append(dict(zip(keys, key), mAP=100 * g.ap.mean(), mAP_after=100 * g.ap_after.mean(),
+                         sim_change=ds, sim_change_low=ds_lo, sim_change_high=ds_hi,
+                         ap_change=da, ap_change_low=da_lo, ap_change_high=da_hi, queries=len(g)))
+    return share_sum, pd.DataFrame(rows)
+
+
+def attribution_dir(cfg: Config) -> Path:
+    """Where the stage writes: <run>/attribution/."""
+    return cfg.run_path / "attribution"
+
+
+def stage_attribution(cfg: Config, progress: bool = False) -> Path:
+    """Chapter 8: face share ratios, interventions and ranked lists of every model, on this run and on the
+    controls (face_identity_share 0 and 1); returns attribution/summary.json (written last)."""
+    out_dir = attribution_dir(cfg)
+    out = out_dir / "summary.json"
+    a = cfg.attribution
+    conf = {"attribution": to_dict(a), "seed": cfg.seed,
+            **{k: to_dict(getattr(cfg, k)) for k in ("dataset", "detection", "anonymization", "teaching")},
+            "trainings": {m: to_dict(t) for m, t in trainings(cfg).items()}}
+    files = [out_dir / f for f in FILES]
+    if finished(out, conf, cfg.seed, [out, *files]):
+        return out
+    torch.set_grad_enabled(True)
+    shares, inter, ranks, arrays = analyse_run(cfg, "default", list(trainings(cfg)), ranked=True, progress=progress)
+    shares["control_seed"], inter["control_seed"] = cfg.seed, cfg.seed
+    runs = {"default": str(cfg.run_path)}
+    for share in a.control_shares:
+        for s in range(cfg.seed, cfg.seed + a.control_seeds):
+            sub = control_config(cfg, share, s)
+            label = f"share {share:g}"
+            sh, it, _, _ = analyse_run(sub, label, list(trainings(sub)), progress=progress)
+            shares = pd.concat([shares, sh.assign(control_seed=s)], ignore_index=True)
+            inter = pd.concat([inter, it.assign(control_seed=s)], ignore_index=True)
+            runs[f"{label} seed {s}"] = str(sub.run_path)
+    share_sum, inter_sum = summarize(shares, inter, a.confidence, cfg.seed)
+    fp = tree_digest((k, file_sha256(p)) for r in runs.values() for k, p in
+                     ((f"{r}:{q.relative_to(Path(r)).as_posix()}", q) for q in sorted(Path(r).glob("models/*/*/model.pt"))))
+    fp = tree_digest([("models", fp), ("data", fingerprint_files(dataset_root(cfg)))])
+    meta = make_meta("attribution", conf, cfg.seed, fp, runs=runs)
+    write_csv(out_dir / "face_share.csv", shares, meta)
+    write_csv(out_dir / "face_share_summary.csv", share_sum, meta)
+    write_csv(out_dir / "interventions.csv", inter, meta)
+    write_csv(out_dir / "interventions_summary.csv", inter_sum, meta)
+    write_csv(out_dir / "ranked_lists.csv", ranks, meta)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(out_dir / "ranked_lists.npz", buf.getvalue())
+    write_json(out, {"meta": meta, "files": list(FILES)})
+    return out
+
+
+def load(cfg: Config) -> dict[str, pd.DataFrame]:
+    """The stage's tables (computed when absent) by name, and the ranked lists' arrays as `arrays`."""
+    d = stage_attribution(cfg).parent
+    out = {n: pd.read_csv(d / f"{n}.csv") for n in ("face_share", "face_share_summary", "interventions",
+                                                    "interventions_summary", "ranked_lists")}
+    out["arrays"] = dict(np.load(d / "ranked_lists.npz"))
+    return out
