@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from . import config, datasets, grid, pipeline, runfiles
+from . import config, datasets, grid, pipeline, privacy, runfiles
 
 STAGES = {
     "records": lambda c, a: pipeline.stage_records(c),
@@ -28,6 +28,7 @@ STAGES = {
     "evaluate": lambda c, a: pipeline.stage_evaluate(c, a.progress),
     "statistics": lambda c, a: pipeline.stage_statistics(c),
     "audit": lambda c, a: pipeline.stage_audit(c, a.progress),
+    "privacy": lambda c, a: privacy.stage_privacy(c, a.progress),
 }
 
 

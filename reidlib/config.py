@@ -240,6 +240,35 @@ class TeachingConfig:
 
 
 @dataclass
+class PrivacyConfig:
+    """The privacy chapter (beyond the paper): attackers on anonymized faces, strengths, the privacy-utility front."""
+
+    blur_ratios: list = field(default_factory=lambda: [0.125, 0.5])  # Gaussian sigma / face width
+    pixelate_sizes: list = field(default_factory=lambda: [6])  # blocks across the face
+    techniques: list = field(default_factory=lambda: ["zero"])  # strength-free: zero | blank | inpaint
+    face_attacker: bool = True  # dlib's face descriptor (skipped, saying so, when dlib is not installed)
+    align: str = "box"  # face chip: box (ground-truth box, padded) | landmarks (dlib's 5 points)
+    head_model: str = "osnet_x0_25"  # the head-only attacker: a torchreid model trained on head crops
+    head_size: tuple[int, int] = (64, 64)  # head crop fed to it (height, width)
+    head_scale: float = 2.0  # head crop side = head_scale x face-box width, centred on the face
+    head_epochs: int = 12
+    retrain: bool = False  # anon/anon utility at every point (a training each); else at the run's own point only
+    ceiling_sizes: list = field(default_factory=list)  # face widths of extra generated sets (face attacker's ceiling)
+    control_shares: list = field(default_factory=lambda: [0.0, 1.0])  # dataset.face_identity_share controls
+    control_seeds: list = field(default_factory=lambda: [0, 1])  # head-attacker training seeds at each control
+
+    def __post_init__(self) -> None:
+        bad = [t for t in self.techniques if t not in ("zero", "blank", "inpaint")]
+        if bad:
+            raise ConfigError(f"unknown privacy.techniques {bad}; choose from zero, blank, inpaint "
+                              f"(blur and pixelate strengths go in blur_ratios and pixelate_sizes)")
+        if self.align not in ("box", "landmarks"):
+            raise ConfigError(f"unknown privacy.align '{self.align}'; choose box or landmarks")
+        if any(not 0 < r for r in self.blur_ratios) or any(int(s) < 1 for s in self.pixelate_sizes):
+            raise ConfigError("privacy.blur_ratios must be > 0 and privacy.pixelate_sizes >= 1")
+
+
+@dataclass
 class GridConfig:
     """The paper's grid (`reidlib.grid`): several datasets, and extra techniques for some models."""
 
@@ -270,6 +299,7 @@ class Config:
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     teaching: TeachingConfig = field(default_factory=TeachingConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # more models beside training.model: name -> its own training section (the default run adds BoT)
     models: dict = field(default_factory=lambda: {"bot": {"profile": "smoke", "epochs": 2}})
 
