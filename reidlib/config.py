@@ -243,15 +243,15 @@ class TeachingConfig:
 class PrivacyConfig:
     """The privacy chapter (beyond the paper): attackers on anonymized faces, strengths, the privacy-utility front."""
 
-    blur_ratios: list = field(default_factory=lambda: [0.125, 0.5])  # Gaussian sigma / face width
+    blur_ratios: list = field(default_factory=lambda: [0.125])  # Gaussian sigma / face width
     pixelate_sizes: list = field(default_factory=lambda: [6])  # blocks across the face
     techniques: list = field(default_factory=lambda: ["zero"])  # strength-free: zero | blank | inpaint
     face_attacker: bool = True  # dlib's face descriptor (skipped, saying so, when dlib is not installed)
     align: str = "box"  # face chip: box (ground-truth box, padded) | landmarks (dlib's 5 points)
     head_model: str = "osnet_x0_25"  # the head-only attacker: a torchreid model trained on head crops
-    head_size: tuple[int, int] = (64, 64)  # head crop fed to it (height, width)
+    head_size: tuple[int, int] = (32, 32)  # head crop fed to it (height, width): about the faces' own resolution
     head_scale: float = 2.0  # head crop side = head_scale x face-box width, centred on the face
-    head_epochs: int = 12
+    head_epochs: int = 8
     retrain: bool = False  # anon/anon utility at every point (a training each); else at the run's own point only
     ceiling_sizes: list = field(default_factory=list)  # face widths of extra generated sets (face attacker's ceiling)
     control_shares: list = field(default_factory=lambda: [0.0, 1.0])  # dataset.face_identity_share controls

@@ -33,6 +33,7 @@ from .runfiles import (dataset_root, detections_path, file_sha256, fingerprint_f
                        tree_digest, write_csv, write_json)
 
 FARS = (1e-2, 1e-3)
+PARTS = ("anon", "heads", "head_models", "models", "controls", "ceiling")  # folders under privacy/
 SCORES = ["rank1", *(f"tar_far{f:g}" for f in FARS)]
 
 
@@ -203,12 +204,10 @@ def face_ceiling(cfg: Config, faces: pd.DataFrame, feats: np.ndarray) -> pd.Data
     test = faces[faces.split != "train"].reset_index(drop=True)
     width = (test.x1 - test.x0).to_numpy()
     hits = face_attack.identification_hits(feats, test.pid, test.camid, test.split == "query")
-    edges = [0, 12, 16, np.inf]
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for label, lo, hi in (("<12", 0, 12), ("12-15", 12, 16), (">=16", 16, np.inf)):
         sel = hits[(width[hits.index] >= lo) & (width[hits.index] < hi)]
         if len(sel):
-            rows.append(dict(source="this run", width=f"{lo:g}-{hi - 1:g}" if np.isfinite(hi) else f">={lo:g}",
-                             queries=len(sel), rank1=100 * float(sel.mean())))
+            rows.append(dict(source="this run", width=label, queries=len(sel), rank1=100 * float(sel.mean())))
     for w in cfg.privacy.ceiling_sizes:
         sub = ceiling_config(cfg, int(w))
         pipeline.stage_generate(sub)
@@ -227,8 +226,8 @@ def controls(cfg: Config) -> pd.DataFrame:
     p = cfg.privacy
     for share in p.control_shares:
         sub = pipeline.sweep_config(cfg, float(share))
-        faces = test_faces(sub)
         roots = {"original": pipeline.stage_generate(sub), "anonymized": pipeline.stage_anonymize(sub, progress=False)}
+        faces = test_faces(sub)
         for variant, root in roots.items():
             heads = write_heads(root, faces, cfg.run_path / "privacy" / "controls" / f"share_{share:.2f}" / "heads" /
                                 variant, p.head_scale, p.head_size)
@@ -270,7 +269,8 @@ def _conf(cfg: Config) -> dict:
 
 
 def stage_privacy(cfg: Config, progress: bool = True) -> Path:
-    """The privacy chapter's results: privacy/points.csv (one row per point), ceiling.csv, controls.csv, summary.json."""
+    """The privacy chapter's results: privacy/points.csv (a row per point); ceiling.csv, controls.csv and
+    summary.json (chance, fronts, knees) beside it. Resumable: returns the file when made with this config."""
     out = cfg.run_path / "privacy" / "points.csv"
     base = out.parent
     conf = _conf(cfg)
@@ -278,6 +278,11 @@ def stage_privacy(cfg: Config, progress: bool = True) -> Path:
             and (base / "summary.json").is_file():
         return out
     t0 = time.perf_counter()
+    stamp = base / "parts.json"  # intermediate copies, crops and models of this configuration
+    if stamp.is_file() and read_json(stamp) != conf:
+        for d in PARTS:
+            shutil.rmtree(base / d, ignore_errors=True)
+    write_json(stamp, conf)
     p = cfg.privacy
     use_face = p.face_attacker and face_attack.available()
     protocols = pd.read_csv(pipeline.stage_evaluate_model(cfg, progress=progress))
@@ -322,7 +327,8 @@ def stage_privacy(cfg: Config, progress: bool = True) -> Path:
                                           front=[str(x) for x in anon.label[front]]))
     ceiling = face_ceiling(cfg, faces, orig_feats) if use_face else pd.DataFrame()
     ctrl = controls(cfg)
-    fp = tree_digest([("detections", file_sha256(detections_path(cfg))), ("dataset", fingerprint_files(dataset_root(cfg)))])
+    fp = tree_digest([("detections", file_sha256(detections_path(cfg))),
+                      ("dataset", fingerprint_files(dataset_root(cfg)))])
     meta = make_meta("privacy", conf, cfg.seed, fp, seconds=round(time.perf_counter() - t0, 1))
     summary["meta"] = meta
     write_csv(base / "ceiling.csv", ceiling, meta)
