@@ -243,18 +243,21 @@ class TeachingConfig:
 class PrivacyConfig:
     """The privacy chapter (beyond the paper): attackers on anonymized faces, strengths, the privacy-utility front."""
 
-    blur_ratios: list = field(default_factory=lambda: [0.125])  # Gaussian sigma / face width
-    pixelate_sizes: list = field(default_factory=lambda: [6])  # blocks across the face
+    blur_ratios: list = field(default_factory=lambda: [0.125],
+                              metadata={"range": (0, None, True)})  # Gaussian sigma / face width
+    pixelate_sizes: list = field(default_factory=lambda: [6], metadata={"range": (1, None, False)})  # blocks across
     techniques: list = field(default_factory=lambda: ["zero"])  # strength-free: zero | blank | inpaint
     face_attacker: bool = True  # dlib's face descriptor (skipped, saying so, when dlib is not installed)
     align: str = "box"  # face chip: box (ground-truth box, padded) | landmarks (dlib's 5 points)
     head_model: str = "osnet_x0_25"  # the head-only attacker: a torchreid model trained on head crops
-    head_size: tuple[int, int] = (32, 32)  # head crop fed to it (height, width): about the faces' own resolution
-    head_scale: float = 2.0  # head crop side = head_scale x face-box width, centred on the face
-    head_epochs: int = 8
+    head_size: tuple[int, int] = ranged((32, 32), 16)  # head crop fed to it (height, width): the faces' own scale
+    head_scale: float = ranged(2.0, 1.0)  # head crop side = head_scale x face-box width, centred on the face
+    head_epochs: int = ranged(8, 1)
     retrain: bool = False  # anon/anon utility at every point (a training each); else at the run's own point only
-    ceiling_sizes: list = field(default_factory=list)  # face widths of extra generated sets (face attacker's ceiling)
-    control_shares: list = field(default_factory=lambda: [0.0, 1.0])  # dataset.face_identity_share controls
+    # face widths of extra generated sets (the face attacker's ceiling); up to 44 px the head fits the 64 px crop
+    ceiling_sizes: list = field(default_factory=list, metadata={"range": (4, 44, False)})
+    control_shares: list = field(default_factory=lambda: [0.0, 1.0],
+                                 metadata={"range": (0, 1, False)})  # dataset.face_identity_share controls
     control_seeds: list = field(default_factory=lambda: [0, 1])  # head-attacker training seeds at each control
 
     def __post_init__(self) -> None:
@@ -264,8 +267,6 @@ class PrivacyConfig:
                               f"(blur and pixelate strengths go in blur_ratios and pixelate_sizes)")
         if self.align not in ("box", "landmarks"):
             raise ConfigError(f"unknown privacy.align '{self.align}'; choose box or landmarks")
-        if any(not 0 < r for r in self.blur_ratios) or any(int(s) < 1 for s in self.pixelate_sizes):
-            raise ConfigError("privacy.blur_ratios must be > 0 and privacy.pixelate_sizes >= 1")
 
 
 @dataclass

@@ -17,7 +17,6 @@ trained on it. The controls rerun the head attacker on the teaching chapter's ge
 """
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +25,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from . import anonymize, evaluation, face_attack, pipeline, training
+from . import anonymize, evaluation, face_attack, images, models, pipeline, training
+from .boxes import iou_matrix
 from .config import Config, PrivacyConfig, TrainingConfig, from_dict, merge, to_dict
-from .recall import iou_matrix
-from .runfiles import (dataset_root, detections_path, file_sha256, fingerprint_files, make_meta, read_json,
-                       tree_digest, write_csv, write_json)
+from .runfiles import (dataset_root, detections_path, file_sha256, fingerprint_files, finished, make_meta,
+                       output_folder, read_json, tree_digest, write_csv, write_json)
 
 FARS = (1e-2, 1e-3)
-PARTS = ("anon", "heads", "head_models", "models", "controls", "ceiling")  # folders under privacy/
 SCORES = ["rank1", *(f"tar_far{f:g}" for f in FARS)]
 
 
@@ -50,11 +48,8 @@ class Point:
 
     def params(self) -> dict:
         """The keyword arguments of `reidlib.anonymize.anonymize_image` for this point."""
-        if self.technique == "blur":
-            return anonymize.technique_params("blur", blur_width_ratio=float(self.strength))
-        if self.technique == "pixelate":
-            return anonymize.technique_params("pixelate", pixelate_size=int(self.strength))
-        return anonymize.technique_params(self.technique)
+        strength = {"blur_width_ratio": self.strength, "pixelate_size": int(self.strength or 0)}
+        return anonymize.technique_params(self.technique, strength)
 
 
 def points(p: PrivacyConfig) -> list[Point]:
@@ -91,7 +86,7 @@ def missed(faces: pd.DataFrame, detections: pd.DataFrame, iou: float = 0.5) -> n
 
 
 def _rgb(path: Path) -> np.ndarray:
-    return cv2.cvtColor(anonymize.read_image(path), cv2.COLOR_BGR2RGB)
+    return images.read_rgb(path)
 
 
 def face_features(root: Path, faces: pd.DataFrame, align: str = "box", cache: dict | None = None) -> np.ndarray:
@@ -121,7 +116,7 @@ def write_heads(root: Path, faces: pd.DataFrame, out: Path, scale: float, size: 
     if stamp.is_file():
         return out
     for r in faces.itertuples():
-        img = anonymize.read_image(root / r.image)
+        img = images.read_image(root / r.image)
         crop = head_crop(img, (r.x0, r.y0, r.x1, r.y1), scale, size)
         dest = out / r.image
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +136,7 @@ def head_training(cfg: Config) -> TrainingConfig:
 def head_attack(heads: Path, faces: pd.DataFrame, model_out: Path, tcfg: TrainingConfig, seed: int) -> dict:
     """Train the head attacker on the train ids' heads, score it on the test ids' heads."""
     training.train(heads, faces, model_out, tcfg, seed, progress=False)
-    model, size = training.load_trained(model_out, "cpu")
+    model, size = models.load_trained(model_out, "cpu")
     test = faces[faces.split != "train"].reset_index(drop=True)
     feats = evaluation.extract(model, heads, test, size).numpy()
     return face_attack.attack_scores(feats, test, FARS)
@@ -153,16 +148,11 @@ def _anon_copy(cfg: Config, point: Point, dets: pd.DataFrame) -> Path:
         return pipeline.stage_generate(cfg)
     if point == run_point(cfg):
         return pipeline.stage_anonymize(cfg, progress=False)
-    out = cfg.run_path / "privacy" / "anon" / point.label
+    out = cfg.run_path / "privacy" / "anon" / point.label  # the privacy folder is stamped with the whole config
     a = cfg.anonymization
-    manifest = out / "manifest.json"
-    if manifest.is_file():
-        if read_json(manifest).get("params") == {**point.params(), "margin": a.margin,
-                                                 "jpeg_quality": cfg.dataset.jpeg_quality}:
-            return out
-        shutil.rmtree(out)
-    anonymize.anonymize_dataset(dataset_root(cfg), dets, out, point.technique, a.margin, cfg.dataset.jpeg_quality,
-                                False, a.processes, **point.params())
+    if not (out / "manifest.json").is_file():
+        anonymize.anonymize_dataset(dataset_root(cfg), dets, out, point.technique, a.margin, cfg.dataset.jpeg_quality,
+                                    False, a.processes, images=list(pipeline.records(cfg).image), **point.params())
     return out
 
 
@@ -177,13 +167,13 @@ def utility(cfg: Config, point: Point, root: Path, protocols: pd.DataFrame) -> d
         return {"map_orig_anon": row.loc["orig_anon", "mAP"], "reid_rank1_orig_anon": row.loc["orig_anon", "rank1"],
                 "map_anon_anon": row.loc["anon_anon", "mAP"]}
     e, recs = cfg.evaluation, pipeline.records(cfg)
-    net, size = training.load_trained(pipeline.stage_train(cfg, "orig", progress=False), cfg.training.device)
+    net, size = models.load_trained(pipeline.stage_train(cfg, "orig", progress=False), cfg.training.device)
     res = evaluation.evaluate_model(net, size, root, recs, e.metric, e.batch_size, e.flip)
     out = {"map_orig_anon": res["mAP"], "reid_rank1_orig_anon": res["rank1"], "map_anon_anon": np.nan}
     if cfg.privacy.retrain:
         trained = cfg.run_path / "privacy" / "models" / point.label / model
         training.train(root, recs, trained, cfg.training, cfg.seed, progress=False)
-        net, size = training.load_trained(trained, cfg.training.device)
+        net, size = models.load_trained(trained, cfg.training.device)
         out["map_anon_anon"] = evaluation.evaluate_model(net, size, root, recs, e.metric, e.batch_size, e.flip)["mAP"]
     return out
 
@@ -274,15 +264,17 @@ def stage_privacy(cfg: Config, progress: bool = True) -> Path:
     out = cfg.run_path / "privacy" / "points.csv"
     base = out.parent
     conf = _conf(cfg)
-    if pipeline._check_fresh(Path(str(out) + ".meta.json"), conf) and out.is_file() \
-            and (base / "summary.json").is_file():
+    outputs = [out, base / "ceiling.csv", base / "controls.csv", base / "summary.json"]
+    if finished(Path(str(out) + ".meta.json"), conf, cfg.seed, outputs):
         return out
+    with output_folder(base, conf, cfg.seed):  # intermediate copies, crops and models of another config go
+        return _compute(cfg, conf, progress)
+
+
+def _compute(cfg: Config, conf: dict, progress: bool) -> Path:
+    out = cfg.run_path / "privacy" / "points.csv"
+    base = out.parent
     t0 = time.perf_counter()
-    stamp = base / "parts.json"  # intermediate copies, crops and models of this configuration
-    if stamp.is_file() and read_json(stamp) != conf:
-        for d in PARTS:
-            shutil.rmtree(base / d, ignore_errors=True)
-    write_json(stamp, conf)
     p = cfg.privacy
     use_face = p.face_attacker and face_attack.available()
     protocols = pd.read_csv(pipeline.stage_evaluate_model(cfg, progress=progress))
