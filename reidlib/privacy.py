@@ -33,6 +33,7 @@ from .runfiles import (dataset_root, detections_path, file_sha256, fingerprint_f
 
 FARS = (1e-2, 1e-3)
 SCORES = ["rank1", *(f"tar_far{f:g}" for f in FARS)]
+CEILING_COLUMNS = ["source", "width", "queries", *SCORES]
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def face_ceiling(cfg: Config, faces: pd.DataFrame, feats: np.ndarray) -> pd.Data
         scores = face_attack.attack_scores(f, sf, FARS)
         rows.append(dict(source="generated at one width", width=f"{int(w)}", queries=int((sf.split == "query").sum()),
                          **scores))
-    return pd.DataFrame(rows, columns=["source", "width", "queries", *SCORES])
+    return pd.DataFrame(rows, columns=CEILING_COLUMNS)
 
 
 def controls(cfg: Config) -> pd.DataFrame:
@@ -317,7 +318,7 @@ def _compute(cfg: Config, conf: dict, progress: bool) -> Path:
             summary["fronts"].append(dict(attacker=attacker, protocol=protocol, knee=anon.label[k],
                                           knee_attack_rank1=float(a[k]), knee_map=float(u[k]),
                                           front=[str(x) for x in anon.label[front]]))
-    ceiling = face_ceiling(cfg, faces, orig_feats) if use_face else pd.DataFrame()
+    ceiling = face_ceiling(cfg, faces, orig_feats) if use_face else pd.DataFrame(columns=CEILING_COLUMNS)
     ctrl = controls(cfg)
     fp = tree_digest([("detections", file_sha256(detections_path(cfg))),
                       ("dataset", fingerprint_files(dataset_root(cfg)))])
