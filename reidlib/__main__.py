@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from . import attribution, config, datasets, grid, pipeline, runfiles
+from . import attribution, config, datasets, grid, pipeline, privacy, runfiles
 
 STAGES = {
     "records": lambda c, a: pipeline.stage_records(c),
@@ -29,6 +29,7 @@ STAGES = {
     "statistics": lambda c, a: pipeline.stage_statistics(c),
     "audit": lambda c, a: pipeline.stage_audit(c, a.progress),
     "attribution": lambda c, a: attribution.stage_attribution(c, a.progress),
+    "privacy": lambda c, a: privacy.stage_privacy(c, a.progress),
 }
 
 

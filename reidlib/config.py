@@ -262,6 +262,36 @@ class AttributionConfig:
 
 
 @dataclass
+class PrivacyConfig:
+    """The privacy chapter (beyond the paper): attackers on anonymized faces, strengths, the privacy-utility front."""
+
+    blur_ratios: list = field(default_factory=lambda: [0.125],
+                              metadata={"range": (0, None, True)})  # Gaussian sigma / face width
+    pixelate_sizes: list = field(default_factory=lambda: [6], metadata={"range": (1, None, False)})  # blocks across
+    techniques: list = field(default_factory=lambda: ["zero"])  # strength-free: zero | blank | inpaint
+    face_attacker: bool = True  # dlib's face descriptor (skipped, saying so, when dlib is not installed)
+    align: str = "box"  # face chip: box (ground-truth box, padded) | landmarks (dlib's 5 points)
+    head_model: str = "osnet_x0_25"  # the head-only attacker: a torchreid model trained on head crops
+    head_size: tuple[int, int] = ranged((32, 32), 16)  # head crop fed to it (height, width): the faces' own scale
+    head_scale: float = ranged(2.0, 1.0)  # head crop side = head_scale x face-box width, centred on the face
+    head_epochs: int = ranged(8, 1)
+    retrain: bool = False  # anon/anon utility at every point (a training each); else at the run's own point only
+    # face widths of extra generated sets (the face attacker's ceiling); up to 44 px the head fits the 64 px crop
+    ceiling_sizes: list = field(default_factory=list, metadata={"range": (4, 44, False)})
+    control_shares: list = field(default_factory=lambda: [0.0, 1.0],
+                                 metadata={"range": (0, 1, False)})  # dataset.face_identity_share controls
+    control_seeds: list = field(default_factory=lambda: [0, 1])  # head-attacker training seeds at each control
+
+    def __post_init__(self) -> None:
+        bad = [t for t in self.techniques if t not in ("zero", "blank", "inpaint")]
+        if bad:
+            raise ConfigError(f"unknown privacy.techniques {bad}; choose from zero, blank, inpaint "
+                              f"(blur and pixelate strengths go in blur_ratios and pixelate_sizes)")
+        if self.align not in ("box", "landmarks"):
+            raise ConfigError(f"unknown privacy.align '{self.align}'; choose box or landmarks")
+
+
+@dataclass
 class GridConfig:
     """The paper's grid (`reidlib.grid`): several datasets, and extra techniques for some models."""
 
@@ -293,6 +323,7 @@ class Config:
     grid: GridConfig = field(default_factory=GridConfig)
     teaching: TeachingConfig = field(default_factory=TeachingConfig)
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # more models beside training.model: name -> its own training section (the default run adds BoT)
     models: dict = field(default_factory=lambda: {"bot": {"profile": "smoke", "epochs": 2}})
 

@@ -78,7 +78,8 @@ for _spec in (torchreid_model("pcb_p6", "PCB"), torchreid_model("mlfn", "MLFN", 
               torchreid_model("hacnn", "HACNN", (160, 64), None), torchreid_model("resnet50mid", "Resnet50Mid"),
               torchreid_model("mudeep", "MuDeep", (256, 128), None),
               ModelSpec("bot", "BoT", lazy("reidlib.bot", "BoT"), None, RESNET50, lambda m, sd: m.load_imagenet(sd),
-                        recipe="bot", metric_losses=True)):
+                        recipe="bot", metric_losses=True),
+              torchreid_model("osnet_x0_25", "OSNet x0.25", imagenet_files=None)):  # the privacy chapter's head attacker
     register_model(_spec)
 
 

@@ -1,0 +1,339 @@
+"""Does anonymization protect anyone? Two attackers, a strengths sweep and the privacy-utility front.
+
+Beyond the paper, which measures only what anonymization costs re-ID (utility). Every point is a
+technique at one strength, applied with the run's own detections (a missed face stays in the
+image); both attackers are then scored on every ground-truth face of the test identities, so a
+detector miss counts as a leak:
+
+- the face attacker: dlib's face descriptor on chips cut from the ground-truth boxes
+  (`reidlib.face_attack`); it knows nothing of the anonymization;
+- the head attacker: a small re-ID model (`privacy.head_model`) trained and tested on head crops
+  of the anonymized copy, through `reidlib.training.train` and `reidlib.evaluation.extract`: it
+  knows the anonymization, as the paper's anon/anon protocol does.
+
+Utility is the run's re-ID model's mAP on each copy (orig->anon), and anon/anon where a model was
+trained on it. The controls rerun the head attacker on the teaching chapter's generated worlds at
+`face_identity_share` 0 and 1 (`pipeline.sweep_config`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from . import anonymize, evaluation, face_attack, images, models, pipeline, training
+from .boxes import iou_matrix
+from .config import Config, PrivacyConfig, TrainingConfig, from_dict, merge, to_dict
+from .runfiles import (dataset_root, detections_path, file_sha256, fingerprint_files, finished, make_meta,
+                       output_folder, read_json, tree_digest, write_csv, write_json)
+
+FARS = (1e-2, 1e-3)
+SCORES = ["rank1", *(f"tar_far{f:g}" for f in FARS)]
+CEILING_COLUMNS = ["source", "width", "queries", *SCORES]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One anonymization at one strength (`technique` 'none' = the originals)."""
+
+    technique: str
+    strength: float | None = None  # blur: sigma / face width; pixelate: blocks across
+
+    @property
+    def label(self) -> str:
+        return self.technique if self.strength is None else f"{self.technique}_{self.strength:g}"
+
+    def params(self) -> dict:
+        """The keyword arguments of `reidlib.anonymize.anonymize_image` for this point."""
+        strength = {"blur_width_ratio": self.strength, "pixelate_size": int(self.strength or 0)}
+        return anonymize.technique_params(self.technique, strength)
+
+
+def points(p: PrivacyConfig) -> list[Point]:
+    """The originals, then every technique at every strength of the config."""
+    return ([Point("none")] + [Point("blur", float(r)) for r in p.blur_ratios]
+            + [Point("pixelate", float(int(s))) for s in p.pixelate_sizes] + [Point(t) for t in p.techniques])
+
+
+def run_point(cfg: Config) -> Point:
+    """The run's own anonymization (stage 3) as a point."""
+    a = cfg.anonymization
+    strength = {"blur": a.blur_width_ratio, "pixelate": float(a.pixelate_size)}.get(a.technique)
+    return Point(a.technique, strength)
+
+
+def test_faces(cfg: Config) -> pd.DataFrame:
+    """Every ground-truth face of the dataset with its record (image, pid, camid, split, x0..y1)."""
+    truth = pipeline.ground_truth(cfg)
+    if truth is None:
+        raise ValueError(f"the privacy chapter needs ground-truth face boxes (face_boxes.csv in {dataset_root(cfg)}): "
+                         f"use the generated dataset")
+    return truth.merge(pipeline.records(cfg), on="image").reset_index(drop=True)
+
+
+def missed(faces: pd.DataFrame, detections: pd.DataFrame, iou: float = 0.5) -> np.ndarray:
+    """Whether each ground-truth face has no detection overlapping it by `iou` (it stays in the image)."""
+    out = np.ones(len(faces), bool)
+    by_image = {k: g[["x0", "y0", "x1", "y1"]].to_numpy(float) for k, g in detections.groupby("image")}
+    for i, r in enumerate(faces.itertuples()):
+        boxes = by_image.get(r.image)
+        if boxes is not None and len(boxes):
+            out[i] = iou_matrix(np.array([[r.x0, r.y0, r.x1, r.y1]], float), boxes).max() < iou
+    return out
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return images.read_rgb(path)
+
+
+def face_features(root: Path, faces: pd.DataFrame, align: str = "box", cache: dict | None = None) -> np.ndarray:
+    """dlib descriptors of the ground-truth faces of the copy at `root` (chips seen before come from `cache`)."""
+    cache = {} if cache is None else cache
+    chips = [face_attack.face_chip(_rgb(root / r.image), (r.x0, r.y0, r.x1, r.y1), align) for r in faces.itertuples()]
+    keys = [c.tobytes() for c in chips]
+    new = [i for i, k in enumerate(keys) if k not in cache]
+    for i, f in zip(new, face_attack.describe([chips[i] for i in new])):
+        cache[keys[i]] = f
+    return np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 128), np.float32)
+
+
+def head_crop(img: np.ndarray, box, scale: float, size: tuple[int, int]) -> np.ndarray:
+    """The head around a face box: a square of side `scale` x box width, centred on the box, resized to `size`."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = scale * max(x1 - x0, 1.0)
+    h, w = size
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    m = np.array([[w / side, 0, w / 2 - cx * w / side], [0, h / side, h / 2 - cy * h / side]], np.float64)
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+def write_heads(root: Path, faces: pd.DataFrame, out: Path, scale: float, size: tuple[int, int]) -> Path:
+    """Head crops of every face of the copy at `root`, written under `out` at the same relative paths."""
+    stamp = out / ".complete"
+    if stamp.is_file():
+        return out
+    for r in faces.itertuples():
+        img = images.read_image(root / r.image)
+        crop = head_crop(img, (r.x0, r.y0, r.x1, r.y1), scale, size)
+        dest = out / r.image
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(dest), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    stamp.write_text("")
+    return out
+
+
+def head_training(cfg: Config) -> TrainingConfig:
+    """The head attacker's recipe: `privacy.head_model` at `privacy.head_size`, the run's optimiser."""
+    p, t = cfg.privacy, cfg.training
+    return TrainingConfig(model=p.head_model, epochs=p.head_epochs, batch_size=t.batch_size, image_size=p.head_size,
+                          lr=t.lr, weight_decay=t.weight_decay, lr_decay=t.lr_decay, lr_step=max(p.head_epochs - 2, 1),
+                          pretrained="none", device=t.device)
+
+
+def head_attack(heads: Path, faces: pd.DataFrame, model_out: Path, tcfg: TrainingConfig, seed: int) -> dict:
+    """Train the head attacker on the train ids' heads, score it on the test ids' heads."""
+    training.train(heads, faces, model_out, tcfg, seed, progress=False)
+    model, size = models.load_trained(model_out, "cpu")
+    test = faces[faces.split != "train"].reset_index(drop=True)
+    feats = evaluation.extract(model, heads, test, size).numpy()
+    return face_attack.attack_scores(feats, test, FARS)
+
+
+def _anon_copy(cfg: Config, point: Point, dets: pd.DataFrame) -> Path:
+    """The dataset anonymized at `point` with the run's detections: stage 3's copy for the run's own point."""
+    if point.technique == "none":
+        return pipeline.stage_generate(cfg)
+    if point == run_point(cfg):
+        return pipeline.stage_anonymize(cfg, progress=False)
+    out = cfg.run_path / "privacy" / "anon" / point.label  # the privacy folder is stamped with the whole config
+    a = cfg.anonymization
+    if not (out / "manifest.json").is_file():
+        anonymize.anonymize_dataset(dataset_root(cfg), dets, out, point.technique, a.margin, cfg.dataset.jpeg_quality,
+                                    False, a.processes, images=list(pipeline.records(cfg).image), **point.params())
+    return out
+
+
+def utility(cfg: Config, point: Point, root: Path, protocols: pd.DataFrame) -> dict:
+    """Re-ID mAP / Rank-1 of the run's model on the copy (orig->anon), and anon/anon where trained on it."""
+    model = cfg.training.model
+    row = protocols.set_index("protocol")
+    if point.technique == "none":
+        return {"map_orig_anon": row.loc["orig_orig", "mAP"], "reid_rank1_orig_anon": row.loc["orig_orig", "rank1"],
+                "map_anon_anon": row.loc["orig_orig", "mAP"]}
+    if point == run_point(cfg):
+        return {"map_orig_anon": row.loc["orig_anon", "mAP"], "reid_rank1_orig_anon": row.loc["orig_anon", "rank1"],
+                "map_anon_anon": row.loc["anon_anon", "mAP"]}
+    e, recs = cfg.evaluation, pipeline.records(cfg)
+    net, size = models.load_trained(pipeline.stage_train(cfg, "orig", progress=False), cfg.training.device)
+    res = evaluation.evaluate_model(net, size, root, recs, e.metric, e.batch_size, e.flip)
+    out = {"map_orig_anon": res["mAP"], "reid_rank1_orig_anon": res["rank1"], "map_anon_anon": np.nan}
+    if cfg.privacy.retrain:
+        trained = cfg.run_path / "privacy" / "models" / point.label / model
+        training.train(root, recs, trained, cfg.training, cfg.seed, progress=False)
+        net, size = models.load_trained(trained, cfg.training.device)
+        out["map_anon_anon"] = evaluation.evaluate_model(net, size, root, recs, e.metric, e.batch_size, e.flip)["mAP"]
+    return out
+
+
+def ceiling_config(cfg: Config, width: int) -> Config:
+    """A small generated set (the teaching chapter's size) whose faces are all `width` pixels wide."""
+    t = cfg.teaching
+    data = merge(to_dict(cfg), {"run_dir": str(cfg.run_path / "privacy" / "ceiling" / f"w{width}"),
+                                "dataset": {"name": "synthetic", "root": "", "face_size": [width, width],
+                                            "train_ids": 2, "test_ids": t.test_ids, "cameras": t.cameras}})
+    data["models"], data["grid"] = {}, {}
+    return from_dict(data)
+
+
+def face_ceiling(cfg: Config, faces: pd.DataFrame, feats: np.ndarray) -> pd.DataFrame:
+    """The face attacker on unmodified faces by face width: the run's own widths, then `privacy.ceiling_sizes`."""
+    rows = []
+    test = faces[faces.split != "train"].reset_index(drop=True)
+    width = (test.x1 - test.x0).to_numpy()
+    hits = face_attack.identification_hits(feats, test.pid, test.camid, test.split == "query")
+    for label, lo, hi in (("<12", 0, 12), ("12-15", 12, 16), (">=16", 16, np.inf)):
+        sel = hits[(width[hits.index] >= lo) & (width[hits.index] < hi)]
+        if len(sel):
+            rows.append(dict(source="this run", width=label, queries=len(sel), rank1=100 * float(sel.mean())))
+    for w in cfg.privacy.ceiling_sizes:
+        sub = ceiling_config(cfg, int(w))
+        pipeline.stage_generate(sub)
+        sf = test_faces(sub)
+        sf = sf[sf.split != "train"].reset_index(drop=True)
+        f = face_features(pipeline.stage_generate(sub), sf, cfg.privacy.align)
+        scores = face_attack.attack_scores(f, sf, FARS)
+        rows.append(dict(source="generated at one width", width=f"{int(w)}", queries=int((sf.split == "query").sum()),
+                         **scores))
+    return pd.DataFrame(rows, columns=CEILING_COLUMNS)
+
+
+def controls(cfg: Config) -> pd.DataFrame:
+    """The head attacker on originals and on the run's anonymization at each control share, each seed."""
+    rows = []
+    p = cfg.privacy
+    for share in p.control_shares:
+        sub = pipeline.sweep_config(cfg, float(share))
+        roots = {"original": pipeline.stage_generate(sub), "anonymized": pipeline.stage_anonymize(sub, progress=False)}
+        faces = test_faces(sub)
+        for variant, root in roots.items():
+            heads = write_heads(root, faces, cfg.run_path / "privacy" / "controls" / f"share_{share:.2f}" / "heads" /
+                                variant, p.head_scale, p.head_size)
+            for seed in p.control_seeds:
+                out = cfg.run_path / "privacy" / "controls" / f"share_{share:.2f}" / "models" / f"{variant}_seed{seed}"
+                rows.append(dict(face_identity_share=share, variant=variant, seed=seed,
+                                 **head_attack(heads, faces, out, head_training(cfg), int(seed))))
+    return pd.DataFrame(rows)
+
+
+def pareto_front(attack: np.ndarray, utility: np.ndarray) -> np.ndarray:
+    """Points no other point beats on both axes (lower attack, higher utility): a mask.
+
+    Hand-written: a dozen points, a double loop; no dependency is worth it.
+    """
+    a, u = np.asarray(attack, float), np.asarray(utility, float)
+    ok = ~(np.isnan(a) | np.isnan(u))
+    front = ok.copy()
+    for i in np.flatnonzero(ok):
+        better = ok & (a <= a[i]) & (u >= u[i]) & ((a < a[i]) | (u > u[i]))
+        front[i] = not better.any()
+    return front
+
+
+def knee(attack: np.ndarray, utility: np.ndarray, front: np.ndarray) -> int:
+    """The front's knee: the front point nearest the ideal corner (no attack, full utility), axes scaled to [0, 1]."""
+    a, u = np.asarray(attack, float), np.asarray(utility, float)
+    idx = np.flatnonzero(front)
+    if len(idx) == 0:
+        raise ValueError("the front is empty")
+    span = lambda v: (v - np.nanmin(v)) / (np.nanmax(v) - np.nanmin(v) or 1.0)  # noqa: E731
+    d = np.hypot(span(a)[idx], 1 - span(u)[idx])
+    return int(idx[np.argmin(d)])
+
+
+def _conf(cfg: Config) -> dict:
+    return {k: to_dict(getattr(cfg, k)) for k in ("dataset", "detection", "recall", "anonymization", "training",
+                                                  "evaluation", "teaching", "privacy")} | {"seed": cfg.seed}
+
+
+def stage_privacy(cfg: Config, progress: bool = True) -> Path:
+    """The privacy chapter's results: privacy/points.csv (a row per point); ceiling.csv, controls.csv and
+    summary.json (chance, fronts, knees) beside it. Resumable: returns the file when made with this config."""
+    out = cfg.run_path / "privacy" / "points.csv"
+    base = out.parent
+    conf = _conf(cfg)
+    outputs = [out, base / "ceiling.csv", base / "controls.csv", base / "summary.json"]
+    if finished(Path(str(out) + ".meta.json"), conf, cfg.seed, outputs):
+        return out
+    with output_folder(base, conf, cfg.seed):  # intermediate copies, crops and models of another config go
+        return _compute(cfg, conf, progress)
+
+
+def _compute(cfg: Config, conf: dict, progress: bool) -> Path:
+    out = cfg.run_path / "privacy" / "points.csv"
+    base = out.parent
+    t0 = time.perf_counter()
+    p = cfg.privacy
+    use_face = p.face_attacker and face_attack.available()
+    protocols = pd.read_csv(pipeline.stage_evaluate_model(cfg, progress=progress))
+    dets = pipeline.load_detections(cfg)
+    faces = test_faces(cfg)
+    test = faces[faces.split != "train"].reset_index(drop=True)
+    leak = missed(test, dets, cfg.recall.iou)
+    rows, cache, orig_feats = [], {}, None
+    for point in points(p):
+        root = _anon_copy(cfg, point, dets)
+        row = dict(technique=point.technique, strength=point.strength, label=point.label,
+                   leaked_faces=100 * float(leak.mean()) if point.technique != "none" else 100.0,
+                   **utility(cfg, point, root, protocols))
+        if use_face:
+            feats = face_features(root, test, p.align, cache)
+            orig_feats = feats if point.technique == "none" else orig_feats
+            row.update({f"face_{k}": v for k, v in face_attack.attack_scores(feats, test, FARS).items()})
+        heads = write_heads(root, faces, base / "heads" / point.label, p.head_scale, p.head_size)
+        row.update({f"head_{k}": v for k, v in head_attack(heads, faces, base / "head_models" / point.label,
+                                                               head_training(cfg), cfg.seed).items()})
+        rows.append(row)
+        if progress:
+            print(f"privacy: {point.label} done ({time.perf_counter() - t0:.0f} s)", flush=True)
+    table = pd.DataFrame(rows)
+    summary = {"face_attacker": use_face, "face_attacker_reason": "" if use_face else (
+        "privacy.face_attacker is false" if not p.face_attacker else
+        "dlib or face_recognition_models is not installed (pip install dlib-bin face_recognition_models)"),
+        "chance": face_attack.chance_scores(test, FARS), "test_faces": len(test),
+        "test_queries": int((test.split == "query").sum()), "run_point": run_point(cfg).label,
+        "model": cfg.training.model, "head_model": p.head_model, "fronts": []}
+    anon = table[table.technique != "none"].reset_index(drop=True)
+    for attacker in (["face", "head"] if use_face else ["head"]):
+        for protocol in ("orig_anon", "anon_anon"):
+            a, u = anon[f"{attacker}_rank1"].to_numpy(), anon[f"map_{protocol}"].to_numpy()
+            if np.isnan(u).all():
+                continue
+            front = pareto_front(a, u)
+            k = knee(a, u, front)
+            table.loc[table.technique != "none", f"front_{attacker}_{protocol}"] = front
+            summary["fronts"].append(dict(attacker=attacker, protocol=protocol, knee=anon.label[k],
+                                          knee_attack_rank1=float(a[k]), knee_map=float(u[k]),
+                                          front=[str(x) for x in anon.label[front]]))
+    ceiling = face_ceiling(cfg, faces, orig_feats) if use_face else pd.DataFrame(columns=CEILING_COLUMNS)
+    ctrl = controls(cfg)
+    fp = tree_digest([("detections", file_sha256(detections_path(cfg))),
+                      ("dataset", fingerprint_files(dataset_root(cfg)))])
+    meta = make_meta("privacy", conf, cfg.seed, fp, seconds=round(time.perf_counter() - t0, 1))
+    summary["meta"] = meta
+    write_csv(base / "ceiling.csv", ceiling, meta)
+    write_csv(base / "controls.csv", ctrl, meta)
+    write_json(base / "summary.json", summary)
+    write_csv(out, table, meta)
+    return out
+
+
+def load(cfg: Config) -> dict:
+    """The chapter's tables (points, ceiling, controls) and summary, computing them when absent."""
+    out = stage_privacy(cfg, progress=False)
+    base = out.parent
+    return {"points": pd.read_csv(out), "ceiling": pd.read_csv(base / "ceiling.csv"),
+            "controls": pd.read_csv(base / "controls.csv"), "summary": read_json(base / "summary.json")}
