@@ -308,7 +308,7 @@ def describe_drop(row: dict, label: str = "mAP") -> str:
 
 def describe_tost(row: dict, label: str = "mAP") -> str:
     """One sentence on a TOST row: equivalent within the margin or not, or why it was not run."""
-    head = f"Within +-{row['margin']:g} {label} points"
+    head = f"Within ±{row['margin']:g} {label} point{'' if row['margin'] == 1 else 's'}"
     if row.get("why_not_shown"):
         return f"{head}: no equivalence test ({row['why_not_shown']})."
     verdict = "equivalent" if row["equivalent"] else "not shown equivalent"
