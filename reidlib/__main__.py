@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from . import config, datasets, grid, pipeline, runfiles
+from . import config, datasets, findings, grid, per_query, pipeline, runfiles
 
 STAGES = {
     "records": lambda c, a: pipeline.stage_records(c),
@@ -28,6 +28,8 @@ STAGES = {
     "evaluate": lambda c, a: pipeline.stage_evaluate(c, a.progress),
     "statistics": lambda c, a: pipeline.stage_statistics(c),
     "audit": lambda c, a: pipeline.stage_audit(c, a.progress),
+    "per_query": lambda c, a: per_query.stage_per_query(c),
+    "findings": lambda c, a: findings.stage_findings(c),
 }
 
 

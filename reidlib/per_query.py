@@ -16,6 +16,7 @@ from scipy import stats
 
 from . import evaluation, pipeline
 from . import torchreid_models as trm
+from .models import load_trained
 from .config import Config, to_dict, trainings
 from .runfiles import fingerprint_files, make_meta, variant_root, write_csv
 
@@ -45,7 +46,7 @@ def per_query_ap(distmat, q_pids, g_pids, q_camids, g_camids) -> np.ndarray:
 def query_distances(model_dir: Path, root: Path, records: pd.DataFrame, cfg: Config, model: str) -> np.ndarray:
     """Query x gallery distances of a trained model on one dataset copy, as stage 5 computes them."""
     e = cfg.evaluation
-    net, size = evaluation.load_trained(model_dir, trainings(cfg)[model].device)
+    net, size = load_trained(model_dir, trainings(cfg)[model].device)
     q, g = records[records.split == "query"], records[records.split == "gallery"]
     qf = evaluation.extract(net, root, q, size, e.batch_size, e.flip)
     gf = evaluation.extract(net, root, g, size, e.batch_size, e.flip)
@@ -187,3 +188,43 @@ def describe_effects(eff: pd.DataFrame, factor: str = "face") -> str:
               else f" (95% interval {r.ci_low:.1f} to {r.ci_high:.1f})")
         parts.append(f"{r.model}, {r.level}: AP changes by {r.mean_delta_ap:+.1f} points on average over {n}{ci}.")
     return " ".join(parts)
+
+
+def plot_effects(eff: pd.DataFrame):
+    """Mean change in AP per query group (bootstrap 95% interval), one panel per model."""
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(eff.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 0.5 + 0.32 * eff.groupby("model").size().max()),
+                             squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        e = eff[eff.model == model].reset_index(drop=True)
+        labels = [f"{r.factor}: {r.level} (n={r.queries})" for r in e.itertuples()]
+        y = np.arange(len(e))
+        ok = e.why_not_shown.fillna("") == ""
+        ax.errorbar(e.mean_delta_ap[ok], y[ok], xerr=[e.mean_delta_ap[ok] - e.ci_low[ok], e.ci_high[ok] - e.mean_delta_ap[ok]],
+                    fmt="o", capsize=3, color="black")
+        ax.plot(e.mean_delta_ap[~ok], y[~ok], "x", color="grey")
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(model, fontsize=9)
+    axes[0, 0].invert_yaxis()  # shared y: the first group on top
+    fig.supxlabel("change in AP, anonymized minus original (points)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def loser_gallery(losers: pd.DataFrame, orig_root: Path, anon_root: Path):
+    """The biggest losers' query crops, original above anonymized, titled with model and change in AP."""
+    import cv2
+
+    from . import plots
+    from .images import read_image
+
+    def rgb(path):
+        return cv2.cvtColor(read_image(path), cv2.COLOR_BGR2RGB)
+
+    rows = {"original": [rgb(Path(orig_root) / i) for i in losers.image],
+            "anonymized": [rgb(Path(anon_root) / i) for i in losers.image]}
+    titles = [f"{m}\n{d:+.0f}" for m, d in zip(losers.model, losers.delta_ap)]
+    return plots.image_rows(rows, titles)

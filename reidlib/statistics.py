@@ -20,6 +20,10 @@ METRICS = ("mAP", "rank1")
 MIN_PAIRS = 3  # fewer pairs: no t, p or effect size is reported
 RESOLUTION = 1e-3  # points: results are stored to 4 decimals, so differences closer than this are equal
 POWER = 0.8  # the power at which the smallest detectable drop is stated
+# the columns a reader looks for first, in this order (results read back from JSON come sorted)
+ORDER = ("dataset", "model", "control", "face_identity_share", "quantity", "metric", "before", "after", "margin",
+         "n_pairs", "n_seeds", "groups", "observations", "mean_before", "mean_after", "mean", "mean_difference",
+         "mean_drop", "seed_sd", "sd_difference", "drop_sd")
 HIDDEN = ("t", "p_value", "cohens_dz", "wilcoxon_p", "ci_low", "ci_high", "mde")  # blanked where degenerate
 
 
@@ -275,7 +279,9 @@ def seed_decomposition(results: pd.DataFrame, metric: str = "mAP") -> pd.DataFra
 def display_tests(tests: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """A tests table for reading: numbers rounded, and where a row is degenerate its t, p, d_z (and
     interval, detectable drop) replaced by "not shown", the reason kept in `why_not_shown`."""
-    out = tests.copy()
+    first = [c for c in ORDER if c in tests.columns]
+    out = tests[first + [c for c in tests.columns if c not in first and c != "why_not_shown"]
+                + (["why_not_shown"] if "why_not_shown" in tests.columns else [])].copy()
     if "why_not_shown" not in out.columns:
         raise ValueError("display_tests needs a `why_not_shown` column (from paired_test, tost or seed_spread)")
     bad = out["why_not_shown"].fillna("").astype(str) != ""
@@ -283,7 +289,7 @@ def display_tests(tests: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
         if pd.api.types.is_float_dtype(out[c]):
             out[c] = out[c].round(digits)
     for c in (*HIDDEN, "p_tost", "p_lower", "p_upper", "ci90_low", "ci90_high", "equivalent", "margin_power80",
-              "drop_over_seed_sd", "F", "sd_between", "sd_within", "share_between"):
+              "drop_over_seed_sd", "F", "sd_between", "sd_within", "share_between", "found"):
         if c in out.columns:
             out[c] = out[c].astype(object)
             out.loc[bad, c] = "not shown"
