@@ -107,3 +107,12 @@ def test_query_covariates_and_effects():
     assert list(losers.image) == ["c", "a"]
     text = per_query.describe_effects(per_query.effects(table))
     assert "4 queries" in text and "no interval: 2 queries" in text
+
+
+def test_equivalence_margins_come_from_the_config():
+    from reidlib import config
+
+    assert config.load("config/default.yaml").statistics.equivalence_margins == [1.0, 2.0]
+    assert config.from_dict({"statistics": {"equivalence_margins": [0.5]}}).statistics.equivalence_margins == [0.5]
+    with pytest.raises(config.ConfigError, match="statistics.equivalence_margins"):
+        config.from_dict({"statistics": {"equivalence_margins": [0, 1]}})
