@@ -224,6 +224,14 @@ def loser_gallery(losers: pd.DataFrame, orig_root: Path, anon_root: Path):
     def rgb(path):
         return cv2.cvtColor(read_image(path), cv2.COLOR_BGR2RGB)
 
+    if losers.empty:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(4, 0.8))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no query loses AP under anonymization", ha="center", va="center")
+        return fig
+
     rows = {"original": [rgb(Path(orig_root) / i) for i in losers.image],
             "anonymized": [rgb(Path(anon_root) / i) for i in losers.image]}
     titles = [f"{m}\n{d:+.0f}" for m, d in zip(losers.model, losers.delta_ap)]

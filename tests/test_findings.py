@@ -116,3 +116,8 @@ def test_equivalence_margins_come_from_the_config():
     assert config.from_dict({"statistics": {"equivalence_margins": [0.5]}}).statistics.equivalence_margins == [0.5]
     with pytest.raises(config.ConfigError, match="statistics.equivalence_margins"):
         config.from_dict({"statistics": {"equivalence_margins": [0, 1]}})
+
+
+def test_loser_gallery_without_losers_still_draws(tmp_path):
+    fig = per_query.loser_gallery(pd.DataFrame(columns=["image", "model", "delta_ap"]), tmp_path, tmp_path)
+    assert "no query loses AP" in fig.axes[0].texts[0].get_text()
