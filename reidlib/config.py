@@ -225,11 +225,12 @@ class StatisticsConfig:
 
     alpha: float = ranged(0.05, 0, 1, above=True)
     results: str = ""  # test this table instead of the run's own, e.g. runs/paper/results.csv of workflow/grid.smk
-    equivalence_margins: list = field(default_factory=lambda: [1.0, 2.0])  # TOST margins, mAP / Rank-1 points
+    equivalence_margins: list = field(default_factory=lambda: [1.0, 2.0],
+                                      metadata={"range": (0, None, True)})  # TOST margins, mAP / Rank-1 points
 
     def __post_init__(self) -> None:
-        if not self.equivalence_margins or any(float(m) <= 0 for m in self.equivalence_margins):
-            raise ConfigError(f"statistics.equivalence_margins must be positive numbers, got {self.equivalence_margins}")
+        if not self.equivalence_margins:
+            raise ConfigError("config key statistics.equivalence_margins must list at least one margin")
 
 
 @dataclass

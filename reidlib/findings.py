@@ -137,8 +137,9 @@ def claim_averages(paper: pd.DataFrame, stated: pd.DataFrame) -> dict:
                    for m, p, _, _ in gaps if p != "orig_orig")
     evidence = "; ".join(f"{LABELS[m]} {p}: stated {c:.2f}, tables {t:.2f}" for m, p, c, t in gaps)
     ok = abs(worst[3] - worst[2]) <= STATED_ROUNDING
-    return {"id": "averages", "claim": "Section IV-B's averages (mAP 58.07 / 56.68 / 57.44, Rank-1 66.69 / 65.45 / "
-                                       "66.25) are those of Tables III-VII.",
+    stated_text = ", ".join(f"{LABELS[m]} " + " / ".join(f"{c:.2f}" for c in g.claimed_mean)
+                            for m, g in stated.groupby("metric", sort=False))
+    return {"id": "averages", "claim": f"Section IV-B's averages ({stated_text}) are those of Tables III-VII.",
             "paper_evidence": evidence + ".",
             "run_evidence": "Not applicable: a statement about the paper's own tables.",
             "verdict": "reproduced" if ok else "not reproduced",
@@ -342,7 +343,7 @@ def stage_findings(cfg: Config) -> Path:
     conf = {"statistics": to_dict(cfg.statistics), "teaching": to_dict(cfg.teaching)}
     if out.is_file():  # a summary of its inputs: reused when they and the config are the same, else remade
         meta = read_json(out).get("meta", {})
-        if meta.get("config") == conf and meta.get("data_fingerprint") == inputs:
+        if meta.get("config") == conf and meta.get("seed") == cfg.seed and meta.get("data_fingerprint") == inputs:
             return out
     s, margins = cfg.statistics, list(cfg.statistics.equivalence_margins)
     paper = statistics.load_paper_results()

@@ -18,7 +18,7 @@ from . import evaluation, pipeline
 from . import torchreid_models as trm
 from .models import load_trained
 from .config import Config, to_dict, trainings
-from .runfiles import fingerprint_files, make_meta, variant_root, write_csv
+from .runfiles import finished, fingerprint_files, make_meta, meta_path, variant_root, write_csv
 
 COLUMNS = ["model", "image", "pid", "camid", "ap_orig", "ap_anon", "delta_ap", "has_face", "face_width",
            "detected", "det_score", "missed", "audit_hits"]
@@ -93,8 +93,7 @@ def stage_per_query(cfg: Config) -> Path:
     conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
             "anonymization": to_dict(cfg.anonymization), "evaluation": to_dict(cfg.evaluation),
             "training": {m: to_dict(t) for m, t in trainings(cfg).items()}}
-    if (pipeline._check_fresh(Path(str(out) + ".meta.json"), conf) and out.is_file()
-            and out.with_name("effects.csv").is_file()):
+    if finished(meta_path(out), conf, cfg.seed, [out, out.with_name("effects.csv")], rebuild_stale=True):
         return out
     recs = pipeline.records(cfg)
     anon = pipeline.stage_anonymize(cfg, progress=False)
