@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from . import attribution, config, datasets, grid, pipeline, privacy, runfiles
+from . import attribution, config, datasets, findings, grid, per_query, pipeline, privacy, runfiles
 
 STAGES = {
     "records": lambda c, a: pipeline.stage_records(c),
@@ -30,6 +30,8 @@ STAGES = {
     "audit": lambda c, a: pipeline.stage_audit(c, a.progress),
     "attribution": lambda c, a: attribution.stage_attribution(c, a.progress),
     "privacy": lambda c, a: privacy.stage_privacy(c, a.progress),
+    "per_query": lambda c, a: per_query.stage_per_query(c),
+    "findings": lambda c, a: findings.stage_findings(c),
 }
 
 

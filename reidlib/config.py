@@ -221,10 +221,16 @@ class EvaluationConfig:
 
 @dataclass
 class StatisticsConfig:
-    """Stage 6: paired one-sided t-tests (paper Section IV-B)."""
+    """Stage 6: paired one-sided t-tests (paper Section IV-B), TOST equivalence, seed spread."""
 
     alpha: float = ranged(0.05, 0, 1, above=True)
     results: str = ""  # test this table instead of the run's own, e.g. runs/paper/results.csv of workflow/grid.smk
+    equivalence_margins: list = field(default_factory=lambda: [1.0, 2.0],
+                                      metadata={"range": (0, None, True)})  # TOST margins, mAP / Rank-1 points
+
+    def __post_init__(self) -> None:
+        if not self.equivalence_margins:
+            raise ConfigError("config key statistics.equivalence_margins must list at least one margin")
 
 
 @dataclass

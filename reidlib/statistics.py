@@ -1,7 +1,11 @@
-"""Statistics of the anonymization effect (paper Section IV-B): paired one-sided t-tests.
+"""Statistics of the anonymization effect (paper Section IV-B): paired tests, equivalence, seed spread.
 
 The paper pairs every (dataset, model) cell before and after anonymization and tests whether
-the original scores are higher: one-sided paired t-test (scipy.stats.ttest_rel).
+the original scores are higher: one-sided paired t-test (scipy.stats.ttest_rel). Beside it:
+TOST equivalence tests against stated margins, the smallest drop each test could detect, and the
+seed-to-seed spread of replicated runs (a random-effects variance decomposition). A statistic is
+never reported where it is degenerate (fewer than MIN_PAIRS pairs, or zero variance): the row
+says why instead (`why_not_shown`).
 """
 from __future__ import annotations
 
@@ -13,6 +17,40 @@ from scipy import stats
 
 COMPARISONS = {"orig_anon": ("orig_orig", "orig_anon"), "anon_anon": ("orig_orig", "anon_anon")}
 METRICS = ("mAP", "rank1")
+MIN_PAIRS = 3  # fewer pairs: no t, p or effect size is reported
+RESOLUTION = 1e-3  # points: results are stored to 4 decimals, so differences closer than this are equal
+POWER = 0.8  # the power at which the smallest detectable drop is stated
+# the columns a reader looks for first, in this order (results read back from JSON come sorted)
+ORDER = ("dataset", "model", "control", "face_identity_share", "quantity", "metric", "before", "after", "margin",
+         "n_pairs", "n_seeds", "groups", "observations", "mean_before", "mean_after", "mean", "mean_difference",
+         "mean_drop", "seed_sd", "sd_difference", "drop_sd")
+HIDDEN = ("t", "p_value", "cohens_dz", "wilcoxon_p", "ci_low", "ci_high", "mde")  # blanked where degenerate
+
+
+def degenerate_reason(diff: np.ndarray, min_pairs: int = MIN_PAIRS, unit: str = "pair") -> str:
+    """Why a paired statistic over the differences `diff` would be meaningless, or "" when it is not."""
+    diff = np.asarray(diff, float)
+    n = len(diff)
+    if n < min_pairs:
+        return f"{n} {unit}{'' if n == 1 else 's'}: a paired test needs at least {min_pairs}"
+    if float(np.std(diff, ddof=1)) < RESOLUTION:
+        return f"all {n} differences are equal ({float(np.mean(diff)):+.2f}): zero variance"
+    return ""
+
+
+def smallest_detectable(n: int, sd: float, alpha: float = 0.05, power: float = POWER) -> float:
+    """Smallest true mean drop a one-sided paired t-test at `alpha` finds with `power`, given n pairs and SD sd.
+
+    Solved exactly with the noncentral t distribution (scipy.stats.nct); NaN where n < 2 or sd is 0.
+    """
+    if n < 2 or not np.isfinite(sd) or sd <= 0:
+        return float("nan")
+    from scipy.optimize import brentq
+
+    df = n - 1
+    crit = stats.t.ppf(1 - alpha, df)
+    dz = brentq(lambda d: stats.nct.sf(crit, df, d * np.sqrt(n)) - power, 1e-9, 1e3)
+    return float(dz * sd)
 
 
 def paper_results_path() -> Path:
@@ -34,30 +72,40 @@ def load_paper_techniques() -> pd.DataFrame:
 
 
 def paired(results: pd.DataFrame, metric: str, before: str, after: str) -> pd.DataFrame:
-    """(dataset, model) pairs with the metric under two protocols, cells present in both only."""
+    """(dataset, model) pairs with the metric under two protocols, cells present in both only.
+
+    Replicated runs (a `seed` column) are averaged within each cell first: the cell, not the
+    training run, is the unit the paper's test pairs.
+    """
     wide = results.pivot_table(index=["dataset", "model"], columns="protocol", values=metric)
     return wide[[before, after]].dropna().reset_index()
 
 
-def paired_test(results: pd.DataFrame, metric: str, before: str, after: str, seed: int = 0) -> dict:
-    """One-sided paired t-test (H1: before > after), Wilcoxon signed-rank, bootstrap 95% CI, Cohen's d_z.
+def paired_test(results: pd.DataFrame, metric: str, before: str, after: str, seed: int = 0,
+                alpha: float = 0.05) -> dict:
+    """One-sided paired t-test (H1: before > after), Wilcoxon signed-rank, bootstrap 95% CI, Cohen's d_z,
+    and the smallest drop detectable at this n with power 0.8 (`mde`).
 
-    All from scipy.stats; the bootstrap (BCa, 9,999 resamples) is seeded, so reruns agree.
+    All from scipy.stats; the bootstrap (BCa, 9,999 resamples) is seeded, so reruns agree. With
+    fewer than MIN_PAIRS pairs or zero variance these stay NaN and `why_not_shown` says why.
     """
     p = paired(results, metric, before, after)
     a, b = p[before].to_numpy(float), p[after].to_numpy(float)
     diff = a - b
     nan = float("nan")
+    reason = degenerate_reason(diff)
     out = {"metric": metric, "before": before, "after": after, "n_pairs": int(len(p)),
            "mean_before": float(np.mean(a)) if len(a) else nan,
            "mean_after": float(np.mean(b)) if len(b) else nan,
            "mean_difference": float(np.mean(diff)) if len(diff) else nan,
+           "sd_difference": float(np.std(diff, ddof=1)) if len(diff) > 1 else nan,
            "t": nan, "p_value": nan, "df": int(max(len(p) - 1, 0)), "cohens_dz": nan,
-           "wilcoxon_p": nan, "ci_low": nan, "ci_high": nan}
-    if len(p) >= 2 and np.std(diff, ddof=1) > 0:
+           "wilcoxon_p": nan, "ci_low": nan, "ci_high": nan, "mde": nan, "why_not_shown": reason}
+    if not reason:
         t = stats.ttest_rel(a, b, alternative="greater")
         out.update(t=float(t.statistic), p_value=float(t.pvalue),
-                   cohens_dz=float(np.mean(diff) / np.std(diff, ddof=1)))
+                   cohens_dz=float(np.mean(diff) / np.std(diff, ddof=1)),
+                   mde=smallest_detectable(len(diff), float(np.std(diff, ddof=1)), alpha))
         if np.count_nonzero(diff) >= 2:
             out["wilcoxon_p"] = float(stats.wilcoxon(a, b, alternative="greater").pvalue)
         ci = stats.bootstrap((diff,), np.mean, confidence_level=0.95, n_resamples=9999, method="BCa",
@@ -66,7 +114,7 @@ def paired_test(results: pd.DataFrame, metric: str, before: str, after: str, see
     return out
 
 
-def test_all(results: pd.DataFrame, by: str | None = None, seed: int = 0) -> pd.DataFrame:
+def test_all(results: pd.DataFrame, by: str | None = None, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
     """Every comparison of the paper (orig vs anonymized test, orig vs retrained) for mAP and Rank-1.
 
     With `by` (e.g. "dataset"), the tests are also run within each group; the pooled rows have "all".
@@ -76,7 +124,7 @@ def test_all(results: pd.DataFrame, by: str | None = None, seed: int = 0) -> pd.
     for name, g in groups:
         for m in METRICS:
             for b, a in COMPARISONS.values():
-                rows.append({**({by: name} if by else {}), **paired_test(g, m, b, a, seed)})
+                rows.append({**({by: name} if by else {}), **paired_test(g, m, b, a, seed, alpha)})
     return pd.DataFrame(rows)
 
 
@@ -102,3 +150,194 @@ def closest_subset(results: pd.DataFrame, claims: pd.DataFrame) -> dict:
                     if gap < best["max_gap"]:
                         best = {"max_gap": float(gap), "datasets": list(ds), "models": list(ms)}
     return best
+
+
+def tost(results: pd.DataFrame, metric: str, before: str, after: str, margin: float,
+         alpha: float = 0.05) -> dict:
+    """TOST equivalence test of the paired drop (before - after) against +-`margin` points.
+
+    Two one-sided t-tests (scipy.stats.ttest_1samp against -margin and +margin); equivalence is
+    shown when both reject at `alpha`, i.e. when the (1 - 2 alpha) interval lies inside the margin.
+    `margin_power80`: the margin this n and SD would show with power 0.8 were the true drop 0.
+    """
+    p = paired(results, metric, before, after)
+    diff = (p[before] - p[after]).to_numpy(float)
+    nan = float("nan")
+    reason = degenerate_reason(diff)
+    n = len(diff)
+    out = {"metric": metric, "before": before, "after": after, "margin": float(margin), "n_pairs": n,
+           "mean_difference": float(np.mean(diff)) if n else nan, "p_lower": nan, "p_upper": nan,
+           "p_tost": nan, "ci90_low": nan, "ci90_high": nan, "equivalent": None, "margin_power80": nan,
+           "why_not_shown": reason}
+    if reason:
+        return out
+    lower = stats.ttest_1samp(diff, -margin, alternative="greater").pvalue
+    upper = stats.ttest_1samp(diff, margin, alternative="less").pvalue
+    sd = float(np.std(diff, ddof=1))
+    se, df = sd / np.sqrt(n), n - 1
+    half = stats.t.ppf(1 - alpha, df) * se
+    p_tost = float(max(lower, upper))
+    out.update(p_lower=float(lower), p_upper=float(upper), p_tost=p_tost,
+               ci90_low=float(np.mean(diff) - half), ci90_high=float(np.mean(diff) + half),
+               equivalent=bool(p_tost < alpha),
+               margin_power80=float((stats.t.ppf(1 - alpha, df) + stats.t.ppf(1 - (1 - POWER) / 2, df)) * se))
+    return out
+
+
+def tost_all(results: pd.DataFrame, margins, alpha: float = 0.05, by: str | None = None) -> pd.DataFrame:
+    """TOST for both comparisons, mAP and Rank-1, at every margin (pooled, and within `by` groups)."""
+    groups = [("all", results)] + (list(results.groupby(by)) if by else [])
+    rows = [{**({by: name} if by else {}), **tost(g, m, b, a, float(margin), alpha)}
+            for name, g in groups for m in METRICS for b, a in COMPARISONS.values() for margin in margins]
+    return pd.DataFrame(rows)
+
+
+def seeds_of(results: pd.DataFrame) -> pd.DataFrame:
+    """The results with a `seed` column (0 for every row of a table from one seed)."""
+    return results if "seed" in results.columns else results.assign(seed=0)
+
+
+def seed_spread(results: pd.DataFrame, metric: str = "mAP") -> pd.DataFrame:
+    """Per (dataset, model): the seed-to-seed SD of orig_orig beside each comparison's mean drop.
+
+    "Is the drop larger than rerunning the same training?": `drop_over_seed_sd` is the mean drop
+    in units of that SD; `p_value` a one-sided paired t-test of the drop over seeds (n = seeds).
+    With fewer than MIN_PAIRS seeds or zero variance the test is not reported (`why_not_shown`).
+    """
+    r = seeds_of(results)
+    wide = r.pivot_table(index=["dataset", "model", "seed"], columns="protocol", values=metric)
+    rows = []
+    for (dataset, model), cell in wide.groupby(level=["dataset", "model"]):
+        base = cell["orig_orig"].dropna().to_numpy(float)
+        seed_sd = float(np.std(base, ddof=1)) if len(base) > 1 else float("nan")
+        for before, after in COMPARISONS.values():
+            d = (cell[before] - cell[after]).dropna().to_numpy(float)
+            reason = degenerate_reason(d, unit="seed")
+            row = {"dataset": dataset, "model": model, "metric": metric, "after": after, "n_seeds": len(d),
+                   "mean_before": float(np.mean(base)) if len(base) else float("nan"), "seed_sd": seed_sd,
+                   "mean_drop": float(np.mean(d)) if len(d) else float("nan"),
+                   "drop_sd": float(np.std(d, ddof=1)) if len(d) > 1 else float("nan"),
+                   "drop_over_seed_sd": float("nan"), "t": float("nan"), "p_value": float("nan"),
+                   "why_not_shown": reason}
+            if len(base) < 2:
+                row["why_not_shown"] = row["why_not_shown"] or "one seed: the rerun spread is not measured"
+            elif seed_sd >= RESOLUTION:
+                row["drop_over_seed_sd"] = row["mean_drop"] / seed_sd
+            if not reason:
+                t = stats.ttest_1samp(d, 0.0, alternative="greater")
+                row.update(t=float(t.statistic), p_value=float(t.pvalue))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def variance_components(table: pd.DataFrame, group, value: str) -> dict:
+    """One-way random-effects ANOVA: between-group and within-group (seed) variance of `value`.
+
+    Hand-written (method of moments, unbalanced n0) to keep statsmodels out of the dependencies;
+    the F test is scipy.stats.f. NaN, with `why_not_shown`, when there are fewer than 2 groups or
+    no group with 2 replicates.
+    """
+    t = table.dropna(subset=[value])
+    groups = [g[value].to_numpy(float) for _, g in t.groupby(group)]
+    k, n_total = len(groups), int(sum(len(g) for g in groups))
+    nan = float("nan")
+    out = {"value": value, "groups": k, "observations": n_total, "mean": float(t[value].mean()) if n_total else nan,
+           "sd_between": nan, "sd_within": nan, "share_between": nan, "F": nan, "p_value": nan, "why_not_shown": ""}
+    df_within = n_total - k
+    if k < 2:
+        out["why_not_shown"] = f"{k} group{'' if k == 1 else 's'}: a between-group variance needs at least 2"
+    elif df_within < 1:
+        out["why_not_shown"] = "one seed per group: the within-group (seed) variance is not measured"
+    if out["why_not_shown"]:
+        return out
+    grand = float(np.mean(np.concatenate(groups)))
+    ss_between = sum(len(g) * (g.mean() - grand) ** 2 for g in groups)
+    ss_within = sum(((g - g.mean()) ** 2).sum() for g in groups)
+    ms_between, ms_within = ss_between / (k - 1), ss_within / df_within
+    n0 = (n_total - sum(len(g) ** 2 for g in groups) / n_total) / (k - 1)
+    var_between = max(0.0, (ms_between - ms_within) / n0)
+    out.update(sd_between=float(np.sqrt(var_between)), sd_within=float(np.sqrt(ms_within)),
+               share_between=float(var_between / (var_between + ms_within)) if var_between + ms_within > 0 else nan)
+    if ms_within > 0:
+        out.update(F=float(ms_between / ms_within), p_value=float(stats.f.sf(ms_between / ms_within, k - 1, df_within)))
+    return out
+
+
+def seed_decomposition(results: pd.DataFrame, metric: str = "mAP") -> pd.DataFrame:
+    """Variance of the orig_orig score and of each drop split into between (dataset, model) cells and seeds."""
+    r = seeds_of(results)
+    wide = r.pivot_table(index=["dataset", "model", "seed"], columns="protocol", values=metric).reset_index()
+    wide["cell"] = wide.dataset.astype(str) + " / " + wide.model.astype(str)
+    rows = [{"metric": metric, "quantity": "orig_orig score", **variance_components(wide, "cell", "orig_orig")}]
+    for before, after in COMPARISONS.values():
+        wide[f"drop_{after}"] = wide[before] - wide[after]
+        rows.append({"metric": metric, "quantity": f"drop to {after}",
+                     **variance_components(wide, "cell", f"drop_{after}")})
+    return pd.DataFrame(rows)
+
+
+def display_tests(tests: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """A tests table for reading: numbers rounded, and where a row is degenerate its t, p, d_z (and
+    interval, detectable drop) replaced by "not shown", the reason kept in `why_not_shown`."""
+    first = [c for c in ORDER if c in tests.columns]
+    out = tests[first + [c for c in tests.columns if c not in first and c != "why_not_shown"]
+                + (["why_not_shown"] if "why_not_shown" in tests.columns else [])].copy()
+    if "why_not_shown" not in out.columns:
+        raise ValueError("display_tests needs a `why_not_shown` column (from paired_test, tost or seed_spread)")
+    bad = out["why_not_shown"].fillna("").astype(str) != ""
+    for c in out.columns:
+        if pd.api.types.is_float_dtype(out[c]):
+            out[c] = out[c].round(digits)
+    for c in (*HIDDEN, "p_tost", "p_lower", "p_upper", "ci90_low", "ci90_high", "equivalent", "margin_power80",
+              "drop_over_seed_sd", "F", "sd_between", "sd_within", "share_between", "found"):
+        if c in out.columns:
+            out[c] = out[c].astype(object)
+            out.loc[bad, c] = "not shown"
+    return out
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def describe_drop(row: dict, label: str = "mAP") -> str:
+    """One sentence on a paired test's row: the drop, and its test or why there is none."""
+    what = {"orig_anon": "on anonymized test data", "anon_anon": "after retraining on anonymized data"}
+    head = (f"Over {_plural(int(row['n_pairs']), '(dataset, model) pair')}, {label} drops by "
+            f"{row['mean_difference']:.2f} points {what.get(row['after'], 'after ' + str(row['after']))}")
+    if row.get("why_not_shown"):
+        return f"{head}; no test is reported ({row['why_not_shown']})."
+    return (f"{head} (one-sided t = {row['t']:.2f}, p = {row['p_value']:.2g}, d_z = {row['cohens_dz']:.2f}; "
+            f"bootstrap 95% interval {row['ci_low']:.2f} to {row['ci_high']:.2f}; the smallest drop this test "
+            f"finds with power 0.8 is {row['mde']:.2f} points).")
+
+
+def describe_tost(row: dict, label: str = "mAP") -> str:
+    """One sentence on a TOST row: equivalent within the margin or not, or why it was not run."""
+    head = f"Within ±{row['margin']:g} {label} point{'' if row['margin'] == 1 else 's'}"
+    if row.get("why_not_shown"):
+        return f"{head}: no equivalence test ({row['why_not_shown']})."
+    verdict = "equivalent" if row["equivalent"] else "not shown equivalent"
+    return (f"{head}: {verdict} (TOST p = {row['p_tost']:.2g}, 90% interval of the drop "
+            f"{row['ci90_low']:.2f} to {row['ci90_high']:.2f}, {_plural(int(row['n_pairs']), 'pair')}).")
+
+
+def describe_seed_spread(spread: pd.DataFrame, after: str = "orig_anon") -> str:
+    """Sentences comparing each model's mean drop with its seed-to-seed SD, or saying why they cannot."""
+    rows = spread[spread["after"] == after]
+    if rows.empty:
+        raise ValueError(f"no seed-spread rows for comparison '{after}'")
+    parts = []
+    for r in rows.itertuples():
+        seeds = _plural(int(r.n_seeds), "seed")
+        if np.isnan(r.seed_sd):
+            parts.append(f"{r.model}: mean drop {r.mean_drop:.2f} points over {seeds}; the seed-to-seed spread "
+                         f"is not measured with {seeds}.")
+            continue
+        ratio = (f", {abs(r.drop_over_seed_sd):.1f} times the seed SD"
+                 if np.isfinite(r.drop_over_seed_sd) else "")
+        test = (f" (no test: {r.why_not_shown})" if r.why_not_shown
+                else f" (one-sided p = {r.p_value:.2g} over seeds)")
+        parts.append(f"{r.model}: mean drop {r.mean_drop:.2f} points against a seed-to-seed SD of "
+                     f"{r.seed_sd:.2f} over {seeds}{ratio}{test}.")
+    return " ".join(parts)

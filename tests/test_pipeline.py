@@ -14,7 +14,7 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 CHAPTERS = ["01_face_detection", "02_recall_estimation", "03_anonymization", "04_training",
-            "05_evaluation", "06_statistics", "07_teaching", "08_where_models_look", "09_privacy"]
+            "05_evaluation", "06_statistics", "07_teaching", "08_where_models_look", "09_privacy", "00_findings"]
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.integration

@@ -64,3 +64,112 @@ def test_no_subset_of_the_tables_gives_the_stated_averages(paper):
     assert statistics.closest_subset(paper, exact)["max_gap"] < 1e-9  # the full tables match their own means
     best = statistics.closest_subset(paper, claims)
     assert best["max_gap"] > 0.3  # the text's averages match no subset of datasets and models
+
+
+def two_pair_table():
+    """The run's situation before replication: two models, identical drops of one query step."""
+    return pd.DataFrame({"dataset": ["d"] * 6, "model": ["a", "b"] * 3,
+                         "protocol": ["orig_orig"] * 2 + ["orig_anon"] * 2 + ["anon_anon"] * 2,
+                         "mAP": [52.0, 4.8, 47.8333, 0.6333, 50.0, 4.1],
+                         "rank1": [41.6667, 4.1667, 37.5, 0.0, 40.0, 4.1667]})
+
+
+def test_two_pairs_print_no_t_p_or_dz():
+    tests = statistics.test_all(two_pair_table())
+    assert tests.why_not_shown.str.contains("2 pairs: a paired test needs at least 3").all()
+    assert tests[["t", "p_value", "cohens_dz", "mde"]].isna().all().all()
+    shown = statistics.display_tests(tests)
+    for col in ("t", "p_value", "cohens_dz", "wilcoxon_p", "ci_low", "ci_high"):
+        assert (shown[col] == "not shown").all(), col
+    sentence = statistics.describe_drop(tests.iloc[0].to_dict())
+    assert "t =" not in sentence and "p =" not in sentence and "d_z" not in sentence
+    assert "needs at least 3" in sentence
+
+
+def test_zero_variance_is_refused_even_with_rounding_noise():
+    res = pd.DataFrame({"dataset": ["d"] * 8, "model": list("abcd") * 2,
+                        "protocol": ["orig_orig"] * 4 + ["orig_anon"] * 4,
+                        "mAP": [50, 60, 70, 80, 45.8333, 55.8334, 65.8333, 75.8333]})
+    out = statistics.paired_test(res, "mAP", "orig_orig", "orig_anon")
+    assert "zero variance" in out["why_not_shown"] and np.isnan(out["t"])
+    assert "zero variance" in statistics.tost(res, "mAP", "orig_orig", "orig_anon", 1.0)["why_not_shown"]
+
+
+def test_smallest_detectable_drop_has_the_stated_power():
+    n, sd = 30, 2.4
+    mde = statistics.smallest_detectable(n, sd, alpha=0.05)
+    crit = st.t.ppf(0.95, n - 1)
+    assert st.nct.sf(crit, n - 1, mde / sd * np.sqrt(n)) == pytest.approx(0.8, abs=1e-6)
+    # large-sample check: (z_0.95 + z_0.8) * sd / sqrt(n), slightly below the t version
+    assert mde == pytest.approx((st.norm.ppf(0.95) + st.norm.ppf(0.8)) * sd / np.sqrt(n), rel=0.05)
+    assert statistics.smallest_detectable(60, sd) < mde  # more pairs, smaller detectable drop
+    assert np.isnan(statistics.smallest_detectable(1, sd))
+
+
+def test_tost_matches_its_definition():
+    rng = np.random.default_rng(1)
+    d = rng.normal(0.3, 1.0, 20)
+    res = pd.DataFrame({"dataset": "x", "model": [f"m{i}" for i in range(20)] * 2,
+                        "protocol": ["orig_orig"] * 20 + ["orig_anon"] * 20,
+                        "mAP": np.r_[50 + d, np.full(20, 50.0)]})
+    out = statistics.tost(res, "mAP", "orig_orig", "orig_anon", margin=1.0)
+    se = d.std(ddof=1) / np.sqrt(20)
+    p_lo = st.t.sf((d.mean() + 1.0) / se, 19)
+    p_hi = st.t.cdf((d.mean() - 1.0) / se, 19)
+    assert out["p_tost"] == pytest.approx(max(p_lo, p_hi))
+    # equivalence exactly when the 90% interval lies inside the margin
+    assert out["equivalent"] == (out["ci90_low"] > -1.0 and out["ci90_high"] < 1.0)
+    assert statistics.tost(res, "mAP", "orig_orig", "orig_anon", margin=0.05)["equivalent"] is False
+
+
+def test_tost_on_the_paper_tables(paper):
+    t = statistics.tost_all(paper, [1.0, 2.0]).set_index(["metric", "after", "margin"])
+    assert len(t) == 2 * 2 * 2 and (t.n_pairs == 30).all()
+    # retraining on anonymized data: within one point; testing on it: not even within two (mAP)
+    assert t.loc[("mAP", "anon_anon", 1.0), "equivalent"]
+    assert not t.loc[("mAP", "orig_anon", 2.0), "equivalent"]
+    assert (t.p_tost <= 1).all() and (t.ci90_low < t.mean_difference).all()
+
+
+def replicated(seed_sd=1.0, drop=3.0, seeds=4, models=("a", "b", "c")):
+    rng = np.random.default_rng(0)
+    rows = []
+    for k, m in enumerate(models):
+        for s in range(seeds):
+            base = 50 + 10 * k + rng.normal(0, seed_sd)
+            for prot, value in (("orig_orig", base), ("orig_anon", base - drop + rng.normal(0, 0.2)),
+                                ("anon_anon", base - drop / 3 + rng.normal(0, 0.2))):
+                rows.append(dict(dataset="d", model=m, seed=s, protocol=prot, mAP=value, rank1=value))
+    return pd.DataFrame(rows)
+
+
+def test_seed_spread_compares_the_drop_with_rerun_noise():
+    spread = statistics.seed_spread(replicated(seed_sd=1.0, drop=3.0))
+    oa = spread[spread["after"] == "orig_anon"]
+    assert (oa.n_seeds == 4).all() and (oa.why_not_shown == "").all()
+    assert oa.mean_drop.mean() == pytest.approx(3.0, abs=0.3)
+    assert (oa.seed_sd > 0.2).all() and (oa.p_value < 0.01).all()
+    one = statistics.seed_spread(replicated(seeds=1))
+    assert one.seed_sd.isna().all() and one.why_not_shown.str.contains("1 seed").all()
+    text = statistics.describe_seed_spread(one)
+    assert "not measured" in text and "p =" not in text
+
+
+def test_variance_components_recover_known_spreads():
+    rng = np.random.default_rng(3)
+    rows = [dict(cell=c, y=mu + rng.normal(0, 0.5)) for c, mu in enumerate(rng.normal(0, 5, 40)) for _ in range(5)]
+    out = statistics.variance_components(pd.DataFrame(rows), "cell", "y")
+    assert out["sd_within"] == pytest.approx(0.5, rel=0.15)
+    assert out["sd_between"] == pytest.approx(5, rel=0.3)
+    assert out["p_value"] < 1e-6 and out["share_between"] > 0.9
+    single = statistics.variance_components(pd.DataFrame(rows).drop_duplicates("cell"), "cell", "y")
+    assert "one seed" in single["why_not_shown"] and np.isnan(single["F"])
+    dec = statistics.seed_decomposition(replicated())
+    assert list(dec.quantity) == ["orig_orig score", "drop to orig_anon", "drop to anon_anon"]
+    assert dec.loc[0, "sd_between"] > dec.loc[0, "sd_within"]  # models differ by 10 points, seeds by 1
+
+
+def test_seeds_are_averaged_within_a_cell_before_pairing():
+    r = replicated(seeds=3)
+    pooled = statistics.paired_test(r, "mAP", "orig_orig", "orig_anon")
+    assert pooled["n_pairs"] == 3  # three models, not nine runs

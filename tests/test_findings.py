@@ -1,0 +1,123 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from reidlib import evaluation, findings, per_query, statistics
+
+
+def sweep(neg_drop, pos_drop, seeds=4, sd=0.3):
+    rng = np.random.default_rng(0)
+    rows = []
+    for share, drop in ((0.0, neg_drop), (1.0, pos_drop)):
+        for s in range(seeds):
+            base = 40 + rng.normal(0, 2)
+            for prot, v in (("orig_orig", base), ("orig_anon", base - drop + rng.normal(0, sd)),
+                            ("anon_anon", base - drop / 2 + rng.normal(0, sd))):
+                rows.append(dict(face_identity_share=share, model="HACNN", seed=s, protocol=prot, mAP=v, rank1=v))
+    return pd.DataFrame(rows)
+
+
+def test_controls_pass_when_the_measure_finds_only_the_positive():
+    c = findings.control_drops(sweep(neg_drop=0.0, pos_drop=5.0))
+    assert set(c.control) == {"negative", "positive"} and (c.n_seeds == 4).all()
+    m = c[(c.metric == "mAP") & (c["after"] == "orig_anon")].set_index("control")
+    assert not m.loc["negative", "found"] and m.loc["positive", "found"]
+    assert findings.control_verdict(c)[0] == "reproduced"
+    assert "as it should" in findings.describe_control(m.loc["positive"].to_dict() | {"control": "positive"})
+    broken = findings.control_drops(sweep(neg_drop=5.0, pos_drop=5.0))
+    assert findings.control_verdict(broken)[0] == "not reproduced"
+
+
+def test_controls_with_one_seed_cannot_tell():
+    c = findings.control_drops(sweep(0.0, 5.0, seeds=1))
+    verdict, why = findings.control_verdict(c)
+    assert verdict == "cannot tell here" and "1 seed" in why
+    text = findings.describe_control(c.iloc[0].to_dict())
+    assert "cannot be told" in text and "p =" not in text
+    without_seed_column = sweep(0.0, 5.0, seeds=1).drop(columns="seed")
+    assert findings.control_drops(without_seed_column).n_seeds.eq(1).all()
+
+
+@pytest.fixture(scope="module")
+def claims():
+    paper = statistics.load_paper_results()
+    folder = statistics.paper_results_path().parent
+    run = pd.DataFrame({"dataset": "synthetic", "model": ["HACNN", "BoT"] * 3,
+                        "protocol": ["orig_orig"] * 2 + ["orig_anon"] * 2 + ["anon_anon"] * 2,
+                        "mAP": [52.0, 4.8, 50.8, 4.0, 50.6, 4.1], "rank1": [41.7, 0, 37.5, 0, 40.0, 0]})
+    recall = {"ground_truth": True, "recall": {"value": 0.9, "n": 100, "k": 90, "wilson": [0.83, 0.94]}}
+    return findings.claims_table(paper, pd.read_csv(folder / "claims_section_IV_B.csv"),
+                                 statistics.load_paper_techniques(), run, [1.0, 2.0], 0.05,
+                                 findings.control_drops(sweep(0.0, 5.0, seeds=1)), recall, "centerface", 0.5)
+
+
+def test_claims_table_verdicts(claims):
+    c = claims.set_index("id")
+    assert set(c.verdict) <= set(findings.VERDICTS)
+    assert c.loc["averages", "verdict"] == "not reproduced"  # the stated levels are not the tables'
+    assert c.loc["significant", "verdict"] == "reproduced"
+    assert c.loc["small_orig_anon", "verdict"] == "not reproduced"  # mAP not within 2 points by TOST
+    assert c.loc["small_anon_anon", "verdict"] == "reproduced"
+    assert c.loc["faces", "verdict"] == "cannot tell here" and c.loc["recall", "verdict"] == "cannot tell here"
+    # the run's 2 pairs: its evidence names the reason and prints no statistic
+    run_text = c.loc["significant", "run_evidence"]
+    assert "2 pairs: a paired test needs at least 3" in run_text and "t =" not in run_text
+    assert "2 models" in c.loc["ranking", "run_evidence"]
+    assert findings.verdict_counts(claims).startswith(f"Of {len(claims)} claims, ")
+
+
+def test_verdict_counts_sentence():
+    c = pd.DataFrame({"verdict": ["reproduced", "not reproduced", "cannot tell here", "cannot tell here"]})
+    assert findings.verdict_counts(c) == ("Of 4 claims, 1 is reproduced from the paper's own tables, 1 not "
+                                          "reproduced, and 2 cannot be told here.")
+    assert findings.within(1) == "within ±1 point" and findings.within(2.0) == "within ±2 points"
+
+
+def test_per_query_ap_averages_to_the_stage_5_map():
+    rng = np.random.default_rng(0)
+    q_pids, g_pids = rng.integers(0, 10, 40), rng.integers(0, 10, 120)
+    q_cams, g_cams = rng.integers(0, 3, 40), rng.integers(0, 3, 120)
+    dist = rng.random((40, 120))
+    ap = per_query.per_query_ap(dist, q_pids, g_pids, q_cams, g_cams)
+    whole = evaluation.rank_metrics(dist, q_pids, g_pids, q_cams, g_cams)
+    assert np.isfinite(ap).sum() == whole.valid_queries
+    assert np.nanmean(ap) == pytest.approx(100 * whole.mAP)
+    # a query whose only match ranks first has AP 100
+    d = np.array([[0.1, 0.5, 0.9]])
+    assert per_query.per_query_ap(d, [1], np.array([1, 2, 3]), [0], np.array([1, 1, 1]))[0] == 100
+
+
+def test_query_covariates_and_effects():
+    queries = pd.DataFrame({"image": list("abcdef"), "pid": [1, 1, 2, 2, 3, 3], "camid": [0, 1] * 3})
+    truth = pd.DataFrame({"image": list("abcd"), "x0": 0, "y0": 0, "x1": [8, 10, 12, 20], "y1": 10})
+    dets = pd.DataFrame({"image": ["a", "b", "c", "f"], "score": [0.3, 0.9, 0.5, 0.2],
+                         "source": ["detector", "detector", "detector", "default_box"]})
+    residual = pd.DataFrame({"image": ["b", "b", "c"], "technique": ["blur", "zero", "blur"]})
+    cov = per_query.query_covariates(queries, truth, dets, residual, "blur").set_index("image")
+    assert list(cov.has_face) == [True] * 4 + [False] * 2
+    assert cov.loc["d", "missed"] and not cov.loc["a", "missed"] and not cov.loc["f", "detected"]
+    assert cov.loc["b", "audit_hits"] == 1 and cov.loc["b", "det_score"] == 0.9
+    table = cov.reset_index().assign(model="m", delta_ap=[-10.0, -8.0, -12.0, -9.0, 0.0, 0.0])
+    eff = per_query.effects(table).set_index(["factor", "level"])
+    face = eff.loc[("face", "face visible")]
+    assert face.queries == 4 and face.mean_delta_ap == pytest.approx(-9.75) and face.ci_low < -9.75 < face.ci_high
+    assert "2 queries" in eff.loc[("face", "back of the head"), "why_not_shown"]
+    assert np.isnan(eff.loc[("face", "back of the head"), "ci_low"])
+    losers = per_query.biggest_losers(table, k=2)
+    assert list(losers.image) == ["c", "a"]
+    text = per_query.describe_effects(per_query.effects(table))
+    assert "4 queries" in text and "no interval: 2 queries" in text
+
+
+def test_equivalence_margins_come_from_the_config():
+    from reidlib import config
+
+    assert config.load("config/default.yaml").statistics.equivalence_margins == [1.0, 2.0]
+    assert config.from_dict({"statistics": {"equivalence_margins": [0.5]}}).statistics.equivalence_margins == [0.5]
+    with pytest.raises(config.ConfigError, match="statistics.equivalence_margins"):
+        config.from_dict({"statistics": {"equivalence_margins": [0, 1]}})
+
+
+def test_loser_gallery_without_losers_still_draws(tmp_path):
+    fig = per_query.loser_gallery(pd.DataFrame(columns=["image", "model", "delta_ap"]), tmp_path, tmp_path)
+    assert "no query loses AP" in fig.axes[0].texts[0].get_text()
