@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from . import registry
 from .boxes import boxes_by_image, iou_matrix
-from .images import decode_image, encode_image, is_image, read_image
+from .images import decode_image, encode_image, is_image, lfw_faces, read_image
 from .runfiles import atomic_write_bytes, fingerprinted, tree_digest, write_json
 
 Box = tuple[int, int, int, int]
@@ -136,8 +136,6 @@ def swap(img: np.ndarray, box: Box, faces: np.ndarray | list | None = None, seed
     (OpenCV's seamlessClone fails on boxes at the image border and touches pixels outside the mask).
     """
     if faces is None:
-        from .synthetic import lfw_faces
-
         faces = lfw_faces()
     banned = {int(i) for i in exclude}
     allowed = [i for i in range(len(faces)) if i not in banned]
@@ -160,6 +158,11 @@ def swap(img: np.ndarray, box: Box, faces: np.ndarray | list | None = None, seed
     blended = patch[y0 - ey0:y1 - ey0, x0 - ex0:x1 - ex0] + correction[y0:y1, x0:x1]
     out[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(img.dtype).reshape(out[y0:y1, x0:x1].shape)
     return out
+
+
+def face_removing() -> tuple[str, ...]:
+    """The registered techniques that take the face away (all but the swap): the audit's."""
+    return tuple(n for n, spec in registry.TECHNIQUES.items() if spec.removes_face)
 
 
 def technique_params(technique: str, section=None) -> dict:
@@ -319,7 +322,7 @@ def residual_audit(root: str | Path, records: pd.DataFrame, detections: pd.DataF
     for r in tqdm(records.itertuples(), total=len(records), desc="residual-face audit", disable=not progress):
         img = read_image(root / r.image)
         b = boxes.get(r.image, np.empty((0, 4)))
-        for t in techniques or tuple(registry.TECHNIQUES):
+        for t in techniques or face_removing():
             anon = anonymize_image(img, b, t, margin, **technique_params(t, section))
             anon = decode_image(encode_image(anon, ".jpg"), r.image)
             found = detect(cv2.cvtColor(anon, cv2.COLOR_BGR2RGB))
@@ -338,7 +341,7 @@ def audit_summary(residual: pd.DataFrame, records: pd.DataFrame, techniques: tup
     """Per technique: share of images where any face is found again, and where one is found in an anonymized box."""
     n = len(records)
     rows = []
-    for t in techniques or tuple(registry.TECHNIQUES):
+    for t in techniques or face_removing():
         found = residual[residual.technique == t]
         in_box = found[found["where"] == "anonymized box"]
         share = (lambda k: k / n) if n else (lambda k: float("nan"))

@@ -28,7 +28,7 @@ from PIL import Image
 from scipy import stats
 from torch import nn
 
-from . import anonymize, evaluation, pipeline, synthetic
+from . import anonymize, evaluation, images, pipeline
 from .bot import BoT
 from .boxes import boxes_by_image
 from .config import Config, from_dict, merge, to_dict, trainings
@@ -205,7 +205,7 @@ def swap_pool(cfg: Config, records: pd.DataFrame, boxes: dict[str, np.ndarray]) 
     """
     if cfg.attribution.swap_pool == "lfw" or (cfg.attribution.swap_pool == "auto" and cfg.dataset.name == "synthetic"
                                                and (dataset_root(cfg) / "identities.csv").is_file()):
-        faces = list(synthetic.lfw_faces())
+        faces = list(images.lfw_faces())
         ids_file = dataset_root(cfg) / "identities.csv"
         own = {}
         if ids_file.is_file():

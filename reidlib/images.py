@@ -52,3 +52,10 @@ def image_files(root: str | Path) -> list[str]:
     root = Path(root)
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
                   if p.is_file() and not p.name.startswith(".") and is_image(p.name))
+
+
+def lfw_faces() -> np.ndarray:
+    """The 100 real face crops (25x25 grayscale, float in [0, 1]) from scikit-image's lfw_subset."""
+    from skimage.data import lfw_subset
+
+    return np.asarray(lfw_subset()[:100], dtype=np.float32)

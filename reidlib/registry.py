@@ -155,6 +155,7 @@ class TechniqueSpec:
     name: str
     apply: Callable[..., Any]
     params: dict[str, str] = field(default_factory=dict)
+    removes_face: bool = True  # False: another face is put there (the residual-face audit leaves it out)
 
     def from_config(self, section: Any) -> dict[str, Any]:
         """The keyword arguments of `apply` from an `anonymization` config section (or mapping)."""
@@ -183,7 +184,7 @@ for _spec in (TechniqueSpec("blur", lazy("reidlib.anonymize", "blur"), {"width_r
               TechniqueSpec("blank", lazy("reidlib.anonymize", "blank")),
               TechniqueSpec("inpaint", lazy("reidlib.anonymize", "inpaint")),
               TechniqueSpec("pixelate", lazy("reidlib.anonymize", "pixelate"), {"size": "pixelate_size"}),
-              TechniqueSpec("swap", lazy("reidlib.anonymize", "swap"))):  # another face (chapter 8, beside Table VIII)
+              TechniqueSpec("swap", lazy("reidlib.anonymize", "swap"), removes_face=False)):  # another face (chapter 8, beside Table VIII)
     register_technique(_spec)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .config import DatasetConfig, to_dict
+from .images import lfw_faces
 from .runfiles import atomic_write_text, umask
 
 WIDTH, HEIGHT = 64, 128
@@ -55,13 +56,6 @@ class Camera:
     blur: float
     background: tuple[int, int, int]
     floor: tuple[int, int, int]
-
-
-def lfw_faces() -> np.ndarray:
-    """The 100 real face crops (25x25 grayscale, float in [0, 1]) from scikit-image's lfw_subset."""
-    from skimage.data import lfw_subset
-
-    return np.asarray(lfw_subset()[:100], dtype=np.float32)
 
 
 def _color(rng: np.random.Generator, lo: int = 20, hi: int = 235) -> tuple[int, int, int]:

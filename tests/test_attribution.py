@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from reidlib import anonymize, attribution, models, synthetic
+from reidlib import anonymize, attribution, images, models, synthetic
 from reidlib.bot import BoT
 
 
@@ -115,7 +115,7 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_swap_changes_only_the_box_and_puts_another_identitys_face_there():
-    faces = synthetic.lfw_faces()
+    faces = images.lfw_faces()
     own, other = faces[0], faces[1]
     img, box = _face_image(own)
     out = anonymize.swap(img, box, faces=np.stack([own, other]), seed=0, exclude=[0])

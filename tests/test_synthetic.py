@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from reidlib import datasets, runfiles, synthetic
+from reidlib import datasets, images, runfiles, synthetic
 
 from conftest import tiny_dataset_config
 
@@ -54,7 +54,7 @@ def test_face_pixels_are_the_lfw_face(tmp_path):
     root = synthetic.generate(tmp_path / "d", cfg, seed=1)
     truth = pd.read_csv(root / "face_boxes.csv")
     ids = pd.read_csv(root / "identities.csv").set_index("pid")
-    faces = synthetic.lfw_faces()
+    faces = images.lfw_faces()
     r = truth.assign(w=truth.x1 - truth.x0).sort_values("w").iloc[-1]
     pid = int(r.image.split("/")[1].split("_")[0])
     crop = np.asarray(Image.open(root / r.image).convert("L"), float)[r.y0:r.y1, r.x0:r.x1]
