@@ -36,4 +36,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3) -> np.ndarray:
 
 def boxes_by_image(detections: pd.DataFrame) -> dict[str, np.ndarray]:
     """Face boxes (N, 4: x0, y0, x1, y1) of each image in a detections table."""
-    return {k: g[BOX].to_numpy() for k, g in detections.groupby("image")}
+    if detections.empty:
+        return {}
+    d = detections.sort_values("image", kind="stable")  # one sort and a split: a groupby costs seconds on 30k rows
+    names, values = d["image"].to_numpy(), d[BOX].to_numpy()
+    cuts = np.flatnonzero(names[1:] != names[:-1]) + 1
+    return {names[start]: part for start, part in zip(np.r_[0, cuts], np.split(values, cuts))}

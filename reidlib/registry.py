@@ -46,6 +46,7 @@ class ModelSpec:
     load_imagenet: Callable[[Any, dict], Any] | None = None
     recipe: str = "torchreid"
     metric_losses: bool = False
+    channels_last: bool = True  # False: the network refuses channels-last tensors (MuDeep's .view)
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -76,7 +77,8 @@ def torchreid_model(name: str, display: str, fixed_input: tuple[int, int] | None
 
 for _spec in (torchreid_model("pcb_p6", "PCB"), torchreid_model("mlfn", "MLFN", imagenet_files=("mlfn-9cb5a267.pth.tar",)),
               torchreid_model("hacnn", "HACNN", (160, 64), None), torchreid_model("resnet50mid", "Resnet50Mid"),
-              torchreid_model("mudeep", "MuDeep", (256, 128), None),
+              ModelSpec("mudeep", "MuDeep", lambda n: lazy("reidlib.torchreid_models", "build")("mudeep", n), (256, 128), None,
+                        channels_last=False),
               ModelSpec("bot", "BoT", lazy("reidlib.bot", "BoT"), None, RESNET50, lambda m, sd: m.load_imagenet(sd),
                         recipe="bot", metric_losses=True),
               torchreid_model("osnet_x0_25", "OSNet x0.25", imagenet_files=None)):  # the privacy chapter's head attacker

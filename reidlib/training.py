@@ -133,7 +133,7 @@ class Trainer:
         """One optimisation step on a batch; the loss, logits and loss terms."""
         cuda = self.device.type == "cuda"
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        if cuda and self.cfg.channels_last:
+        if cuda and channels_last(self.cfg):
             x = x.to(memory_format=torch.channels_last)
         with amp:
             outputs = self.model(x)
@@ -173,11 +173,16 @@ class Trainer:
                     images_per_s=seen / dt, seconds=dt)
 
 
+def channels_last(cfg: TrainingConfig) -> bool:
+    """Whether a run uses the channels-last layout: asked for, and the model takes it."""
+    return cfg.channels_last and registry.model(cfg.model).channels_last
+
+
 def make_trainer(cfg: TrainingConfig, num_classes: int, device: torch.device) -> Trainer:
     """The model (bad names fail here, before anything is written), its losses and optimizers."""
     model = build_model(cfg.model, num_classes, cfg.pretrained).to(device)
     losses = Losses(cfg, num_classes).to(device)
-    if device.type == "cuda" and cfg.channels_last:
+    if device.type == "cuda" and channels_last(cfg):
         model = model.to(memory_format=torch.channels_last)
     params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
@@ -217,77 +222,5 @@ def train(root: str | Path, records: pd.DataFrame, out_dir: str | Path, cfg: Tra
     atomic_write_text(out_dir / "train_log.csv", pd.DataFrame(log).to_csv(index=False, lineterminator="\n"))
     write_json(out_dir / "pids.json", {"model": cfg.model, "input_size": list(size), "pids": pids})
     _save({k: v.contiguous() for k, v in trainer.model.state_dict().items()}, final)
-    ckpt.unlink(missing_ok=True)
-    return final
-    device = resolve_device(cfg.device)
-    cuda = device.type == "cuda"
-    train_recs = records[records.split == "train"].reset_index(drop=True)
-    pids = sorted(int(p) for p in train_recs.pid.unique())
-    labels = {p: i for i, p in enumerate(pids)}
-    size = input_size(cfg.model, cfg.image_size)
-    _seed_all(seed)
-    model = build_model(cfg.model, len(pids), cfg.pretrained).to(device)  # bad names fail before any write
-    losses = Losses(cfg, len(pids)).to(device)
-    if cuda and cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    params = [q for q in model.parameters() if q.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
-    opt_center = torch.optim.SGD(losses.center.parameters(), lr=cfg.center_lr) if losses.center is not None else None
-    ckpt, log_path = out_dir / "checkpoint.pt", out_dir / "train_log.csv"
-    start, log = 0, []
-    if ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        losses.load_state_dict(state["losses"])
-        opt.load_state_dict(state["optimizer"])
-        if opt_center is not None:
-            opt_center.load_state_dict(state["optimizer_center"])
-        start, log = int(state["epoch"]), json.loads(state["log"])
-    data = ReidImages(root, train_recs, train_transform(size, cfg.augment, cfg.erasing), labels)
-    targets = [labels[int(p)] for p in train_recs.pid]
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and cfg.amp)
-    for epoch in range(start, cfg.epochs):
-        _seed_all(seed * 1000 + epoch)
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * lr_factor(epoch, cfg)
-        loader = _loader(data, cfg, targets, seed * 1000 + epoch, device)
-        model.train()
-        t0, seen, correct, sums = time.perf_counter(), 0, 0, {}
-        for x, y in tqdm(loader, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
-                         leave=False):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if cuda and cfg.channels_last:
-                x = x.to(memory_format=torch.channels_last)
-            with amp:
-                outputs = model(x)
-            loss, logits, terms = losses(outputs, y)
-            opt.zero_grad(set_to_none=True)
-            if opt_center is not None:
-                opt_center.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if opt_center is not None:  # BoT: centres move by the unweighted center-loss gradient
-                for q in losses.center.parameters():
-                    q.grad.mul_(1.0 / cfg.center_weight)
-                opt_center.step()
-            seen += len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            for k, v in {"loss": float(loss.detach()), **terms}.items():
-                sums[k] = sums.get(k, 0.0) + v * len(y)
-        if cuda:
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-        log.append(dict(epoch=epoch + 1, **{k: v / max(seen, 1) for k, v in sums.items()},
-                        accuracy=correct / max(seen, 1), lr=opt.param_groups[0]["lr"],
-                        images_per_s=seen / dt, seconds=dt))
-        state = {"model": model.state_dict(), "losses": losses.state_dict(), "optimizer": opt.state_dict(),
-                 "epoch": epoch + 1, "log": json.dumps(log)}
-        if opt_center is not None:
-            state["optimizer_center"] = opt_center.state_dict()
-        _save(state, ckpt)
-    atomic_write_text(log_path, pd.DataFrame(log).to_csv(index=False, lineterminator="\n"))
-    write_json(out_dir / "pids.json", {"model": cfg.model, "input_size": list(size), "pids": pids})
-    _save({k: v.contiguous() for k, v in model.state_dict().items()}, final)
     ckpt.unlink(missing_ok=True)
     return final
