@@ -125,3 +125,16 @@ def test_truncated_jpeg_is_named(tmp_path, tiny_root):
     dets, _ = _dets(src)
     with pytest.raises(ValueError, match=victim.name):
         anonymize.anonymize_dataset(src, dets, tmp_path / "out", progress=False)
+
+
+def test_boxes_by_image_keeps_each_image_s_rows_in_order():
+    from reidlib.boxes import BOX, boxes_by_image
+
+    rng = np.random.default_rng(0)
+    dets = pd.DataFrame({"image": rng.choice([f"i{k}" for k in range(40)], 300),
+                         **{c: rng.random(300) for c in BOX}})
+    got = boxes_by_image(dets)
+    assert sorted(got) == sorted(dets.image.unique())
+    for name, part in got.items():
+        np.testing.assert_array_equal(part, dets[dets.image == name][BOX].to_numpy())
+    assert boxes_by_image(dets.iloc[:0]) == {}
