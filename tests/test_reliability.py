@@ -292,14 +292,14 @@ def test_oversized_crops_are_shrunk_before_detection(monkeypatch):
 
     class Spy:
         def __init__(self):
-            self.sess, self.name, self.outs = real()
+            self.sess, self.name, self.outs = real(1, False)
 
         def run(self, outs, feed):
             seen.append(feed[self.name].shape)
             return self.sess.run(outs, feed)
 
     spy = Spy()
-    monkeypatch.setattr(d, "_centerface_session", lambda: (spy, spy.name, spy.outs))
+    monkeypatch.setattr(d, "_centerface_session", lambda *a, **k: (spy, spy.name, spy.outs))
     boxes = detection.CenterFace(0.3, 2)(np.zeros((400, 200, 3), np.uint8))
     assert seen[0][2] * seen[0][3] <= 160 * 96 and boxes.shape[1] == 5
 
