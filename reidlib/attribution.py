@@ -34,8 +34,8 @@ from .boxes import boxes_by_image
 from .config import Config, from_dict, merge, to_dict, trainings
 from .images import read_image
 from .models import load_trained
-from .runfiles import (atomic_write_bytes, dataset_root, file_sha256, fingerprint_files, finished, make_meta,
-                       tree_digest, write_csv, write_json)
+from .runfiles import (atomic_write_bytes, attribution_dir, dataset_root, file_sha256, fingerprint_files, finished,
+                       make_meta, tree_digest, write_csv, write_json)
 from .transforms import test_transform
 
 PLACEMENTS = ("query", "gallery", "both")  # where the face region is anonymized
@@ -474,11 +474,6 @@ def summarize(shares: pd.DataFrame, inter: pd.DataFrame, confidence: float = 0.9
                          sim_change=ds, sim_change_low=ds_lo, sim_change_high=ds_hi,
                          ap_change=da, ap_change_low=da_lo, ap_change_high=da_hi, queries=len(g)))
     return share_sum, pd.DataFrame(rows)
-
-
-def attribution_dir(cfg: Config) -> Path:
-    """Where the stage writes: <run>/attribution/."""
-    return cfg.run_path / "attribution"
 
 
 def stage_attribution(cfg: Config, progress: bool = False) -> Path:

@@ -18,7 +18,7 @@ from scipy import stats
 
 from . import per_query, pipeline, statistics
 from .config import Config, project_path, to_dict
-from .runfiles import file_sha256, make_meta, read_json, tree_digest, write_json
+from .runfiles import file_sha256, findings_path, make_meta, read_json, tree_digest, write_json
 
 VERDICTS = ("reproduced", "not reproduced", "cannot tell here")
 TAU_PRESERVED = 0.6  # Kendall's tau at or above which a ranking of models counts as preserved
@@ -276,7 +276,7 @@ def claim_recall(recall: dict, detector: str) -> dict:
         run_text = (f"This run's {detector} finds {100 * r['value']:.1f}% of {r['n']} true faces (95% interval "
                     f"{100 * r['wilson'][0]:.1f} to {100 * r['wilson'][1]:.1f}%) on generated crops.")
     else:
-        run_text = f"This run's dataset has no true face boxes; chapter 2 estimates recall by inspection."
+        run_text = "This run's dataset has no true face boxes; chapter 2 estimates recall by inspection."
     return {"id": "recall", "claim": "TinyFaces finds about 90% of the faces (Market1501, DukeMTMC-reID, Airport) "
                                      "and 98% on CUHK03.",
             "paper_evidence": "Counts by eye on samples (chapter 2 gives their intervals).",
@@ -329,7 +329,7 @@ def verdict_counts(claims: pd.DataFrame) -> str:
 # ---------------------------------------------------------------- stage
 def stage_findings(cfg: Config) -> Path:
     """The Findings chapter's results: claims, tests and TOST (paper and run), seed spread, controls, per-query."""
-    out = cfg.run_path / "findings" / "findings.json"
+    out = findings_path(cfg)
     run, run_sha = run_results(cfg)
     sweep_path = pipeline.stage_sweep(cfg, progress=False)
     pq_path = per_query.stage_per_query(cfg) if not cfg.statistics.results else None

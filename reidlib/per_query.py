@@ -18,7 +18,7 @@ from . import evaluation, pipeline
 from . import torchreid_models as trm
 from .models import load_trained
 from .config import Config, to_dict, trainings
-from .runfiles import finished, fingerprint_files, make_meta, meta_path, variant_root, write_csv
+from .runfiles import finished, fingerprint_files, make_meta, meta_path, per_query_path, variant_root, write_csv
 
 COLUMNS = ["model", "image", "pid", "camid", "ap_orig", "ap_anon", "delta_ap", "has_face", "face_width",
            "detected", "det_score", "missed", "audit_hits"]
@@ -89,7 +89,7 @@ def query_covariates(queries: pd.DataFrame, truth: pd.DataFrame | None, dets: pd
 def stage_per_query(cfg: Config) -> Path:
     """Per-query AP under orig/orig and orig/anon for every model, with each query's covariates;
     `effects.csv` beside it holds the per-group means with bootstrap intervals (`effects`)."""
-    out = cfg.run_path / "per_query" / "per_query.csv"
+    out = per_query_path(cfg)
     conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
             "anonymization": to_dict(cfg.anonymization), "evaluation": to_dict(cfg.evaluation),
             "training": {m: to_dict(t) for m, t in trainings(cfg).items()}}

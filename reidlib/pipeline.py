@@ -18,8 +18,8 @@ from .config import Config, from_dict, merge, project_path, to_dict, trainings
 from .runfiles import (VARIANTS, BusyOutputError, StaleOutputError, anon_root, atomic_write_text,  # noqa: F401
                        audit_path, dataset_root, derived_root, detections_path, evaluation_path, file_sha256,
                        finished, fingerprint_files, make_meta, meta_path, model_dir, model_results_path,
-                       output_folder, read_json, source_root, tree_digest, unreadable_path,
-                       variant_root, write_csv, write_json)
+                       output_folder, read_json, source_root, statistics_path, sweep_path, tree_digest,
+                       unreadable_path, variant_root, write_csv, write_json)
 
 DETECTION_PART = 2000  # images per resumable part of stage 1
 
@@ -268,7 +268,7 @@ def stage_evaluate(cfg: Config, progress: bool = True) -> Path:
 
 def stage_statistics(cfg: Config) -> Path:
     """Stage 6: paired one-sided t-tests over the paper's Tables III-VII and over this run."""
-    out = cfg.run_path / "statistics" / "statistics.json"
+    out = statistics_path(cfg)
     if cfg.statistics.results:  # a grid's table (workflow/grid.smk) lands in this chapter
         source = project_path(cfg.statistics.results)
         if not source.is_file():
@@ -334,7 +334,7 @@ def sweep_config(cfg: Config, share: float) -> Config:
 
 def stage_sweep(cfg: Config, progress: bool = True) -> Path:
     """Teaching chapter: the three protocols at each face-identity share of the generated set."""
-    out = cfg.run_path / "teaching" / "sweep.csv"
+    out = sweep_path(cfg)
     conf = {"teaching": to_dict(cfg.teaching), "seed": cfg.seed,
             **{k: to_dict(getattr(cfg, k)) for k in ("detection", "anonymization", "training", "evaluation")}}
     if finished(meta_path(out), conf, cfg.seed, [out], rebuild_stale=True):

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .boxes import BOX
 from .images import read_image
 
 

@@ -29,7 +29,7 @@ from . import anonymize, evaluation, face_attack, images, models, pipeline, trai
 from .boxes import iou_matrix
 from .config import Config, PrivacyConfig, TrainingConfig, from_dict, merge, to_dict
 from .runfiles import (dataset_root, detections_path, file_sha256, fingerprint_files, finished, make_meta,
-                       output_folder, read_json, tree_digest, write_csv, write_json)
+                       output_folder, privacy_dir, read_json, tree_digest, write_csv, write_json)
 
 FARS = (1e-2, 1e-3)
 SCORES = ["rank1", *(f"tar_far{f:g}" for f in FARS)]
@@ -149,7 +149,7 @@ def _anon_copy(cfg: Config, point: Point, dets: pd.DataFrame) -> Path:
         return pipeline.stage_generate(cfg)
     if point == run_point(cfg):
         return pipeline.stage_anonymize(cfg, progress=False)
-    out = cfg.run_path / "privacy" / "anon" / point.label  # the privacy folder is stamped with the whole config
+    out = privacy_dir(cfg) / "anon" / point.label  # the privacy folder is stamped with the whole config
     a = cfg.anonymization
     if not (out / "manifest.json").is_file():
         anonymize.anonymize_dataset(dataset_root(cfg), dets, out, point.technique, a.margin, cfg.dataset.jpeg_quality,
@@ -172,7 +172,7 @@ def utility(cfg: Config, point: Point, root: Path, protocols: pd.DataFrame) -> d
     res = evaluation.evaluate_model(net, size, root, recs, e.metric, e.batch_size, e.flip)
     out = {"map_orig_anon": res["mAP"], "reid_rank1_orig_anon": res["rank1"], "map_anon_anon": np.nan}
     if cfg.privacy.retrain:
-        trained = cfg.run_path / "privacy" / "models" / point.label / model
+        trained = privacy_dir(cfg) / "models" / point.label / model
         training.train(root, recs, trained, cfg.training, cfg.seed, progress=False)
         net, size = models.load_trained(trained, cfg.training.device)
         out["map_anon_anon"] = evaluation.evaluate_model(net, size, root, recs, e.metric, e.batch_size, e.flip)["mAP"]
@@ -182,7 +182,7 @@ def utility(cfg: Config, point: Point, root: Path, protocols: pd.DataFrame) -> d
 def ceiling_config(cfg: Config, width: int) -> Config:
     """A small generated set (the teaching chapter's size) whose faces are all `width` pixels wide."""
     t = cfg.teaching
-    data = merge(to_dict(cfg), {"run_dir": str(cfg.run_path / "privacy" / "ceiling" / f"w{width}"),
+    data = merge(to_dict(cfg), {"run_dir": str(privacy_dir(cfg) / "ceiling" / f"w{width}"),
                                 "dataset": {"name": "synthetic", "root": "", "face_size": [width, width],
                                             "train_ids": 2, "test_ids": t.test_ids, "cameras": t.cameras}})
     data["models"], data["grid"] = {}, {}
@@ -220,10 +220,10 @@ def controls(cfg: Config) -> pd.DataFrame:
         roots = {"original": pipeline.stage_generate(sub), "anonymized": pipeline.stage_anonymize(sub, progress=False)}
         faces = test_faces(sub)
         for variant, root in roots.items():
-            heads = write_heads(root, faces, cfg.run_path / "privacy" / "controls" / f"share_{share:.2f}" / "heads" /
+            heads = write_heads(root, faces, privacy_dir(cfg) / "controls" / f"share_{share:.2f}" / "heads" /
                                 variant, p.head_scale, p.head_size)
             for seed in p.control_seeds:
-                out = cfg.run_path / "privacy" / "controls" / f"share_{share:.2f}" / "models" / f"{variant}_seed{seed}"
+                out = privacy_dir(cfg) / "controls" / f"share_{share:.2f}" / "models" / f"{variant}_seed{seed}"
                 rows.append(dict(face_identity_share=share, variant=variant, seed=seed,
                                  **head_attack(heads, faces, out, head_training(cfg), int(seed))))
     return pd.DataFrame(rows)
@@ -262,7 +262,7 @@ def _conf(cfg: Config) -> dict:
 def stage_privacy(cfg: Config, progress: bool = True) -> Path:
     """The privacy chapter's results: privacy/points.csv (a row per point); ceiling.csv, controls.csv and
     summary.json (chance, fronts, knees) beside it. Resumable: returns the file when made with this config."""
-    out = cfg.run_path / "privacy" / "points.csv"
+    out = privacy_dir(cfg) / "points.csv"
     base = out.parent
     conf = _conf(cfg)
     outputs = [out, base / "ceiling.csv", base / "controls.csv", base / "summary.json"]
@@ -273,7 +273,7 @@ def stage_privacy(cfg: Config, progress: bool = True) -> Path:
 
 
 def _compute(cfg: Config, conf: dict, progress: bool) -> Path:
-    out = cfg.run_path / "privacy" / "points.csv"
+    out = privacy_dir(cfg) / "points.csv"
     base = out.parent
     t0 = time.perf_counter()
     p = cfg.privacy

@@ -19,6 +19,11 @@ Stages meet only through these files (all paths relative to the run directory)::
     <grid run_dir>/<dataset>/       a grid config's units (`reidlib.grid`), each a run directory as above
     <grid run_dir>/results.csv      every unit's stage 5 rows; statistics.json beside it
     statistics/statistics.json      stage 6: paired one-sided t-tests (paper and this run)
+    per_query/per_query.csv         AP per query and protocol (effects.csv: AP change against face covariates)
+    findings/findings.json          the paper's claims with this run's evidence and verdicts
+    teaching/sweep.csv              the teaching chapter's runs at each face-identity share
+    attribution/                    chapter 8: face share ratios, interventions, ranked lists (summary.json)
+    privacy/                        chapter 9: attackers' success per technique and strength (points.csv)
 
 Every results file `X` has a sidecar `X.meta.json` (or, for JSON results, a top-level `meta` key)
 holding the config, seed, git commit, package versions and the data fingerprint. Files are written
@@ -127,6 +132,36 @@ def model_results_path(cfg, model: str | None = None) -> Path:
 def evaluation_path(cfg) -> Path:
     """Stage 5 output."""
     return cfg.run_path / "evaluation" / "results.csv"
+
+
+def statistics_path(cfg) -> Path:
+    """Stage 6 output."""
+    return cfg.run_path / "statistics" / "statistics.json"
+
+
+def per_query_path(cfg) -> Path:
+    """Per-query AP under each protocol (effects.csv beside it)."""
+    return cfg.run_path / "per_query" / "per_query.csv"
+
+
+def findings_path(cfg) -> Path:
+    """The Findings chapter's claims, verdicts and tests."""
+    return cfg.run_path / "findings" / "findings.json"
+
+
+def attribution_dir(cfg) -> Path:
+    """Chapter 8's results: face share ratios, interventions, ranked lists (summary.json written last)."""
+    return cfg.run_path / "attribution"
+
+
+def privacy_dir(cfg) -> Path:
+    """Chapter 9's results: attack points, ceiling, controls (points.csv, summary.json)."""
+    return cfg.run_path / "privacy"
+
+
+def sweep_path(cfg) -> Path:
+    """The teaching chapter's sweep over face-identity shares."""
+    return cfg.run_path / "teaching" / "sweep.csv"
 
 
 PACKAGES = ("reidlib", "numpy", "scipy", "pandas", "opencv-python", "scikit-image",
