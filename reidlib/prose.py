@@ -1,0 +1,71 @@
+"""Sentences of the book whose wording depends on counts and conditions, built here where tests reach
+them (the chapters only glue them): numbers come from results files, words agree with the counts.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pandas as pd
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'no faces', '1 face', '3 faces' (an irregular plural given)."""
+    many = plural or f"{noun}s"
+    return f"no {many}" if n == 0 else f"{n} {noun if n == 1 else many}"
+
+
+def listing(names: Sequence[str]) -> str:
+    """'A', 'A and B', 'A, B and C'."""
+    names = list(names)
+    return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def recall_sentence(result: dict[str, Any]) -> str:
+    """Chapter 2: recall and precision against ground truth, with the Wilson interval (paper Section III-A)."""
+    rec, prec = result["recall"], result["precision"]
+    if rec["n"] == 0:
+        return "This dataset has no visible true faces, so recall is not defined here."
+    lo, hi = rec["wilson"]
+    found = "all of them were" if rec["k"] == rec["n"] else ("none was" if rec["k"] == 0 else f"{rec['k']} were")
+    text = (f"Of {count(rec['n'], 'true face')}, {found} found at IoU >= {result['iou_threshold']}: "
+            f"recall {100 * rec['value']:.1f}% (Wilson 95% interval {100 * lo:.1f}-{100 * hi:.1f}%)")
+    if prec["n"]:
+        text += f", precision {100 * prec['value']:.1f}% of {count(prec['n'], 'detection')}"
+    return text + "."
+
+
+def inspection_sentence(crops: int, share_detected: float) -> str:
+    """Chapter 2 without ground truth: what to inspect, and what can be counted meanwhile."""
+    if crops == 0:
+        return ("This dataset has no ground-truth face boxes, and the inspection sample is empty: set "
+                "`recall.inspect` to the number of crops to draw.")
+    return ("This dataset has no ground-truth face boxes, so its recall is estimated by inspection, as the paper "
+            f"did, but on a random sample drawn by camera: {count(crops, 'crop')}, numbered in "
+            "`recall/inspection_template.csv`" + (", the first of them below with their detections" if crops > 1
+                                                  else ", shown below with its detections") +
+            ". Mark each row's `face_visible` and `detected_correctly` (y / n) and set `recall.inspection_file` "
+            f"to the filled sheet. What can be counted meanwhile: {100 * share_detected:.1f}% of its crops "
+            "hold at least one detection.")
+
+
+def training_summary(logs: pd.DataFrame, trainings: dict[str, Any]) -> str:
+    """Chapter 4: one line per model (epochs, input size, speed, last-epoch accuracy per variant)."""
+    lines = []
+    for m, g in logs.groupby("model", sort=False):
+        t = trainings[m]
+        last = g.groupby("variant").accuracy.last()
+        acc = " and ".join(f"{100 * last[v]:.1f}% ({'original' if v == 'orig' else 'anonymized'})"
+                           for v in ("orig", "anon") if v in last)
+        lines.append(f"- **{m}**: {count(t.epochs, 'epoch')} per variant at {t.image_size[0]}x{t.image_size[1]} "
+                     f"pixels, a median {g.images_per_s.median():.1f} images/s; last-epoch training accuracy {acc}.")
+    return "\n".join(lines) if lines else "No model was trained in this run."
+
+
+def floor_sentence(floor_models: Sequence[str]) -> str:
+    """Chapter 5: which models stay near the random-ranking floor, if any."""
+    if not floor_models:
+        return "Every model scores well above the random-ranking floor."
+    verb = "stays" if len(floor_models) == 1 else "stay"
+    return (f"{listing(floor_models)} {verb} near the random-ranking floor here: a smoke-size recipe (a few epochs "
+            "from random weights) runs every line of the training and testing code but is far from the paper's "
+            "(ImageNet weights, 120 epochs); read such rows as a check of the code path.")

@@ -1,0 +1,50 @@
+"""The book's count-dependent sentences read right for 0, 1 and many."""
+import pandas as pd
+import pytest
+
+from reidlib import config, prose
+
+
+@pytest.mark.parametrize("n, text", [(0, "no faces"), (1, "1 face"), (3, "3 faces")])
+def test_count(n, text):
+    assert prose.count(n, "face") == text
+
+
+def test_listing():
+    assert [prose.listing(x) for x in (["A"], ["A", "B"], ["A", "B", "C"])] == ["A", "A and B", "A, B and C"]
+
+
+def recall_result(k, n, dets):
+    rate = lambda k, n: {"k": k, "n": n, "value": k / n if n else float("nan"), "wilson": [0.1, 0.9]}  # noqa: E731
+    return {"recall": rate(k, n), "precision": rate(min(k, dets), dets), "iou_threshold": 0.5}
+
+
+@pytest.mark.parametrize("k, n, dets, expect", [
+    (0, 0, 0, "no visible true faces"),
+    (0, 1, 0, "Of 1 true face, none was found"),
+    (1, 1, 1, "Of 1 true face, all of them were found"),
+    (5, 7, 6, "Of 7 true faces, 5 were found"),
+])
+def test_recall_sentence(k, n, dets, expect):
+    text = prose.recall_sentence(recall_result(k, n, dets))
+    assert expect in text and "0 true" not in text and "1 true faces" not in text
+
+
+@pytest.mark.parametrize("crops, expect", [(0, "sample is empty"), (1, "1 crop, numbered"), (40, "40 crops")])
+def test_inspection_sentence(crops, expect):
+    assert expect in prose.inspection_sentence(crops, 0.5)
+
+
+@pytest.mark.parametrize("floor, expect", [([], "Every model"), (["BoT"], "BoT stays"),
+                                           (["BoT", "HACNN"], "BoT and HACNN stay")])
+def test_floor_sentence(floor, expect):
+    assert prose.floor_sentence(floor).startswith(expect)
+
+
+@pytest.mark.parametrize("epochs, expect", [(1, "1 epoch per"), (6, "6 epochs per")])
+def test_training_summary(epochs, expect):
+    logs = pd.DataFrame({"model": "hacnn", "variant": ["orig", "anon"], "accuracy": [0.5, 0.25],
+                         "images_per_s": [10.0, 12.0]})
+    text = prose.training_summary(logs, {"hacnn": config.TrainingConfig(epochs=epochs)})
+    assert expect in text and "50.0% (original) and 25.0% (anonymized)" in text
+    assert prose.training_summary(logs.iloc[:0], {}) == "No model was trained in this run."
