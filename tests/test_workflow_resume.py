@@ -60,8 +60,10 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path, snakefile, 
     state = torch.load(ckpt, weights_only=True)
     done, log_then = int(state["epoch"]), json.loads(state["log"])
     assert 2 <= done < EPOCHS and not target.exists()
-    subprocess.run([str(BIN / "snakemake"), "-s", snakefile, "--unlock", "--configfile", "config/resume.yaml"],
-                   cwd=root, capture_output=True, env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(root)})
+    unlock = subprocess.run([str(BIN / "snakemake"), "-s", snakefile, "--cores", "1", "--unlock", "--configfile",
+                             "config/resume.yaml"], cwd=root, capture_output=True, text=True,
+                            env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(root)})
+    assert unlock.returncode == 0, unlock.stdout[-2000:] + unlock.stderr[-2000:]
     rerun = start(root, snakefile, target)
     text = rerun.communicate(timeout=900)[0]
     assert rerun.returncode == 0, text[-3000:]
