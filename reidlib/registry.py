@@ -26,6 +26,25 @@ def lazy(module: str, name: str) -> Callable[..., Any]:
     return call
 
 
+class Registry(dict):
+    """Entries by name (a dict), with `register` and `entry`, whose error lists the known names."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def register(self, spec: Any) -> Any:
+        """Add (or replace) an entry; its name becomes valid in the configuration."""
+        self[spec.name] = spec
+        return spec
+
+    def entry(self, name: str) -> Any:
+        """The entry called `name`, or an error listing the known names."""
+        if name not in self:
+            raise ValueError(f"unknown {self.kind} '{name}'; choose one of {', '.join(self)}")
+        return self[name]
+
+
 # ------------------------------------------------------------------------------------------ models
 @dataclass(frozen=True)
 class ModelSpec:
@@ -49,20 +68,9 @@ class ModelSpec:
     channels_last: bool = True  # False: the network refuses channels-last tensors (MuDeep's .view)
 
 
-MODELS: dict[str, ModelSpec] = {}
-
-
-def register_model(spec: ModelSpec) -> ModelSpec:
-    """Add (or replace) a model; its name becomes valid in `training.model` and `models:`."""
-    MODELS[spec.name] = spec
-    return spec
-
-
-def model(name: str) -> ModelSpec:
-    """The entry of model `name`, or an error listing the known names."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model name '{name}'; choose one of {', '.join(MODELS)}")
-    return MODELS[name]
+MODELS: Registry = Registry("model name")
+register_model = MODELS.register  # add (or replace) an entry: its name becomes valid in the configuration
+model = MODELS.entry  # the entry of a name, or an error listing the known names
 
 
 RESNET50 = ("resnet50-0676ba61.pth", "resnet50-19c8e357.pth", "resnet50-11ad3fa6.pth")  # torchvision's files
@@ -105,20 +113,9 @@ class DatasetSpec:
     generated: bool = False  # made by `reidlib.synthetic` when no root is given
 
 
-DATASETS: dict[str, DatasetSpec] = {}
-
-
-def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    """Add (or replace) a dataset format; its name becomes valid in `dataset.name`."""
-    DATASETS[spec.name] = spec
-    return spec
-
-
-def dataset(name: str) -> DatasetSpec:
-    """The entry of dataset format `name`, or an error listing the known names."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset name '{name}'; choose one of {', '.join(DATASETS)}")
-    return DATASETS[name]
+DATASETS: Registry = Registry("dataset name")
+register_dataset = DATASETS.register
+dataset = DATASETS.entry
 
 
 def _viper_split(section: Any, derived: Path) -> Path:
@@ -165,20 +162,9 @@ class TechniqueSpec:
         return {kw: get(key) for kw, key in self.params.items()}
 
 
-TECHNIQUES: dict[str, TechniqueSpec] = {}
-
-
-def register_technique(spec: TechniqueSpec) -> TechniqueSpec:
-    """Add (or replace) a technique; its name becomes valid in `anonymization.technique`."""
-    TECHNIQUES[spec.name] = spec
-    return spec
-
-
-def technique(name: str) -> TechniqueSpec:
-    """The entry of technique `name`, or an error listing the known names."""
-    if name not in TECHNIQUES:
-        raise ValueError(f"unknown anonymization technique '{name}'; choose one of {', '.join(TECHNIQUES)}")
-    return TECHNIQUES[name]
+TECHNIQUES: Registry = Registry("anonymization technique")
+register_technique = TECHNIQUES.register
+technique = TECHNIQUES.entry
 
 
 for _spec in (TechniqueSpec("blur", lazy("reidlib.anonymize", "blur"), {"width_ratio": "blur_width_ratio"}),
@@ -202,20 +188,9 @@ class DetectorSpec:
     score_range: tuple[float, float] | None = (0.0, 1.0)
 
 
-DETECTORS: dict[str, DetectorSpec] = {}
-
-
-def register_detector(spec: DetectorSpec) -> DetectorSpec:
-    """Add (or replace) a detector; its name becomes valid in `detection.detector`."""
-    DETECTORS[spec.name] = spec
-    return spec
-
-
-def detector(name: str) -> DetectorSpec:
-    """The entry of detector `name`, or an error listing the known names."""
-    if name not in DETECTORS:
-        raise ValueError(f"unknown detector '{name}'; choose one of {', '.join(DETECTORS)}")
-    return DETECTORS[name]
+DETECTORS: Registry = Registry("detector")
+register_detector = DETECTORS.register
+detector = DETECTORS.entry
 
 
 for _spec in (DetectorSpec("centerface", lambda d: lazy("reidlib.detection", "centerface")(
