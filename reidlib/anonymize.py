@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -206,7 +207,9 @@ def _write_one(src: Path, out: Path, rel: str, boxes, technique: str, margin: in
 
 def _worker_init(parent: int) -> None:
     """A copy worker ends itself once the run that started it is gone (even after kill -9 of that run,
-    which would otherwise leave the workers and the fork server behind)."""
+    which would otherwise leave the workers and the fork server behind). Ctrl-C is the run's to handle:
+    an idle worker ignores it rather than print a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:
