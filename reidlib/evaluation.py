@@ -351,26 +351,14 @@ def _jaccard_rows(v: sp.csr_matrix, csc: sp.csc_matrix, rows: slice, num_query: 
 
 
 @torch.no_grad()
-def re_ranking(features, num_query: int, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
-               chunk: int = 1024, progress: bool = False, device: str | torch.device = "cpu") -> np.ndarray:
-    """k-reciprocal re-ranking (Zhong et al., CVPR 2017) as BoT tests with it (paper Section IV-A).
-
-    `features`: query rows first, then gallery rows. Returns the (num_query, num_gallery) re-ranked
-    distances. Written here because torchreid's `re_ranking` holds several dense N x N matrices
-    (far beyond 24 GB at Market size); this one keeps only the k1+1 nearest neighbours of every
-    image, the sparse k-reciprocal vectors and the query rows, computing distances in chunks.
-    Same definition as torchreid's: squared Euclidean distances, each row divided by its maximum.
-    On a CUDA `device` the distances, neighbours and Jaccard distances run there (the same code on CPU);
-    the k-reciprocal sets are built on the CPU either way.
-    """
-    dev = torch.device(device)
-    f = torch.as_tensor(np.asarray(features), dtype=torch.float32)
-    fd = f.to(dev)
-    n = f.shape[0]
-    kk = min(k1 + 1, n)
+def _neighbours(fd: torch.Tensor, num_query: int, kk: int, chunk: int, progress: bool
+                ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """Re-ranking, phase 1: every image's `kk` nearest neighbours under row-normalised squared distances,
+    the row maxima, and the query rows' normalised distances to the gallery (on `fd`'s device)."""
+    n = fd.shape[0]
     neighbors = np.empty((n, kk), dtype=np.int64)
     rowmax = np.empty(n, dtype=np.float32)
-    original_q = torch.empty((num_query, n - num_query), dtype=torch.float32, device=dev)
+    original_q = torch.empty((num_query, n - num_query), dtype=torch.float32, device=fd.device)
     for s in tqdm(range(0, n, chunk), desc="re-ranking: neighbours", disable=not progress):
         d = squared_distances(fd, slice(s, s + chunk))
         m = d.max(1).values
@@ -380,6 +368,14 @@ def re_ranking(features, num_query: int, k1: int = 20, k2: int = 6, lambda_value
         q_end = min(s + len(d), num_query)
         if s < q_end:
             original_q[s:q_end] = o[:q_end - s, num_query:]
+    return neighbors, rowmax, original_q
+
+
+def _reciprocal_vectors(f: torch.Tensor, neighbors: np.ndarray, rowmax: np.ndarray, k1: int, k2: int,
+                        progress: bool) -> sp.csr_matrix:
+    """Re-ranking, phase 2: each image's expanded k-reciprocal set weighted by exp(-distance), averaged
+    over its k2 nearest neighbours (query expansion); sparse rows summing to one."""
+    n = f.shape[0]
     recip = _reciprocal(neighbors, k1)
     recip_half = _reciprocal(neighbors, int(np.around(k1 / 2.0)))
     sq = (f * f).sum(1)
@@ -404,7 +400,27 @@ def re_ranking(features, num_query: int, k1: int = 20, k2: int = 6, lambda_value
                             (np.repeat(np.arange(n), k2), neighbors[:, :k2].ravel())), shape=(n, n))
         v = (qe @ v).tocsr()
     v.eliminate_zeros()
-    csc = v.tocsc()
+    return v
+
+
+def re_ranking(features, num_query: int, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
+               chunk: int = 1024, progress: bool = False, device: str | torch.device = "cpu") -> np.ndarray:
+    """k-reciprocal re-ranking (Zhong et al., CVPR 2017) as BoT tests with it (paper Section IV-A).
+
+    `features`: query rows first, then gallery rows. Returns the (num_query, num_gallery) re-ranked
+    distances. Written here because torchreid's `re_ranking` holds several dense N x N matrices
+    (far beyond 24 GB at Market size); this one keeps only the k1+1 nearest neighbours of every
+    image, the sparse k-reciprocal vectors and the query rows, computing distances in chunks.
+    Same definition as torchreid's: squared Euclidean distances, each row divided by its maximum.
+    On a CUDA `device` the distances, neighbours and Jaccard distances run there (the same code on CPU);
+    the k-reciprocal sets are built on the CPU either way.
+    """
+    dev = torch.device(device)
+    f = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+    n = f.shape[0]
+    neighbors, rowmax, original_q = _neighbours(f.to(dev), num_query, min(k1 + 1, n), chunk, progress)
+    v = _reciprocal_vectors(f, neighbors, rowmax, k1, k2, progress)
+    csc = v.tocsc()  # phase 3: Jaccard distances of the query rows, blended with the original distances
     out = np.empty((num_query, n - num_query), dtype=np.float32)
     step = 64 if dev.type == "cpu" else 1024
     for s in tqdm(range(0, num_query, step), desc="re-ranking: Jaccard", disable=not progress):
