@@ -169,9 +169,12 @@ def stage_anonymize(cfg: Config, progress: bool = True) -> Path:
     dets = load_detections(cfg)
     root, recs, a, d = dataset_root(cfg), records(cfg), cfg.anonymization, cfg.detection
     keep = list(recs.image)
-    bad = set(unreadable(cfg).image)
-    outside = [rel for rel in images.image_files(root) if rel not in set(keep) | bad]
-    if a.outside_records == "anonymize" and outside:
+    if a.outside_records == "anonymize":
+        listed = set(keep) | set(unreadable(cfg).image)
+        outside = [rel for rel in images.image_files(root) if rel not in listed]
+    else:
+        outside = []  # left out: anonymize_dataset lists them in the manifest
+    if outside:
         extra = pd.DataFrame({"image": outside, "split": "outside_records", "pid": -1, "camid": 0})
         errors: list | None = [] if d.skip_unreadable else None
         found = detection.detect_dataset(root, extra, d.detector, d.threshold, progress=progress,
