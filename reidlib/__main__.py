@@ -23,8 +23,8 @@ STAGES = {
     "detect": lambda c, a: pipeline.stage_detect(c, a.progress),
     "recall": lambda c, a: pipeline.stage_recall(c),
     "anonymize": lambda c, a: pipeline.stage_anonymize(c, a.progress),
-    "train": lambda c, a: pipeline.stage_train(c, a.variant, a.model, a.progress),
-    "evaluate_model": lambda c, a: pipeline.stage_evaluate_model(c, a.model, a.progress),
+    "train": lambda c, a: pipeline.stage_train(c, a.variant, a.model, a.progress, a.seed),
+    "evaluate_model": lambda c, a: pipeline.stage_evaluate_model(c, a.model, a.progress, a.seed),
     "evaluate": lambda c, a: pipeline.stage_evaluate(c, a.progress),
     "statistics": lambda c, a: pipeline.stage_statistics(c),
     "audit": lambda c, a: pipeline.stage_audit(c, a.progress),
@@ -60,6 +60,7 @@ def _main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--params", default=None, help="a papermill parameters file: config_file + settings")
     ap.add_argument("--variant", default="orig", choices=["orig", "anon"])
     ap.add_argument("--model", default=None, help="training.model by default, or one of the config's models")
+    ap.add_argument("--seed", default=None, type=int, help="a training seed (train, evaluate_model): the first of training.seeds by default")
     ap.add_argument("--dataset", default=None, help="a grid config's dataset")
     ap.add_argument("--technique", default=None, help="a grid config's anonymization technique")
     ap.add_argument("--progress", action="store_true", help="show progress bars")
@@ -79,6 +80,10 @@ def _main(argv: list[str] | None = None) -> Path:
     cfg = grid.unit(data, a.dataset, a.technique)
     if a.model is not None and a.model not in config.trainings(cfg):
         ap.error(f"model '{a.model}' is not trained by this config; it trains {', '.join(config.trainings(cfg))}")
+    if a.seed is not None:
+        seeds = config.trainings(cfg)[a.model or cfg.training.model].seeds
+        if a.seed not in seeds:
+            ap.error(f"seed {a.seed} is not one of this config's training seeds {seeds}")
     out = STAGES[a.stage](cfg, a)
     print(out)
     return out

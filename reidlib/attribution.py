@@ -31,9 +31,9 @@ from torch import nn
 from . import anonymize, evaluation, images, pipeline
 from .bot import BoT
 from .boxes import boxes_by_image
-from .config import Config, from_dict, merge, to_dict, trainings
+from .config import Config, from_dict, to_dict, trainings
 from .images import read_image
-from .models import load_trained
+from .models import display_name, load_trained
 from .runfiles import (atomic_write_bytes, attribution_dir, dataset_root, file_sha256, fingerprint_files, finished,
                        make_meta, tree_digest, write_csv, write_json)
 from .transforms import test_transform
@@ -418,18 +418,18 @@ def _ranked(name: str, model: nn.Module, size, test: _Test, st: dict, technique:
     return rows, arrays
 
 
-def analyse_run(cfg: Config, run: str, models: list[str], ranked: bool = False, progress: bool = False
-                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Face share ratios, interventions (and ranked lists) of one run's models, orig- and anon-trained."""
+def analyse_run(cfg: Config, run: str, models: list[str], ranked: bool = False, progress: bool = False,
+                seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Face share ratios, interventions (and ranked lists) of one run's models, orig- and anon-trained,
+    at one training seed (the first by default)."""
     boxes = face_boxes(cfg)
     test = _Test(cfg, boxes)
     pool = swap_pool(cfg, pipeline.records(cfg), boxes) if "swap" in cfg.attribution.techniques else None
     shares, inters, ranks, arrays = [], [], [], {}
     for m in models:
         for v in ("orig", "anon"):
-            model, size = load_trained(pipeline.stage_train(cfg, v, m, progress), "cpu")
-            name = type(model).__name__ if not isinstance(model, BoT) else "BoT"
-            name = {"ResNetMid": "Resnet50Mid"}.get(name, name)
+            model, size = load_trained(pipeline.stage_train(cfg, v, m, progress, seed), "cpu")
+            name = display_name(m)
             s, i, st = _model_rows(run, name, v, model, size, test, cfg, pool)
             shares += s
             inters += i
@@ -444,15 +444,18 @@ def analyse_run(cfg: Config, run: str, models: list[str], ranked: bool = False, 
 
 # ---------------------------------------------------------------- controls and the stage
 
-def control_config(cfg: Config, share: float, seed: int) -> Config:
-    """The teaching sweep's run at `share` (`pipeline.sweep_config`), with the control models, at `seed`."""
+def control_config(cfg: Config, share: float) -> Config:
+    """The teaching sweep's run at `share` (`pipeline.sweep_config`), with the control models."""
     sub = pipeline.sweep_config(cfg, share)
     data = to_dict(sub)
     data["models"] = {m: cfg.models[m] for m in cfg.attribution.control_models
                       if m in cfg.models and m != sub.training.model}
-    if seed != cfg.seed:
-        data = merge(data, {"seed": seed, "run_dir": str(sub.run_path / f"seed_{seed}")})
     return from_dict(data)
+
+
+def control_seeds(cfg: Config) -> list[int]:
+    """The training seeds analysed in each control: the first `attribution.control_seeds` of training.seeds."""
+    return list(cfg.training.seeds[:cfg.attribution.control_seeds])
 
 
 def summarize(shares: pd.DataFrame, inter: pd.DataFrame, confidence: float = 0.95, seed: int = 0
@@ -490,19 +493,19 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
         return out
     torch.set_grad_enabled(True)
     shares, inter, ranks, arrays = analyse_run(cfg, "default", list(trainings(cfg)), ranked=True, progress=progress)
-    shares["control_seed"], inter["control_seed"] = cfg.seed, cfg.seed
+    shares["control_seed"], inter["control_seed"] = cfg.training.seeds[0], cfg.training.seeds[0]
     runs = {"default": str(cfg.run_path)}
     for share in a.control_shares:
-        for s in range(cfg.seed, cfg.seed + a.control_seeds):
-            sub = control_config(cfg, share, s)
+        sub = control_config(cfg, share)
+        for s in control_seeds(cfg):
             label = f"share {share:g}"
-            sh, it, _, _ = analyse_run(sub, label, list(trainings(sub)), progress=progress)
+            sh, it, _, _ = analyse_run(sub, label, list(trainings(sub)), progress=progress, seed=s)
             shares = pd.concat([shares, sh.assign(control_seed=s)], ignore_index=True)
             inter = pd.concat([inter, it.assign(control_seed=s)], ignore_index=True)
             runs[f"{label} seed {s}"] = str(sub.run_path)
     share_sum, inter_sum = summarize(shares, inter, a.confidence, cfg.seed)
-    fp = tree_digest((k, file_sha256(p)) for r in runs.values() for k, p in
-                     ((f"{r}:{q.relative_to(Path(r)).as_posix()}", q) for q in sorted(Path(r).glob("models/*/*/model.pt"))))
+    fp = tree_digest((k, file_sha256(p)) for r in dict.fromkeys(runs.values()) for k, p in
+                     ((f"{r}:{q.relative_to(Path(r)).as_posix()}", q) for q in sorted(Path(r).glob("models/*/*/*/model.pt"))))
     fp = tree_digest([("models", fp), ("data", fingerprint_files(dataset_root(cfg)))])
     meta = make_meta("attribution", conf, cfg.seed, fp, runs=runs)
     write_csv(out_dir / "face_share.csv", shares, meta)

@@ -3,32 +3,38 @@
 ResNet-50 (torchvision) with the last stride set to 1, global average pooling, and a BNNeck: a
 batch-norm without bias between the pooled feature and a bias-free classifier. Training uses the
 feature before the BN for the triplet and center losses and the logits for label-smoothed
-cross-entropy; testing uses the feature after the BN.
+cross-entropy; testing uses the feature after the BN. `bot_r18` is the same recipe on ResNet-18,
+the default run's CPU-sized BoT (ResNet-50 from scratch does not learn on a few hundred crops).
 """
 from __future__ import annotations
 
 
 import torch
 from torch import nn
-from torchvision.models import resnet50
+from torchvision.models import resnet18, resnet50
 
 FEATURE_DIM = 2048
+BACKBONES = {"resnet50": (resnet50, 2048), "resnet18": (resnet18, 512)}  # name -> (torchvision builder, feature dim)
 
 
 class BoT(nn.Module):
-    """ResNet-50, last stride 1, BNNeck; `forward` gives (logits, feature) in training, the BN feature in eval."""
+    """ResNet-50 (or `backbone`), last stride 1, BNNeck; `forward` gives (logits, feature) in training,
+    the BN feature in eval."""
 
-    def __init__(self, num_classes: int):
+    def __init__(self, num_classes: int, backbone: str = "resnet50"):
         super().__init__()
-        trunk = resnet50(weights=None)
-        trunk.layer4[0].conv2.stride = (1, 1)  # last stride 1: a 16x8 map for 256x128 input
-        trunk.layer4[0].downsample[0].stride = (1, 1)
+        build, dim = BACKBONES[backbone]
+        trunk = build(weights=None)
+        first = trunk.layer4[0]
+        (first.conv2 if backbone == "resnet50" else first.conv1).stride = (1, 1)  # last stride 1: 16x8 map at 256x128
+        first.downsample[0].stride = (1, 1)
         self.base = nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool,
                                   trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.bottleneck = nn.BatchNorm1d(FEATURE_DIM)
+        self.feature_dim = dim
+        self.bottleneck = nn.BatchNorm1d(dim)
         self.bottleneck.bias.requires_grad_(False)  # BN without a learned shift
-        self.classifier = nn.Linear(FEATURE_DIM, num_classes, bias=False)
+        self.classifier = nn.Linear(dim, num_classes, bias=False)
         nn.init.constant_(self.bottleneck.weight, 1.0)
         nn.init.constant_(self.bottleneck.bias, 0.0)
         nn.init.normal_(self.classifier.weight, std=0.001)
@@ -41,7 +47,7 @@ class BoT(nn.Module):
         return self.classifier(bn), feat
 
     def load_imagenet(self, src: dict[str, torch.Tensor]) -> int:
-        """Copy a torchvision ResNet-50 ImageNet state dict into the trunk; returns the tensors copied."""
+        """Copy a torchvision ResNet ImageNet state dict (of this backbone) into the trunk; returns the tensors copied."""
         names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
         own = self.base.state_dict()
         copied = 0
@@ -53,7 +59,8 @@ class BoT(nn.Module):
                     own[key] = v
                     copied += 1
         if not copied:
-            raise ValueError("no tensor of the ImageNet weights fits a ResNet-50 trunk")
+            raise ValueError(f"no tensor of the ImageNet weights fits this BoT's trunk ({type(self).__name__}, "
+                             f"{self.feature_dim}-d)")
         self.base.load_state_dict(own)
         return copied
 

@@ -139,13 +139,13 @@ class TrainingConfig:
 
     profile: str = ""
     model: str = "hacnn"  # pcb_p6 | mlfn | hacnn | resnet50mid | mudeep | bot (or one registered in reidlib.registry)
-    epochs: int = ranged(6, 1)
+    epochs: int = ranged(4, 1)
     batch_size: int = ranged(16, 1)
     image_size: tuple[int, int] = ranged((256, 128), 1)  # height, width (HACNN and MuDeep fix their own)
     lr: float = ranged(0.003, 0, above=True)
     weight_decay: float = ranged(5e-4, 0)
     lr_decay: float = ranged(0.1, 0, 1, above=True)
-    lr_step: int = ranged(4, 1)  # decay every lr_step epochs, unless lr_milestones are given
+    lr_step: int = ranged(3, 1)  # decay every lr_step epochs, unless lr_milestones are given
     lr_milestones: list = field(default_factory=list)  # epochs after which lr is multiplied by lr_decay
     warmup_epochs: int = ranged(0, 0)  # linear warmup: epoch t runs at lr x t / warmup_epochs
     augment: str = "translate"  # translate (torchreid's Random2DTranslation) | pad_crop (BoT)
@@ -161,9 +161,14 @@ class TrainingConfig:
     amp: bool = True  # mixed precision (bfloat16), CUDA only
     channels_last: bool = True  # CUDA only
     num_workers: int = ranged(0, 0)
+    # replicated runs: one training (and one evaluation) per seed; models entries take these unless they give their own
+    seeds: list = field(default_factory=lambda: [0, 1, 2], metadata={"range": (0, None, False)})
 
     def __post_init__(self) -> None:
         _known("training.model", self.model, registry.MODELS)
+        if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in self.seeds) \
+                or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"config key training.seeds = {self.seeds!r}: list one or more distinct integer seeds")
         for key, value, choices in (("augment", self.augment, ("translate", "pad_crop")),
                                     ("sampler", self.sampler, ("random", "identity"))):
             if value not in choices:
@@ -208,7 +213,7 @@ class EvaluationConfig:
     batch_size: int = ranged(64, 1)
     metric: str = "euclidean"  # or cosine
     flip: bool = False  # average each feature with that of the mirrored image
-    rerank_models: list = field(default_factory=lambda: ["bot"])  # tested as BoT is: cosine + re-ranking
+    rerank_models: list = field(default_factory=lambda: ["bot", "bot_r18"])  # tested as BoT is: cosine + re-ranking
     k1: int = ranged(20, 1)  # k-reciprocal re-ranking (Zhong et al. 2017), the paper's values
     k2: int = ranged(6, 1)
     lambda_value: float = ranged(0.3, 0, 1)
@@ -237,7 +242,7 @@ class StatisticsConfig:
 class TeachingConfig:
     """The teaching chapter: the generated set's face-importance knob swept (smaller data, fewer epochs)."""
 
-    shares: list = field(default_factory=lambda: [0.0, 0.5, 1.0],
+    shares: list = field(default_factory=lambda: [0.0, 1.0],
                          metadata={"range": (0, 1, False)})  # dataset.face_identity_share values
     train_ids: int = ranged(12, 1)
     test_ids: int = ranged(12, 1)
@@ -252,7 +257,7 @@ class AttributionConfig:
     techniques: list = field(default_factory=lambda: ["blur", "swap"])  # face-only interventions (any technique)
     control_shares: list = field(default_factory=lambda: [0.0, 1.0],
                                  metadata={"range": (0, 1, False)})  # dataset.face_identity_share controls
-    control_seeds: int = ranged(1, 1)  # seeds per control (the run's seed, then seed + 1, ...): the seed noise
+    control_seeds: int = ranged(3, 1)  # training seeds analysed per control (the first of training.seeds): the seed noise
     control_models: list = field(default_factory=list)  # models trained in the controls beside training.model
     max_pairs: int = ranged(60, 1)  # query-gallery pairs per kind (true / hardest false match) and model
     top: int = ranged(10, 1)  # gallery images shown per ranked list
@@ -331,7 +336,8 @@ class Config:
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # more models beside training.model: name -> its own training section (the default run adds BoT)
-    models: dict = field(default_factory=lambda: {"bot": {"profile": "smoke", "epochs": 2}})
+    models: dict = field(default_factory=lambda: {"bot_r18": {"profile": "smoke", "epochs": 10, "batch_size": 16,
+                                                              "instances": 4}})
 
     def __post_init__(self) -> None:
         trainings(self)  # every extra model's section is checked when the config is loaded
@@ -356,11 +362,16 @@ def trainings(cfg: Config) -> dict[str, TrainingConfig]:
     if not isinstance(cfg.models, dict):
         raise ConfigError(f"config key models must map model names to training sections, got {cfg.models!r}")
     for name, section in cfg.models.items():
-        section = dict(section or {})
+        section = {"seeds": list(cfg.training.seeds), **dict(section or {})}
         if section.get("model", name) != name:
             raise ConfigError(f"models.{name}.model must be {name} (or absent)")
         out[name] = _build(TrainingConfig, apply_profile({**section, "model": name}), f"models.{name}")
     return out
+
+
+def recipe(t: TrainingConfig) -> dict[str, Any]:
+    """A training section without its seeds: what one seed's run depends on (adding a seed keeps the others)."""
+    return {k: v for k, v in to_dict(t).items() if k != "seeds"}
 
 
 def _build(cls: type, data: dict[str, Any], where: str, errors: list[str] | None = None) -> Any:

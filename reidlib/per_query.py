@@ -87,12 +87,13 @@ def query_covariates(queries: pd.DataFrame, truth: pd.DataFrame | None, dets: pd
 
 
 def stage_per_query(cfg: Config) -> Path:
-    """Per-query AP under orig/orig and orig/anon for every model, with each query's covariates;
+    """Per-query AP under orig/orig and orig/anon for every model (the mean over its training seeds), with
+    each query's covariates;
     `effects.csv` beside it holds the per-group means with bootstrap intervals (`effects`)."""
     out = per_query_path(cfg)
     conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
             "anonymization": to_dict(cfg.anonymization), "evaluation": to_dict(cfg.evaluation),
-            "training": {m: to_dict(t) for m, t in trainings(cfg).items()}}
+            "training": {m: to_dict(t) for m, t in trainings(cfg).items()}, "data_seed": cfg.seed}
     if finished(meta_path(out), conf, cfg.seed, [out, out.with_name("effects.csv")], rebuild_stale=True):
         return out
     recs = pipeline.records(cfg)
@@ -104,10 +105,12 @@ def stage_per_query(cfg: Config) -> Path:
                            cfg.anonymization.technique)
     ids = (queries.pid.to_numpy(), gallery.pid.to_numpy(), queries.camid.to_numpy(), gallery.camid.to_numpy())
     parts = []
-    for model in trainings(cfg):
-        mdir = pipeline.stage_train(cfg, "orig", model, progress=False)
-        ap = {v: per_query_ap(query_distances(mdir, variant_root(cfg, v), recs, cfg, model), *ids)
-              for v in ("orig", "anon")}
+    for model, tcfg in trainings(cfg).items():  # each query's AP averaged over the training seeds
+        ap = {}
+        for v in ("orig", "anon"):
+            ap[v] = np.mean([per_query_ap(query_distances(pipeline.stage_train(cfg, "orig", model, False, s),
+                                                          variant_root(cfg, v), recs, cfg, model), *ids)
+                             for s in tcfg.seeds], axis=0)
         parts.append(cov.assign(model=model, ap_orig=ap["orig"], ap_anon=ap["anon"],
                                 delta_ap=ap["anon"] - ap["orig"]))
     table = pd.concat(parts, ignore_index=True)[COLUMNS]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import anonymize, datasets, detection, evaluation, images, recall, registry, statistics, synthetic, training
-from .config import Config, from_dict, merge, project_path, to_dict, trainings
+from .config import Config, from_dict, merge, project_path, recipe, to_dict, trainings
 from .runfiles import (VARIANTS, BusyOutputError, StaleOutputError, anon_root, atomic_write_text,  # noqa: F401
                        audit_path, dataset_root, derived_root, detections_path, evaluation_path, file_sha256,
                        finished, fingerprint_files, make_meta, meta_path, model_dir, model_results_path,
@@ -211,55 +211,64 @@ def stage_audit(cfg: Config, progress: bool = True) -> Path | None:
     return out
 
 
-def stage_train(cfg: Config, variant: str = "orig", model: str | None = None, progress: bool = True) -> Path:
-    """Stage 4: train one model (`training.model` by default, or one of `models`) on one variant."""
+def stage_train(cfg: Config, variant: str = "orig", model: str | None = None, progress: bool = True,
+                seed: int | None = None) -> Path:
+    """Stage 4: train one model (`training.model` by default, or one of `models`) on one variant, with
+    one of its training seeds (the first by default); replicated runs differ only in this seed."""
     tcfg = trainings(cfg)[model or cfg.training.model]
-    out = model_dir(cfg, variant, tcfg.model)
-    conf = {"dataset": to_dict(cfg.dataset), "training": to_dict(tcfg), "variant": variant}
+    seed = tcfg.seeds[0] if seed is None else seed
+    out = model_dir(cfg, variant, tcfg.model, seed)
+    conf = {"dataset": to_dict(cfg.dataset), "data_seed": cfg.seed, "training": recipe(tcfg), "variant": variant}
     if variant == "anon":
         conf.update(detection=to_dict(cfg.detection), anonymization=to_dict(cfg.anonymization))
     meta = out / "model.pt.meta.json"
-    if finished(meta, conf, cfg.seed, [out / "model.pt"]):
+    if finished(meta, conf, seed, [out / "model.pt"]):
         return out
     root = stage_generate(cfg) if variant == "orig" else stage_anonymize(cfg, progress)
     recs = records(cfg, variant)
-    with output_folder(out, conf, cfg.seed):  # a checkpoint resumes only under the same recipe and seed
-        training.train(root, recs, out, tcfg, cfg.seed, progress=progress)
-        write_json(meta, make_meta("training", conf, cfg.seed, fingerprint_files(root),
+    with output_folder(out, conf, seed):  # a checkpoint resumes only under the same recipe and seed
+        training.train(root, recs, out, tcfg, seed, progress=progress)
+        write_json(meta, make_meta("training", conf, seed, fingerprint_files(root),
                                    torch_threads=training.torch.get_num_threads()))
     return out
 
 
 def _evaluation_conf(cfg: Config, model: str) -> dict:
-    return {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
-            "anonymization": to_dict(cfg.anonymization), "training": to_dict(trainings(cfg)[model]),
+    return {"dataset": to_dict(cfg.dataset), "data_seed": cfg.seed, "detection": to_dict(cfg.detection),
+            "anonymization": to_dict(cfg.anonymization), "training": recipe(trainings(cfg)[model]),
             "evaluation": to_dict(cfg.evaluation)}
 
 
-def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool = True) -> Path:
-    """Stage 5 for one model: mAP / Rank-1 / mINP under orig_orig, orig_anon and anon_anon."""
+def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool = True,
+                         seed: int | None = None) -> Path:
+    """Stage 5 for one training seed of one model: mAP / Rank-1 / mINP under orig_orig, orig_anon
+    and anon_anon, each row carrying the seed."""
     model = model or cfg.training.model
-    out = model_results_path(cfg, model)
+    seed = trainings(cfg)[model].seeds[0] if seed is None else seed
+    out = model_results_path(cfg, model, seed)
     conf = _evaluation_conf(cfg, model)
-    if finished(meta_path(out), conf, cfg.seed, [out], rebuild_stale=True):
+    if finished(meta_path(out), conf, seed, [out], rebuild_stale=True):
         return out
-    dirs = {v: stage_train(cfg, v, model, progress) for v in VARIANTS}
+    dirs = {v: stage_train(cfg, v, model, progress, seed) for v in VARIANTS}
     roots = {v: variant_root(cfg, v) for v in VARIANTS}
     e = cfg.evaluation
     res = evaluation.evaluate_protocols(dirs, roots, records(cfg), cfg.dataset.name, e.metric, e.batch_size,
                                         trainings(cfg)[model].device, cfg.anonymization.technique, e.flip,
                                         rerank=(e.k1, e.k2, e.lambda_value) if model in e.rerank_models else None,
                                         single_shot=e.single_gallery_shot)
+    res.insert(res.columns.get_loc("model") + 1, "seed", seed)
     fp = fingerprint_files(roots["orig"]) + ":" + fingerprint_files(roots["anon"])
-    write_csv(out, res, make_meta("evaluation", conf, cfg.seed, fp))
+    write_csv(out, res, make_meta("evaluation", conf, seed, fp))
     return out
 
 
 def stage_evaluate(cfg: Config, progress: bool = True) -> Path:
-    """Stage 5: every model's protocol results in one table (rebuilt whenever a model's file changes)."""
+    """Stage 5: every model's protocol results, every training seed, in one table (rebuilt whenever
+    a model's file changes)."""
     out = evaluation_path(cfg)
-    parts = {m: stage_evaluate_model(cfg, m, progress) for m in trainings(cfg)}
-    conf = {m: _evaluation_conf(cfg, m) for m in parts}
+    parts = {f"{m}/seed{s}": stage_evaluate_model(cfg, m, progress, s) for m, t in trainings(cfg).items()
+             for s in t.seeds}
+    conf = {m: _evaluation_conf(cfg, m) for m in trainings(cfg)}
     fp = tree_digest((m, file_sha256(p)) for m, p in parts.items())
     meta = meta_path(out)
     if out.is_file() and meta.is_file() and read_json(meta).get("data_fingerprint") == fp:
@@ -306,10 +315,11 @@ def collect_grid(units: list, grid_cfg: Config) -> Path:
     parts = []
     for u in units:
         for m in u.models:
-            p = model_results_path(u.config, m)
-            if not p.is_file():
-                raise FileNotFoundError(f"evaluation result missing: {p} (run its evaluate job first)")
-            parts.append((f"{u.dataset}/{u.technique}/{m}", p))
+            for s in trainings(u.config)[m].seeds:
+                p = model_results_path(u.config, m, s)
+                if not p.is_file():
+                    raise FileNotFoundError(f"evaluation result missing: {p} (run its evaluate job first)")
+                parts.append((f"{u.dataset}/{u.technique}/{m}/seed{s}", p))
     fp = tree_digest((k, file_sha256(p)) for k, p in parts)
     table = pd.concat([pd.read_csv(p) for _, p in parts], ignore_index=True)
     meta = make_meta("grid", {"grid": to_dict(grid_cfg)}, grid_cfg.seed, fp)

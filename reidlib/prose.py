@@ -49,15 +49,25 @@ def inspection_sentence(crops: int, share_detected: float) -> str:
 
 
 def training_summary(logs: pd.DataFrame, trainings: dict[str, Any]) -> str:
-    """Chapter 4: one line per model (epochs, input size, speed, last-epoch accuracy per variant)."""
+    """Chapter 4: one line per model (epochs, seeds, input size, speed, last-epoch accuracy per variant:
+    the mean over seeds, and their standard deviation when there are several)."""
     lines = []
     for m, g in logs.groupby("model", sort=False):
         t = trainings[m]
-        last = g.groupby("variant").accuracy.last()
-        acc = " and ".join(f"{100 * last[v]:.1f}% ({'original' if v == 'orig' else 'anonymized'})"
-                           for v in ("orig", "anon") if v in last)
-        lines.append(f"- **{m}**: {count(t.epochs, 'epoch')} per variant at {t.image_size[0]}x{t.image_size[1]} "
-                     f"pixels, a median {g.images_per_s.median():.1f} images/s; last-epoch training accuracy {acc}.")
+        if "seed" not in g:
+            g = g.assign(seed=0)
+        last = (g[g.epoch == g.epoch.max()] if "epoch" in g else g).groupby("variant").accuracy
+        mean, sd, n = last.mean(), last.std(), last.count()
+
+        def acc(v: str) -> str:
+            spread = f" ± {100 * sd[v]:.1f}" if n[v] > 1 else ""
+            return f"{100 * mean[v]:.1f}%{spread} ({'original' if v == 'orig' else 'anonymized'})"
+
+        seeds = g.seed.nunique()
+        lines.append(f"- **{m}**: {count(t.epochs, 'epoch')} per variant and seed ({count(seeds, 'seed')}) at "
+                     f"{t.image_size[0]}x{t.image_size[1]} pixels, a median {g.images_per_s.median():.1f} images/s; "
+                     f"last-epoch training accuracy {' and '.join(acc(v) for v in ('orig', 'anon') if v in mean)}"
+                     f"{' (mean ± SD over seeds)' if seeds > 1 else ''}.")
     return "\n".join(lines) if lines else "No model was trained in this run."
 
 

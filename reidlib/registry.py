@@ -89,6 +89,8 @@ for _spec in (torchreid_model("pcb_p6", "PCB"), torchreid_model("mlfn", "MLFN", 
                         channels_last=False),
               ModelSpec("bot", "BoT", lazy("reidlib.bot", "BoT"), None, RESNET50, lambda m, sd: m.load_imagenet(sd),
                         recipe="bot", metric_losses=True),
+              ModelSpec("bot_r18", "BoT (ResNet-18)", lambda n: lazy("reidlib.bot", "BoT")(n, "resnet18"), None,
+                        ("resnet18-f37072fd.pth",), lambda m, sd: m.load_imagenet(sd), recipe="bot", metric_losses=True),
               torchreid_model("osnet_x0_25", "OSNet x0.25", imagenet_files=None)):  # the privacy chapter's head attacker
     register_model(_spec)
 

@@ -15,7 +15,7 @@ from .config import Config, TrainingConfig, trainings
 
 # Training memory per image at 256 x 128 in float32 (activations, gradients, optimizer share), MB:
 # rough estimates scaled from a ResNet-50's activation size; override them in the profile when they miss.
-TRAIN_MB_PER_IMAGE = {"pcb_p6": 160, "bot": 160, "resnet50mid": 110, "mlfn": 90, "mudeep": 60, "hacnn": 40}
+TRAIN_MB_PER_IMAGE = {"pcb_p6": 160, "bot": 160, "bot_r18": 60, "resnet50mid": 110, "mlfn": 90, "mudeep": 60, "hacnn": 40}
 DEFAULT_MB_PER_IMAGE = 160  # any other torchreid model: as much as a ResNet-50 with last stride 1
 FIXED_SIZE = {"hacnn": (160, 64), "mudeep": (256, 128)}  # torchreid fixes these models' input size
 BASE_MB = 2000  # Python, torch and the model itself

@@ -117,16 +117,19 @@ def audit_path(cfg) -> Path:
     return cfg.run_path / "audit" / "residual_faces.csv"
 
 
-def model_dir(cfg, variant: str, model: str | None = None) -> Path:
-    """Stage 4 output folder of one training run: models/orig/<model> or models/anon-<technique>/<model>."""
+def model_dir(cfg, variant: str, model: str | None = None, seed: int | None = None) -> Path:
+    """Stage 4 output folder of one training run: models/<orig | anon-technique>/<model>/seed<seed>
+    (seed: the run's first training seed unless given)."""
     _check_variant(variant)
     trained_on = "orig" if variant == "orig" else f"anon-{cfg.anonymization.technique}"
-    return cfg.run_path / "models" / trained_on / (model or cfg.training.model)
+    seed = cfg.training.seeds[0] if seed is None else seed
+    return cfg.run_path / "models" / trained_on / (model or cfg.training.model) / f"seed{seed}"
 
 
-def model_results_path(cfg, model: str | None = None) -> Path:
-    """Stage 5 output of one model under the three protocols, for the run's technique."""
-    return cfg.run_path / "evaluation" / cfg.anonymization.technique / f"{model or cfg.training.model}.csv"
+def model_results_path(cfg, model: str | None = None, seed: int | None = None) -> Path:
+    """Stage 5 output of one training seed of one model under the three protocols, for the run's technique."""
+    seed = cfg.training.seeds[0] if seed is None else seed
+    return cfg.run_path / "evaluation" / cfg.anonymization.technique / (model or cfg.training.model) / f"seed{seed}.csv"
 
 
 def evaluation_path(cfg) -> Path:

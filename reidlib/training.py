@@ -58,12 +58,12 @@ def _save(obj, path: Path) -> None:
 class Losses(nn.Module):
     """The recipe's loss terms on a model's training outputs; returns (total, logits, terms)."""
 
-    def __init__(self, cfg: TrainingConfig, num_classes: int):
+    def __init__(self, cfg: TrainingConfig, num_classes: int, feature_dim: int = bot.FEATURE_DIM):
         super().__init__()
         self.cfg = cfg
         self.ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.triplet = trm.triplet_loss(cfg.triplet_margin) if cfg.triplet_margin > 0 else None
-        self.center = bot.CenterLoss(num_classes) if cfg.center_weight > 0 else None
+        self.center = bot.CenterLoss(num_classes, feature_dim) if cfg.center_weight > 0 else None
         self.metric = registry.model(cfg.model).metric_losses
         if (self.triplet or self.center) and not self.metric:
             raise ValueError(f"triplet and center losses need a model that returns features in training "
@@ -181,7 +181,7 @@ def channels_last(cfg: TrainingConfig) -> bool:
 def make_trainer(cfg: TrainingConfig, num_classes: int, device: torch.device) -> Trainer:
     """The model (bad names fail here, before anything is written), its losses and optimizers."""
     model = build_model(cfg.model, num_classes, cfg.pretrained).to(device)
-    losses = Losses(cfg, num_classes).to(device)
+    losses = Losses(cfg, num_classes, getattr(model, "feature_dim", bot.FEATURE_DIM)).to(device)
     if device.type == "cuda" and channels_last(cfg):
         model = model.to(memory_format=torch.channels_last)
     params = [q for q in model.parameters() if q.requires_grad]

@@ -48,3 +48,10 @@ def test_training_summary(epochs, expect):
     text = prose.training_summary(logs, {"hacnn": config.TrainingConfig(epochs=epochs)})
     assert expect in text and "50.0% (original) and 25.0% (anonymized)" in text
     assert prose.training_summary(logs.iloc[:0], {}) == "No model was trained in this run."
+
+
+def test_training_summary_gives_the_seed_spread_of_the_last_epoch():
+    logs = pd.DataFrame({"model": "hacnn", "variant": ["orig"] * 4, "seed": [0, 0, 1, 1], "epoch": [1, 2, 1, 2],
+                         "accuracy": [0.1, 0.4, 0.1, 0.6], "images_per_s": 10.0})
+    text = prose.training_summary(logs, {"hacnn": config.TrainingConfig(epochs=2)})
+    assert "(2 seeds)" in text and "50.0% ± 14.1 (original)" in text and "mean ± SD over seeds" in text

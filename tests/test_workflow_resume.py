@@ -20,7 +20,7 @@ BIN = Path(sys.executable).parent
 EPOCHS = 4
 CONFIG = """run_dir: runs/resume
 dataset: {train_ids: 4, test_ids: 4, cameras: 2, images_per_camera: 2}
-training: {model: hacnn, epochs: %d, batch_size: 8}
+training: {model: hacnn, epochs: %d, batch_size: 8, seeds: [0]}
 models: {}
 anonymization: {audit: false, processes: 1}
 grid: {techniques: []}
@@ -35,8 +35,8 @@ def start(root: Path, snakefile: str, target: Path) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("snakefile, model_dir", [
-    ("workflow/Snakefile", "runs/resume/models/orig/hacnn"),
-    ("workflow/grid.smk", "runs/resume/synthetic/models/orig/hacnn"),
+    ("workflow/Snakefile", "runs/resume/models/orig/hacnn/seed0"),
+    ("workflow/grid.smk", "runs/resume/synthetic/models/orig/hacnn/seed0"),
 ])
 def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path, snakefile, model_dir):
     root = project_copy(tmp_path / "project")

@@ -62,7 +62,8 @@ BY_UNIT = {(u.dataset, u.technique): u for u in UNITS}
 TRAINING = {u.dataset: rconfig.trainings(u.config) for u in UNITS if u.technique == MAIN}
 
 
-EVAL_FILES = [str(runfiles.model_results_path(u.config, m)) for u in UNITS for m in u.models]
+EVAL_FILES = [str(runfiles.model_results_path(u.config, m, s)) for u in UNITS for m in u.models
+              for s in rconfig.trainings(u.config)[m].seeds]
 RECALL_FILES = [f"{RUN}/{d}/recall/recall.json" for d in DATASETS]
 
 
@@ -93,6 +94,7 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     technique="|".join(TECHNIQUES),
     model="|".join(ALL_MODELS),
+    seed=r"\d+",
 
 
 rule all:
@@ -172,9 +174,9 @@ rule train_orig:
         rules.records.output,
         LIB,
     output:
-        f"{RUN}/{{dataset}}/models/orig/{{model}}/model.pt",
+        f"{RUN}/{{dataset}}/models/orig/{{model}}/seed{{seed}}/model.pt",
     log:
-        f"{RUN}/logs/{{dataset}}/train_orig_{{model}}.log",
+        f"{RUN}/logs/{{dataset}}/train_orig_{{model}}_seed{{seed}}.log",
     threads: lambda w: train_req(MAIN)(w).threads
     resources:
         mem_mb=lambda w: train_req(MAIN)(w).mem_mb,
@@ -182,7 +184,7 @@ rule train_orig:
         gpu=lambda w: train_req(MAIN)(w).gpu,
     run:
         shell(reidlib("train", log[0], dataset=wildcards.dataset, technique=MAIN, variant="orig",
-                      model=wildcards.model))
+                      model=wildcards.model, seed=wildcards.seed))
 
 
 rule train_anon:
@@ -191,9 +193,9 @@ rule train_anon:
         rules.anonymize.output,
         LIB,
     output:
-        f"{RUN}/{{dataset}}/models/anon-{{technique}}/{{model}}/model.pt",
+        f"{RUN}/{{dataset}}/models/anon-{{technique}}/{{model}}/seed{{seed}}/model.pt",
     log:
-        f"{RUN}/logs/{{dataset}}/train_anon_{{technique}}_{{model}}.log",
+        f"{RUN}/logs/{{dataset}}/train_anon_{{technique}}_{{model}}_seed{{seed}}.log",
     threads: lambda w: train_req()(w).threads
     resources:
         mem_mb=lambda w: train_req()(w).mem_mb,
@@ -201,19 +203,19 @@ rule train_anon:
         gpu=lambda w: train_req()(w).gpu,
     run:
         shell(reidlib("train", log[0], dataset=wildcards.dataset, technique=wildcards.technique,
-                      variant="anon", model=wildcards.model))
+                      variant="anon", model=wildcards.model, seed=wildcards.seed))
 
 
 rule evaluate:
-    """One model under the three protocols, for one technique."""
+    """One training seed of one model under the three protocols, for one technique."""
     input:
-        f"{RUN}/{{dataset}}/models/orig/{{model}}/model.pt",
-        f"{RUN}/{{dataset}}/models/anon-{{technique}}/{{model}}/model.pt",
+        f"{RUN}/{{dataset}}/models/orig/{{model}}/seed{{seed}}/model.pt",
+        f"{RUN}/{{dataset}}/models/anon-{{technique}}/{{model}}/seed{{seed}}/model.pt",
         LIB,
     output:
-        f"{RUN}/{{dataset}}/evaluation/{{technique}}/{{model}}.csv",
+        f"{RUN}/{{dataset}}/evaluation/{{technique}}/{{model}}/seed{{seed}}.csv",
     log:
-        f"{RUN}/logs/{{dataset}}/evaluate_{{technique}}_{{model}}.log",
+        f"{RUN}/logs/{{dataset}}/evaluate_{{technique}}_{{model}}_seed{{seed}}.log",
     threads: lambda w: eval_req(w).threads
     resources:
         mem_mb=lambda w: eval_req(w).mem_mb,
@@ -221,7 +223,7 @@ rule evaluate:
         gpu=lambda w: eval_req(w).gpu,
     run:
         shell(reidlib("evaluate_model", log[0], dataset=wildcards.dataset, technique=wildcards.technique,
-                      model=wildcards.model))
+                      model=wildcards.model, seed=wildcards.seed))
 
 
 rule collect:
