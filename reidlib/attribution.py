@@ -419,15 +419,16 @@ def _ranked(name: str, model: nn.Module, size, test: _Test, st: dict, technique:
 
 
 def analyse_run(cfg: Config, run: str, models: list[str], ranked: bool = False, progress: bool = False,
-                seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Face share ratios, interventions (and ranked lists) of one run's models, orig- and anon-trained,
+                seed: int | None = None, variants: tuple[str, ...] = ("orig", "anon")
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Face share ratios, interventions (and ranked lists) of one run's models trained on `variants`,
     at one training seed (the first by default)."""
     boxes = face_boxes(cfg)
     test = _Test(cfg, boxes)
     pool = swap_pool(cfg, pipeline.records(cfg), boxes) if "swap" in cfg.attribution.techniques else None
     shares, inters, ranks, arrays = [], [], [], {}
     for m in models:
-        for v in ("orig", "anon"):
+        for v in variants:
             model, size = load_trained(pipeline.stage_train(cfg, v, m, progress, seed), "cpu")
             name = display_name(m)
             s, i, st = _model_rows(run, name, v, model, size, test, cfg, pool)
@@ -499,7 +500,8 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
         sub = control_config(cfg, share)
         for s in control_seeds(cfg):
             label = f"share {share:g}"
-            sh, it, _, _ = analyse_run(sub, label, list(trainings(sub)), progress=progress, seed=s)
+            sh, it, _, _ = analyse_run(sub, label, list(trainings(sub)), progress=progress, seed=s,
+                                       variants=("orig",))  # the controls ask what a model trained on faces uses
             shares = pd.concat([shares, sh.assign(control_seed=s)], ignore_index=True)
             inter = pd.concat([inter, it.assign(control_seed=s)], ignore_index=True)
             runs[f"{label} seed {s}"] = str(sub.run_path)

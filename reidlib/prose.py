@@ -79,3 +79,19 @@ def floor_sentence(floor_models: Sequence[str]) -> str:
     return (f"{listing(floor_models)} {verb} near the random-ranking floor here: a smoke-size recipe (a few epochs "
             "from random weights) runs every line of the training and testing code but is far from the paper's "
             "(ImageNet weights, 120 epochs); read such rows as a check of the code path.")
+
+
+def camera_sentence(own: dict[str, tuple[float, float]]) -> str:
+    """Chapter 5: each model's share of own-camera images in its top 10 against a camera-blind ranking's."""
+    if not own:
+        return ""
+    parts = [f"{m} {o:.0f}%" for m, (o, _) in own.items()]
+    base = sum(b for _, b in own.values()) / len(own)
+    biased = [m for m, (o, b) in own.items() if o > 2 * b]
+    text = (f"Of each query's ten nearest gallery images, this share comes from the query's own camera: "
+            f"{', '.join(parts)}, against about {base:.0f}% for a ranking blind to cameras.")
+    if biased:
+        text += (f" {listing(biased)} {'ranks' if len(biased) == 1 else 'rank'} by camera (background, light) more "
+                 "than by person: since the true matches all sit in other cameras, such a model can score below "
+                 "a random ranking.")
+    return text

@@ -12,9 +12,11 @@ Stages meet only through these files (all paths relative to the run directory)::
     recall/inspection_template.csv  stage 2 without ground truth: the sheet to fill in (y / n)
     anon/<technique>/<dataset>/     stage 3: anonymized copy, same relative paths + manifest.json; only
                                     the records' images (each through detection) and the readers' list files
-    models/orig/<model>/            stage 4, trained on the original (one folder per training run)
-    models/anon-<technique>/<model>/  stage 4, trained on the anonymized copy: model.pt (state dict), train_log.csv, pids.json
-    evaluation/<technique>/<model>.csv  stage 5, one model: a row per protocol, mAP, rank1, rank5, mINP (percent)
+    models/orig/<model>/seed<s>/    stage 4, trained on the original (one folder per training run and seed)
+    models/anon-<technique>/<model>/seed<s>/  stage 4, trained on the anonymized copy: model.pt (state dict),
+                                    train_log.csv, pids.json
+    evaluation/<technique>/<model>/seed<s>.csv  stage 5, one model and training seed: a row per protocol, mAP,
+                                        rank1, rank5, mINP, own-camera share of the top 10 (percent)
     evaluation/results.csv          stage 5: every model's rows together
     <grid run_dir>/<dataset>/       a grid config's units (`reidlib.grid`), each a run directory as above
     <grid run_dir>/results.csv      every unit's stage 5 rows; statistics.json beside it

@@ -55,3 +55,11 @@ def test_training_summary_gives_the_seed_spread_of_the_last_epoch():
                          "accuracy": [0.1, 0.4, 0.1, 0.6], "images_per_s": 10.0})
     text = prose.training_summary(logs, {"hacnn": config.TrainingConfig(epochs=2)})
     assert "(2 seeds)" in text and "50.0% ± 14.1 (original)" in text and "mean ± SD over seeds" in text
+
+
+def test_camera_sentence_names_a_model_that_ranks_by_camera():
+    text = prose.camera_sentence({"HACNN": (40.0, 26.0), "BoT": (79.0, 26.0)})
+    assert "HACNN 40%, BoT 79%" in text and "about 26%" in text
+    assert "BoT ranks by camera" in text and "HACNN ranks" not in text
+    assert "ranks by camera" not in prose.camera_sentence({"HACNN": (30.0, 26.0)})
+    assert prose.camera_sentence({}) == ""

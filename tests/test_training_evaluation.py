@@ -176,3 +176,12 @@ def test_single_gallery_shot_cmc_on_known_cases():
     assert np.array_equal(cmc, again)  # seeded
     with pytest.raises(ValueError, match="valid match"):
         evaluation.single_shot_cmc(dist, np.array([7]), g_pids, q_cams, g_cams)
+
+
+def test_own_camera_share_finds_a_ranking_by_camera():
+    q_cams, g_cams = np.array([0, 1]), np.array([0, 0, 1, 1, 2, 2])
+    by_camera = np.array([[0, 1, 5, 5, 5, 5], [5, 5, 0, 1, 5, 5]], float)  # each query's own camera first
+    own, base = evaluation.own_camera_share(by_camera, q_cams, g_cams, k=2)
+    assert own == 100 and base == pytest.approx(100 / 3)
+    blind = np.array([[5, 5, 5, 5, 0, 1], [5, 5, 5, 5, 0, 1]], float)
+    assert evaluation.own_camera_share(blind, q_cams, g_cams, k=2)[0] == 0
