@@ -363,6 +363,7 @@ def stage_findings(cfg: Config) -> Path:
         "seed_spread": spread.to_dict(orient="records"),
         "seed_decomposition": decomposition.to_dict(orient="records"),
         "controls": controls.to_dict(orient="records"),
+        "control_training": pipeline.sweep_training(cfg).to_dict(orient="records"),
         "run_seeds": int(statistics.seeds_of(run).seed.nunique()),
         "run_models": int(run.model.nunique()), "run_datasets": int(run.dataset.nunique()),
         "margins": margins, "alpha": s.alpha,

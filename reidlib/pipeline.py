@@ -361,3 +361,19 @@ def stage_sweep(cfg: Config, progress: bool = True) -> Path:
                                     tree_digest((str(s), hashlib.sha256(p.to_csv().encode()).hexdigest())
                                                 for s, p in zip(cfg.teaching.shares, parts))))
     return out
+
+
+def sweep_training(cfg: Config) -> pd.DataFrame:
+    """The teaching sweep's last-epoch training accuracy per share and seed (trained on originals), beside
+    `twin_ceiling`: the accuracy of a model that tells clothes apart but not faces (twins confused)."""
+    rows = []
+    for share in cfg.teaching.shares:
+        sub = sweep_config(cfg, share)
+        for seed in sub.training.seeds:
+            log = pd.read_csv(stage_train(sub, "orig", progress=False, seed=seed) / "train_log.csv")
+            ids = synthetic.make_identities(sub.dataset, sub.seed)
+            train = [i for i in ids if i.split == "train"]
+            twinned = sum(i.clothing_source != i.pid for i in train) * 2 / len(train)
+            rows.append(dict(face_identity_share=share, seed=seed, accuracy=100 * float(log.accuracy.iloc[-1]),
+                             twin_ceiling=100 * (1 - twinned / 2)))
+    return pd.DataFrame(rows)

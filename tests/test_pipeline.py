@@ -64,11 +64,11 @@ def test_results_files_carry_provenance(built):
     run = built / "runs" / "tiny"
     res = pd.read_csv(run / "evaluation" / "results.csv")
     assert list(res.protocol) == ["orig_orig", "orig_anon", "anon_anon"] * 3
-    assert list(res.model.unique()) == ["HACNN", "BoT"]  # one training job per (variant, model, seed)
-    assert list(res.seed) == [0, 0, 0, 1, 1, 1, 0, 0, 0]  # hacnn: training.seeds [0, 1]; bot its own [0]
-    assert set(res[res.model == "BoT"].distance) == {"cosine+rerank"}
+    assert list(res.model.unique()) == ["HACNN", "BoT (ResNet-18)"]  # one training job per (variant, model, seed)
+    assert list(res.seed) == [0, 0, 0, 1, 1, 1, 0, 0, 0]  # hacnn: training.seeds [0, 1]; bot_r18 its own [0]
+    assert set(res[res.model == "BoT (ResNet-18)"].distance) == {"cosine+rerank"}
     assert all((run / "models" / v / m / f"seed{s}" / "model.pt").is_file() for v in ("orig", "anon-blur")
-               for m, seeds in (("hacnn", (0, 1)), ("bot", (0,))) for s in seeds)
+               for m, seeds in (("hacnn", (0, 1)), ("bot_r18", (0,))) for s in seeds)
     first, second = (pd.read_csv(run / "models" / "orig" / "hacnn" / f"seed{s}" / "train_log.csv") for s in (0, 1))
     assert not first.loss.equals(second.loss)  # the seeds are different runs
     assert res[["mAP", "rank1"]].apply(lambda c: c.between(0, 100)).all().all()
@@ -108,8 +108,8 @@ def test_market1501_mini_end_to_end(shared_data, tmp_path, monkeypatch):
 
     monkeypatch.chdir(PROJECT)
     cfg = config.load("config/market1501_mini.yaml",
-                      {"run_dir": str(tmp_path / "run"), "training": {"epochs": 1},
-                       "models": {"bot": {"profile": "smoke", "image_size": [64, 32]}},
+                      {"run_dir": str(tmp_path / "run"), "training": {"epochs": 1, "seeds": [0]},
+                       "models": {"bot_r18": {"profile": "smoke", "epochs": 1, "image_size": [64, 32]}},
                        "anonymization": {"audit": False, "processes": 1}})
     assert pipeline.dataset_root(cfg) == (shared_data / "market1501_mini").resolve()
     stats = json.loads(pipeline.stage_statistics(cfg).read_text())

@@ -63,3 +63,13 @@ def test_camera_sentence_names_a_model_that_ranks_by_camera():
     assert "BoT ranks by camera" in text and "HACNN ranks" not in text
     assert "ranks by camera" not in prose.camera_sentence({"HACNN": (30.0, 26.0)})
     assert prose.camera_sentence({}) == ""
+
+
+def test_twin_sentence_says_whether_the_twins_were_learned():
+    confused = pd.DataFrame({"face_identity_share": [0.0, 1.0, 1.0], "seed": [0, 0, 1],
+                             "accuracy": [90.0, 52.0, 54.0], "twin_ceiling": [100.0, 50.0, 50.0]})
+    text = prose.twin_sentence(confused)
+    assert "At share 1 the last epoch's training accuracy is 53.0% (mean over 2 seeds)" in text
+    assert "against 50% for" in text and "never learned the faces" in text
+    learned = confused.assign(accuracy=[90.0, 95.0, 97.0])
+    assert "tells twins apart" in prose.twin_sentence(learned)
