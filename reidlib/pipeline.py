@@ -365,15 +365,18 @@ def stage_sweep(cfg: Config, progress: bool = True) -> Path:
 
 def sweep_training(cfg: Config) -> pd.DataFrame:
     """The teaching sweep's last-epoch training accuracy per share and seed (trained on originals), beside
-    `twin_ceiling`: the accuracy of a model that tells clothes apart but not faces (twins confused)."""
+    `twin_ceiling`: the accuracy of a model that tells clothes apart but not faces (twins confused), and
+    `seconds`: the training's measured time (both variants)."""
     rows = []
     for share in cfg.teaching.shares:
         sub = sweep_config(cfg, share)
         for seed in sub.training.seeds:
             log = pd.read_csv(stage_train(sub, "orig", progress=False, seed=seed) / "train_log.csv")
+            anon = pd.read_csv(stage_train(sub, "anon", progress=False, seed=seed) / "train_log.csv")
             ids = synthetic.make_identities(sub.dataset, sub.seed)
             train = [i for i in ids if i.split == "train"]
             twinned = sum(i.clothing_source != i.pid for i in train) * 2 / len(train)
             rows.append(dict(face_identity_share=share, seed=seed, accuracy=100 * float(log.accuracy.iloc[-1]),
-                             twin_ceiling=100 * (1 - twinned / 2)))
+                             twin_ceiling=100 * (1 - twinned / 2),
+                             seconds=float(log.seconds.sum() + anon.seconds.sum())))
     return pd.DataFrame(rows)

@@ -125,19 +125,26 @@ def test_market1501_mini_end_to_end(shared_data, tmp_path, monkeypatch):
 
 def test_book_in_a_real_browser_offline(built):
     """Every page of the built book in headless Chromium with the network cut: images load, no console
-    error, equations typeset; a screenshot of the first page is kept in _build/screenshots/."""
+    error, equations typeset, the index lists the glossary's terms; a screenshot of every page is kept
+    in _build/screenshots/."""
     import browser
 
     if browser.CHROMIUM is None:
         pytest.skip("chromium is not installed (Debian: apt install chromium; .ci/run installs it)")
     html = built / "_build" / "html"
     pages = [html / "book" / "intro.html", *sorted((html / "notebooks").glob("*.html")),
-             html / "book" / "your_data.html", html / "book" / "paper_tables.html"]
-    assert len(pages) == len(CHAPTERS) + 3 and all(p.is_file() for p in pages)
+             html / "book" / "your_data.html", html / "book" / "paper_tables.html", html / "book" / "glossary.html"]
+    assert len(pages) == len(CHAPTERS) + 4 and all(p.is_file() for p in pages)
+    shots = PROJECT / "_build" / "screenshots"
     with browser.Browser() as b:
-        reports = [b.visit(pages[0].as_uri())]
-        shot = b.screenshot(PROJECT / "_build" / "screenshots" / "first_page.png")
-        reports += [b.visit(p.as_uri()) for p in pages[1:]]
+        reports = []
+        for p in pages:
+            reports.append(b.visit(p.as_uri()))
+            b.screenshot(shots / f"{p.parent.name}_{p.stem}.png")
+        shot = shots / "book_intro.png"
+        b.visit((html / "genindex.html").as_uri())
+        index_terms = b.evaluate("document.querySelectorAll('table.indextable li').length")
+    assert index_terms >= 20, f"the index lists {index_terms} terms"
     problems = [(r.url, r.broken_images, r.errors) for r in reports if r.broken_images or r.errors]
     assert not problems, problems
     machine_paths = (str(built), str(PROJECT), "/tmp/", "/root/", "/home/")
