@@ -114,3 +114,26 @@ def twin_sentence(acc: pd.DataFrame) -> str:
     else:
         text += " It tells twins apart, so it must use their faces: the positive control can do its job."
     return text
+
+
+def missed_sentence(n: int) -> str:
+    """Chapter 2: the faces the detector missed, which stay visible in the anonymized copy."""
+    if n == 0:
+        return "The detector missed no true face: every face is anonymized in the copy."
+    these = "This face stays" if n == 1 else f"Each of these {n} faces stays"
+    return (f"{these} visible in the anonymized copy (green: the true face; red: a detection that missed it, "
+            "if any).")
+
+
+def size_sentence(by_size: pd.DataFrame) -> str:
+    """Chapter 2: what recall against face width shows (columns face_width, recall, faces)."""
+    if by_size.empty:
+        return "Without ground-truth faces there is no recall by face size."
+    low = by_size.loc[by_size.recall.idxmin()]
+    if (by_size.recall >= 0.99).all():
+        return ("Small faces are where detectors fail on real data (the paper inspected about 90% recall); "
+                f"here the detector finds faces of every width, {int(by_size.faces.sum())} of them: the generated "
+                "faces are pasted sharp and upright. `dataset.face_size: [4, 10]` (or more turned-away "
+                "heads) makes the set harder.")
+    return (f"Small faces are where detectors fail: recall is lowest, {100 * low.recall:.0f}%, at width "
+            f"{low.face_width} ({count(int(low.faces), 'face')}).")

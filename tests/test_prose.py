@@ -73,3 +73,17 @@ def test_twin_sentence_says_whether_the_twins_were_learned():
     assert "against 50% for" in text and "never learned the faces" in text
     learned = confused.assign(accuracy=[90.0, 95.0, 97.0])
     assert "tells twins apart" in prose.twin_sentence(learned)
+
+
+@pytest.mark.parametrize("n, expect", [(0, "missed no true face"), (1, "This face stays"),
+                                       (5, "Each of these 5 faces stays")])
+def test_missed_sentence_agrees_with_its_count(n, expect):
+    assert expect in prose.missed_sentence(n)
+
+
+def test_size_sentence_does_not_claim_a_failure_the_data_do_not_show():
+    flat = pd.DataFrame({"face_width": ["8-11", "12-15"], "recall": [1.0, 1.0], "faces": [10, 20]})
+    assert "finds faces of every width, 30 of them" in prose.size_sentence(flat)
+    dip = flat.assign(recall=[0.6, 1.0])
+    assert "lowest, 60%, at width 8-11 (10 faces)" in prose.size_sentence(dip)
+    assert "no recall by face size" in prose.size_sentence(pd.DataFrame())
