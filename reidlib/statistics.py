@@ -71,6 +71,35 @@ def load_paper_techniques() -> pd.DataFrame:
     return pd.read_csv(paper_results_path().parent / "techniques_table_VIII.csv")
 
 
+PROTOCOL_WORDS = {"orig_orig": "original → original", "orig_anon": "original → anonymized",
+                  "anon_anon": "anonymized → anonymized"}  # trained on → tested on
+
+
+def paper_table_wide(results: pd.DataFrame, table: str) -> pd.DataFrame:
+    """One of the paper's Tables III-VII in its own layout: a row per model, mAP and Rank-1 under each
+    protocol side by side, the columns a (protocol, metric) MultiIndex (the reference page's tables)."""
+    t = results[results.table == table]
+    if t.empty:
+        raise ValueError(f"no Table {table} in the paper's results; tables: {', '.join(results.table.unique())}")
+    models = list(dict.fromkeys(t.model))
+    cols = {}
+    for protocol, words in PROTOCOL_WORDS.items():
+        for metric, name in (("mAP", "mAP"), ("rank1", "Rank-1")):
+            cols[(words, name)] = t[t.protocol == protocol].set_index("model")[metric].reindex(models)
+    out = pd.DataFrame(cols)
+    out.index.name = "model"
+    return out
+
+
+def write_wide_csv(table: pd.DataFrame, path: str | Path) -> None:
+    """A wide table as CSV with two header rows (protocol, then metric), for a `csv-table` directive."""
+    top, second = ["", *(p for p, _ in table.columns)], ["model", *(m for _, m in table.columns)]
+    top = [p if i == 0 or p != top[i - 1] else "" for i, p in enumerate(top)]  # each protocol named once
+    rows = [",".join(top), ",".join(second)]
+    rows += [",".join([str(model), *(f"{v:g}" for v in r)]) for model, r in zip(table.index, table.to_numpy())]
+    Path(path).write_text("\n".join(rows) + "\n")
+
+
 def paired(results: pd.DataFrame, metric: str, before: str, after: str) -> pd.DataFrame:
     """(dataset, model) pairs with the metric under two protocols, cells present in both only.
 

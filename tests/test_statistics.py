@@ -173,3 +173,17 @@ def test_seeds_are_averaged_within_a_cell_before_pairing():
     r = replicated(seeds=3)
     pooled = statistics.paired_test(r, "mAP", "orig_orig", "orig_anon")
     assert pooled["n_pairs"] == 3  # three models, not nine runs
+
+
+def test_the_reference_page_wide_tables_are_the_long_table(tmp_path):
+    """data/paper/wide/ (the reference page) holds exactly the long table's numbers, in the paper's layout."""
+    paper = statistics.load_paper_results()
+    for table in paper.table.unique():
+        out = tmp_path / f"table_{table}.csv"
+        statistics.write_wide_csv(statistics.paper_table_wide(paper, table), out)
+        committed = statistics.paper_results_path().parent / "wide" / f"table_{table}.csv"
+        assert committed.read_text() == out.read_text(), f"{committed} differs from the long table"
+    wide = statistics.paper_table_wide(paper, "III")
+    assert wide.loc["BoT", ("original → anonymized", "mAP")] == 93.7 and wide.shape == (6, 6)
+    with pytest.raises(ValueError, match="no Table IX"):
+        statistics.paper_table_wide(paper, "IX")
