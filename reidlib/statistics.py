@@ -25,6 +25,17 @@ ORDER = ("dataset", "model", "control", "face_identity_share", "quantity", "metr
          "n_pairs", "n_seeds", "groups", "observations", "mean_before", "mean_after", "mean", "mean_difference",
          "mean_drop", "seed_sd", "sd_difference", "drop_sd")
 HIDDEN = ("t", "p_value", "cohens_dz", "wilcoxon_p", "ci_low", "ci_high", "mde")  # blanked where degenerate
+# column names as a reader sees them (display_tests); the files keep the short ones
+READABLE = {"n_pairs": "pairs", "n_seeds": "seeds", "mean_before": "mean before", "mean_after": "mean after",
+            "mean_difference": "mean drop", "mean_drop": "mean drop", "seed_sd": "seed SD",
+            "sd_difference": "SD of drops", "drop_sd": "SD of drops", "p_value": "p (one-sided)", "df": "df",
+            "cohens_dz": "Cohen's d_z", "wilcoxon_p": "Wilcoxon p", "ci_low": "95% CI low", "ci_high": "95% CI high",
+            "mde": "smallest detectable drop", "why_not_shown": "why no statistic", "p_tost": "TOST p",
+            "p_lower": "p (lower test)", "p_upper": "p (upper test)", "ci90_low": "90% CI low",
+            "ci90_high": "90% CI high", "equivalent": "equivalent", "margin_power80": "margin for 80% power",
+            "drop_over_seed_sd": "drop / seed SD", "sd_between": "SD between cells", "sd_within": "SD within (seeds)",
+            "share_between": "share between", "face_identity_share": "face identity share", "n_models": "models",
+            "observations": "observations"}
 
 
 def degenerate_reason(diff: np.ndarray, min_pairs: int = MIN_PAIRS, unit: str = "pair") -> str:
@@ -305,9 +316,10 @@ def seed_decomposition(results: pd.DataFrame, metric: str = "mAP") -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def display_tests(tests: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+def display_tests(tests: pd.DataFrame, digits: int = 4, readable: bool = True) -> pd.DataFrame:
     """A tests table for reading: numbers rounded, and where a row is degenerate its t, p, d_z (and
-    interval, detectable drop) replaced by "not shown", the reason kept in `why_not_shown`."""
+    interval, detectable drop) replaced by "not shown", the reason kept in `why_not_shown`; with
+    `readable`, the columns carry words (READABLE) and missing values show as blanks."""
     first = [c for c in ORDER if c in tests.columns]
     out = tests[first + [c for c in tests.columns if c not in first and c != "why_not_shown"]
                 + (["why_not_shown"] if "why_not_shown" in tests.columns else [])].copy()
@@ -322,6 +334,8 @@ def display_tests(tests: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
         if c in out.columns:
             out[c] = out[c].astype(object)
             out.loc[bad, c] = "not shown"
+    if readable:
+        out = out.astype(object).where(out.notna(), "").rename(columns=READABLE)
     return out
 
 

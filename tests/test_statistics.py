@@ -78,9 +78,12 @@ def test_two_pairs_print_no_t_p_or_dz():
     tests = statistics.test_all(two_pair_table())
     assert tests.why_not_shown.str.contains("2 pairs: a paired test needs at least 3").all()
     assert tests[["t", "p_value", "cohens_dz", "mde"]].isna().all().all()
-    shown = statistics.display_tests(tests)
+    shown = statistics.display_tests(tests, readable=False)
     for col in ("t", "p_value", "cohens_dz", "wilcoxon_p", "ci_low", "ci_high"):
         assert (shown[col] == "not shown").all(), col
+    readable = statistics.display_tests(tests)
+    assert (readable["Cohen's d_z"] == "not shown").all() and "cohens_dz" not in readable
+    assert not readable.isna().any().any()  # no NaN printed
     sentence = statistics.describe_drop(tests.iloc[0].to_dict())
     assert "t =" not in sentence and "p =" not in sentence and "d_z" not in sentence
     assert "needs at least 3" in sentence
