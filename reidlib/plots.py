@@ -132,7 +132,8 @@ def drop_intervals(tests: pd.DataFrame, group: str = "dataset"):
         ax.axvline(0, color="black", linewidth=0.8)
 
     g.map_dataframe(draw)
-    g.set_axis_labels("drop in points (95% bootstrap interval)", "")
+    g.set_axis_labels("", "")
+    g.figure.supxlabel("drop in points, with its 95% bootstrap interval", fontsize=10)  # one label: two collide
     g.add_legend()
     return g.figure
 
