@@ -83,17 +83,28 @@ def recall_by_size(by_size: pd.DataFrame):
     return fig
 
 
+PROTOCOLS = ["orig_orig", "orig_anon", "anon_anon"]
+PROTOCOL_TICKS = ["original\n→ original", "original\n→ anonymized", "anonymized\n→ anonymized"]  # trained → tested
+
+
+def _protocol_ticks(g) -> None:
+    """The protocols in words on every panel's x axis (trained on → tested on)."""
+    for ax in g.axes.ravel():
+        ax.set_xticks(range(len(PROTOCOLS)), PROTOCOL_TICKS, fontsize=7, rotation=0)
+
+
 def protocol_bars(results: pd.DataFrame, chance: float | None = None):
     """mAP and Rank-1 per protocol (and model), the shape of the paper's Tables III-VII; with replicated
     runs (a `seed` column) the bar is the mean over seeds and the whisker one standard deviation."""
     long = results.melt(id_vars=["model", "protocol"], value_vars=["mAP", "rank1"], var_name="metric",
                         value_name="score")
     g = sns.catplot(data=long, x="protocol", y="score", hue="model", col="metric", kind="bar", errorbar="sd",
-                    capsize=0.1, height=3, aspect=1.1, order=["orig_orig", "orig_anon", "anon_anon"])
+                    capsize=0.1, height=3, aspect=1.1, order=PROTOCOLS)
     if chance is not None:
         for ax in g.axes.ravel():
             ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="random ranking (mAP)")
-    g.set_axis_labels("protocol", "percent")
+    g.set_axis_labels("trained on → tested on", "percent")
+    _protocol_ticks(g)
     return g.figure
 
 
@@ -142,10 +153,9 @@ def slopes(results: pd.DataFrame, metric: str = "mAP", col_wrap: int = 3):
     """Paired slope plot: each model's `metric` across orig_orig -> orig_anon -> anon_anon, one panel per dataset
     (replicated runs: the mean over seeds, whiskers one standard deviation)."""
     g = sns.catplot(data=results, x="protocol", y=metric, hue="model", col="dataset", kind="point", errorbar="sd",
-                    order=["orig_orig", "orig_anon", "anon_anon"], col_wrap=min(col_wrap, results.dataset.nunique()),
-                    height=2.8, aspect=1.0, sharey=False, markersize=4, linewidth=1.2)
+                    order=PROTOCOLS, col_wrap=min(col_wrap, results.dataset.nunique()),
+                    height=2.8, aspect=1.35, sharey=False, markersize=4, linewidth=1.2)
     g.set_titles("{col_name}")
-    g.set_axis_labels("", f"{metric} (%)")
-    for ax in g.axes.ravel():
-        ax.tick_params(axis="x", labelrotation=20)
+    g.set_axis_labels("trained on → tested on", f"{metric} (%)")
+    _protocol_ticks(g)
     return g.figure
