@@ -247,7 +247,7 @@ class TeachingConfig:
     train_ids: int = ranged(12, 1)
     test_ids: int = ranged(12, 1)
     cameras: int = ranged(3, 2)
-    epochs: int = ranged(4, 1)
+    epochs: int = ranged(3, 1)
 
 
 @dataclass
@@ -259,7 +259,7 @@ class AttributionConfig:
                                  metadata={"range": (0, 1, False)})  # dataset.face_identity_share controls
     control_seeds: int = ranged(3, 1)  # training seeds analysed per control (the first of training.seeds): the seed noise
     control_models: list = field(default_factory=list)  # models trained in the controls beside training.model
-    max_pairs: int = ranged(60, 1)  # query-gallery pairs per kind (true / hardest false match) and model
+    max_pairs: int = ranged(40, 1)  # query-gallery pairs per kind (true / hardest false match) and model
     top: int = ranged(10, 1)  # gallery images shown per ranked list
     confidence: float = ranged(0.95, 0, 1, above=True)  # bootstrap intervals over queries
     swap_pool: str = "auto"  # faces a swap draws: lfw (the generated set's pool) | dataset (training crops) | auto
@@ -336,7 +336,7 @@ class Config:
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # more models beside training.model: name -> its own training section (the default run adds BoT)
-    models: dict = field(default_factory=lambda: {"bot_r18": {"profile": "smoke", "epochs": 10, "batch_size": 16,
+    models: dict = field(default_factory=lambda: {"bot_r18": {"profile": "smoke", "epochs": 8, "batch_size": 16,
                                                               "instances": 4}})
 
     def __post_init__(self) -> None:
