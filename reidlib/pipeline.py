@@ -297,7 +297,8 @@ def stage_statistics(cfg: Config) -> Path:
     paper = statistics.load_paper_results()
     by = "dataset" if run_results.dataset.nunique() > 1 else None
     result = {"paper": statistics.test_all(paper, by="dataset", seed=cfg.seed).to_dict(orient="records"),
-              "run": statistics.test_all(run_results, by=by, seed=cfg.seed).to_dict(orient="records"),
+              "run": statistics.test_all(run_results, by=by, seed=cfg.seed,
+                                         unit=statistics.unit_of(run_results)).to_dict(orient="records"),
               "alpha": cfg.statistics.alpha,
               "meta": make_meta("statistics", conf, cfg.seed, fingerprint_files(statistics.paper_results_path().parent))}
     write_json(out, result)
@@ -326,7 +327,8 @@ def collect_grid(units: list, grid_cfg: Config) -> Path:
     write_csv(out, table, meta)
     main = table[table.technique == grid_cfg.anonymization.technique]
     write_json(out.with_name("statistics.json"),
-               {"run": statistics.test_all(main, by="dataset", seed=grid_cfg.seed).to_dict(orient="records"),
+               {"run": statistics.test_all(main, by="dataset", seed=grid_cfg.seed,
+                                           unit=statistics.unit_of(main)).to_dict(orient="records"),
                 "alpha": grid_cfg.statistics.alpha, "meta": meta})
     return out
 

@@ -111,30 +111,44 @@ def write_wide_csv(table: pd.DataFrame, path: str | Path) -> None:
     Path(path).write_text("\n".join(rows) + "\n")
 
 
-def paired(results: pd.DataFrame, metric: str, before: str, after: str) -> pd.DataFrame:
-    """(dataset, model) pairs with the metric under two protocols, cells present in both only.
+UNITS = {"cell": ("(dataset, model) pair", "(dataset, model) pairs"),
+         "run": ("training run", "training runs (each model, each seed)")}
 
-    Replicated runs (a `seed` column) are averaged within each cell first: the cell, not the
-    training run, is the unit the paper's test pairs.
-    """
-    wide = results.pivot_table(index=["dataset", "model"], columns="protocol", values=metric)
+
+def _units(n: int, unit: str | None) -> str:
+    one, many = UNITS.get(unit or "cell", UNITS["cell"])
+    return f"{n} {one if n == 1 else many}"
+
+
+def unit_of(results: pd.DataFrame) -> str:
+    """What a paired test pairs in a results table: training runs when it holds several seeds (each run
+    is an observation of the drop), else (dataset, model) cells, as the paper's tables do."""
+    return "run" if "seed" in results.columns and results.seed.nunique() > 1 else "cell"
+
+
+def paired(results: pd.DataFrame, metric: str, before: str, after: str, unit: str = "cell") -> pd.DataFrame:
+    """The metric under two protocols per unit, units present in both only: (dataset, model) cells,
+    replicated runs averaged within each cell (unit "cell", the paper's), or every training run
+    (unit "run": each (dataset, model, seed) is a pair)."""
+    index = ["dataset", "model"] + (["seed"] if unit == "run" and "seed" in results.columns else [])
+    wide = results.pivot_table(index=index, columns="protocol", values=metric)
     return wide[[before, after]].dropna().reset_index()
 
 
 def paired_test(results: pd.DataFrame, metric: str, before: str, after: str, seed: int = 0,
-                alpha: float = 0.05) -> dict:
+                alpha: float = 0.05, unit: str = "cell") -> dict:
     """One-sided paired t-test (H1: before > after), Wilcoxon signed-rank, bootstrap 95% CI, Cohen's d_z,
     and the smallest drop detectable at this n with power 0.8 (`mde`).
 
     All from scipy.stats; the bootstrap (BCa, 9,999 resamples) is seeded, so reruns agree. With
     fewer than MIN_PAIRS pairs or zero variance these stay NaN and `why_not_shown` says why.
     """
-    p = paired(results, metric, before, after)
+    p = paired(results, metric, before, after, unit)
     a, b = p[before].to_numpy(float), p[after].to_numpy(float)
     diff = a - b
     nan = float("nan")
     reason = degenerate_reason(diff)
-    out = {"metric": metric, "before": before, "after": after, "n_pairs": int(len(p)),
+    out = {"metric": metric, "before": before, "after": after, "unit": unit, "n_pairs": int(len(p)),
            "mean_before": float(np.mean(a)) if len(a) else nan,
            "mean_after": float(np.mean(b)) if len(b) else nan,
            "mean_difference": float(np.mean(diff)) if len(diff) else nan,
@@ -154,17 +168,19 @@ def paired_test(results: pd.DataFrame, metric: str, before: str, after: str, see
     return out
 
 
-def test_all(results: pd.DataFrame, by: str | None = None, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+def test_all(results: pd.DataFrame, by: str | None = None, seed: int = 0, alpha: float = 0.05,
+             unit: str = "cell") -> pd.DataFrame:
     """Every comparison of the paper (orig vs anonymized test, orig vs retrained) for mAP and Rank-1.
 
     With `by` (e.g. "dataset"), the tests are also run within each group; the pooled rows have "all".
+    `unit`: what is paired (`paired`).
     """
     groups = [("all", results)] + (list(results.groupby(by)) if by else [])
     rows = []
     for name, g in groups:
         for m in METRICS:
             for b, a in COMPARISONS.values():
-                rows.append({**({by: name} if by else {}), **paired_test(g, m, b, a, seed, alpha)})
+                rows.append({**({by: name} if by else {}), **paired_test(g, m, b, a, seed, alpha, unit)})
     return pd.DataFrame(rows)
 
 
@@ -193,19 +209,19 @@ def closest_subset(results: pd.DataFrame, claims: pd.DataFrame) -> dict:
 
 
 def tost(results: pd.DataFrame, metric: str, before: str, after: str, margin: float,
-         alpha: float = 0.05) -> dict:
+         alpha: float = 0.05, unit: str = "cell") -> dict:
     """TOST equivalence test of the paired drop (before - after) against +-`margin` points.
 
     Two one-sided t-tests (scipy.stats.ttest_1samp against -margin and +margin); equivalence is
     shown when both reject at `alpha`, i.e. when the (1 - 2 alpha) interval lies inside the margin.
     `margin_power80`: the margin this n and SD would show with power 0.8 were the true drop 0.
     """
-    p = paired(results, metric, before, after)
+    p = paired(results, metric, before, after, unit)
     diff = (p[before] - p[after]).to_numpy(float)
     nan = float("nan")
     reason = degenerate_reason(diff)
     n = len(diff)
-    out = {"metric": metric, "before": before, "after": after, "margin": float(margin), "n_pairs": n,
+    out = {"metric": metric, "before": before, "after": after, "margin": float(margin), "unit": unit, "n_pairs": n,
            "mean_difference": float(np.mean(diff)) if n else nan, "p_lower": nan, "p_upper": nan,
            "p_tost": nan, "ci90_low": nan, "ci90_high": nan, "equivalent": None, "margin_power80": nan,
            "why_not_shown": reason}
@@ -224,10 +240,11 @@ def tost(results: pd.DataFrame, metric: str, before: str, after: str, margin: fl
     return out
 
 
-def tost_all(results: pd.DataFrame, margins, alpha: float = 0.05, by: str | None = None) -> pd.DataFrame:
+def tost_all(results: pd.DataFrame, margins, alpha: float = 0.05, by: str | None = None,
+             unit: str = "cell") -> pd.DataFrame:
     """TOST for both comparisons, mAP and Rank-1, at every margin (pooled, and within `by` groups)."""
     groups = [("all", results)] + (list(results.groupby(by)) if by else [])
-    rows = [{**({by: name} if by else {}), **tost(g, m, b, a, float(margin), alpha)}
+    rows = [{**({by: name} if by else {}), **tost(g, m, b, a, float(margin), alpha, unit)}
             for name, g in groups for m in METRICS for b, a in COMPARISONS.values() for margin in margins]
     return pd.DataFrame(rows)
 
@@ -346,7 +363,7 @@ def _plural(n: int, word: str) -> str:
 def describe_drop(row: dict, label: str = "mAP") -> str:
     """One sentence on a paired test's row: the drop, and its test or why there is none."""
     what = {"orig_anon": "on anonymized test data", "anon_anon": "after retraining on anonymized data"}
-    head = (f"Over {_plural(int(row['n_pairs']), '(dataset, model) pair')}, {label} drops by "
+    head = (f"Over {_units(int(row['n_pairs']), row.get('unit'))}, {label} drops by "
             f"{row['mean_difference']:.2f} points {what.get(row['after'], 'after ' + str(row['after']))}")
     if row.get("why_not_shown"):
         return f"{head}; no test is reported ({row['why_not_shown']})."
@@ -362,7 +379,8 @@ def describe_tost(row: dict, label: str = "mAP") -> str:
         return f"{head}: no equivalence test ({row['why_not_shown']})."
     verdict = "equivalent" if row["equivalent"] else "not shown equivalent"
     return (f"{head}: {verdict} (TOST p = {row['p_tost']:.2g}, 90% interval of the drop "
-            f"{row['ci90_low']:.2f} to {row['ci90_high']:.2f}, {_plural(int(row['n_pairs']), 'pair')}).")
+            f"{row['ci90_low']:.2f} to {row['ci90_high']:.2f}, "
+            f"{_units(int(row['n_pairs']), row.get('unit'))}).")
 
 
 def describe_seed_spread(spread: pd.DataFrame, after: str = "orig_anon") -> str:

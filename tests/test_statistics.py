@@ -190,3 +190,26 @@ def test_the_reference_page_wide_tables_are_the_long_table(tmp_path):
     assert wide.loc["BoT", ("original → anonymized", "mAP")] == 93.7 and wide.shape == (6, 6)
     with pytest.raises(ValueError, match="no Table IX"):
         statistics.paper_table_wide(paper, "IX")
+
+
+def test_replicated_runs_are_paired_run_by_run():
+    """Two models x three seeds: pairing cells gives 2 pairs (no test); pairing runs gives 6."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for model in ("a", "b"):
+        for seed in range(3):
+            base = 50 + rng.normal(0, 5)
+            for protocol, drop in (("orig_orig", 0.0), ("orig_anon", 1.5 + rng.normal(0, 0.3)),
+                                   ("anon_anon", rng.normal(0, 2))):
+                rows.append(dict(dataset="d", model=model, seed=seed, protocol=protocol, mAP=base - drop,
+                                 rank1=base - drop))
+    res = pd.DataFrame(rows)
+    assert statistics.unit_of(res) == "run" and statistics.unit_of(res[res.seed == 0]) == "cell"
+    cells = statistics.test_all(res)
+    assert (cells.n_pairs == 2).all() and cells.why_not_shown.str.contains("2 pairs").all()
+    runs = statistics.test_all(res, unit="run")
+    row = runs[(runs.metric == "mAP") & (runs["after"] == "orig_anon")].iloc[0]
+    assert row.n_pairs == 6 and not row.why_not_shown and row.p_value < 0.01
+    assert "Over 6 training runs (each model, each seed)" in statistics.describe_drop(row.to_dict())
+    tost = statistics.tost_all(res, [2.0], unit="run")
+    assert (tost.n_pairs == 6).all() and "6 training runs" in statistics.describe_tost(tost.iloc[0].to_dict())
