@@ -68,6 +68,14 @@ def image_rows(rows: dict[str, Sequence[np.ndarray]], col_titles: Sequence[str] 
     return fig
 
 
+def note_figure(text: str):
+    """A small figure holding one sentence: what a chapter shows where its data has nothing to plot."""
+    fig, ax = plt.subplots(figsize=(5, 0.9))
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, wrap=True)
+    ax.axis("off")
+    return fig
+
+
 def recall_by_size(by_size: pd.DataFrame):
     """Recall against face width with Wilson 95% intervals."""
     fig, ax = plt.subplots(figsize=(5, 3))
