@@ -136,15 +136,22 @@ def test_book_in_a_real_browser_offline(built):
              html / "book" / "your_data.html", html / "book" / "paper_tables.html", html / "book" / "glossary.html"]
     assert len(pages) == len(CHAPTERS) + 4 and all(p.is_file() for p in pages)
     shots = PROJECT / "_build" / "screenshots"
+    uncaptioned = {}
     with browser.Browser() as b:
         reports = []
         for p in pages:
             reports.append(b.visit(p.as_uri()))
             b.screenshot(shots / f"{p.parent.name}_{p.stem}.png")
+            bad = b.evaluate("Array.from(document.querySelectorAll('article.bd-article img')).filter(i => "
+                             "!(i.closest('figure') && i.closest('figure').querySelector('figcaption')) || "
+                             "!i.alt || /[0-9a-f]{16}|\\.png$/.test(i.alt)).map(i => i.alt || i.src)")
+            if bad:
+                uncaptioned[p.name] = bad
         shot = shots / "book_intro.png"
         b.visit((html / "genindex.html").as_uri())
         index_terms = b.evaluate("document.querySelectorAll('table.indextable li').length")
     assert index_terms >= 20, f"the index lists {index_terms} terms"
+    assert not uncaptioned, f"figures without a caption or real alt text: {uncaptioned}"
     problems = [(r.url, r.broken_images, r.errors) for r in reports if r.broken_images or r.errors]
     assert not problems, problems
     machine_paths = (str(built), str(PROJECT), "/tmp/", "/root/", "/home/")
