@@ -248,6 +248,9 @@ class TeachingConfig:
     test_ids: int = ranged(12, 1)
     cameras: int = ranged(3, 2)
     epochs: int = ranged(3, 1)
+    # also train on each anonymized copy (the anon/anon protocol): twice the sweep's trainings; the
+    # controls' measure of face importance (orig -> anon) needs only the original-trained models
+    retrain: bool = False
 
 
 @dataclass

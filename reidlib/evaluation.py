@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -291,14 +292,17 @@ def own_camera_share(dist, q_camids: np.ndarray, g_camids: np.ndarray, k: int = 
 def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], records: pd.DataFrame,
                        dataset: str, metric: str = "euclidean", batch_size: int = 64,
                        device: str = "cpu", technique: str = "blur", flip: bool = False,
-                       rerank: tuple[int, int, float] | None = None, single_shot: bool = False) -> pd.DataFrame:
-    """One row per protocol; `model_dirs` and `roots` are keyed by variant ('orig', 'anon').
+                       rerank: tuple[int, int, float] | None = None, single_shot: bool = False,
+                       protocols: Sequence[str] = tuple(PROTOCOLS)) -> pd.DataFrame:
+    """One row per protocol (of `protocols`); `model_dirs` and `roots` are keyed by variant ('orig', 'anon').
 
     `technique` names the anonymization of the 'anon' variant (recorded on every row, so results
     of several techniques stack into one table, as in the paper's Table VIII).
     """
     rows, cache = [], {}
     for protocol, (train_v, test_v) in PROTOCOLS.items():
+        if protocol not in protocols:
+            continue
         if train_v not in cache:
             cache[train_v] = load_trained(model_dirs[train_v], device)
         model, size = cache[train_v]

@@ -240,22 +240,25 @@ def _evaluation_conf(cfg: Config, model: str) -> dict:
 
 
 def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool = True,
-                         seed: int | None = None) -> Path:
+                         seed: int | None = None, retrain: bool = True) -> Path:
     """Stage 5 for one training seed of one model: mAP / Rank-1 / mINP under orig_orig, orig_anon
-    and anon_anon, each row carrying the seed."""
+    and anon_anon, each row carrying the seed. Without `retrain`, no model is trained on the anonymized
+    copy and anon_anon is left out."""
     model = model or cfg.training.model
     seed = trainings(cfg)[model].seeds[0] if seed is None else seed
     out = model_results_path(cfg, model, seed)
-    conf = _evaluation_conf(cfg, model)
+    conf = {**_evaluation_conf(cfg, model), **({} if retrain else {"retrain": False})}
     if finished(meta_path(out), conf, seed, [out], rebuild_stale=True):
         return out
-    dirs = {v: stage_train(cfg, v, model, progress, seed) for v in VARIANTS}
+    dirs = {v: stage_train(cfg, v, model, progress, seed) for v in (VARIANTS if retrain else ("orig",))}
+    dirs.setdefault("anon", dirs["orig"])  # unused without anon_anon
     roots = {v: variant_root(cfg, v) for v in VARIANTS}
     e = cfg.evaluation
     res = evaluation.evaluate_protocols(dirs, roots, records(cfg), cfg.dataset.name, e.metric, e.batch_size,
                                         trainings(cfg)[model].device, cfg.anonymization.technique, e.flip,
                                         rerank=(e.k1, e.k2, e.lambda_value) if model in e.rerank_models else None,
-                                        single_shot=e.single_gallery_shot)
+                                        single_shot=e.single_gallery_shot,
+                                        protocols=("orig_orig", "orig_anon", "anon_anon")[:3 if retrain else 2])
     res.insert(res.columns.get_loc("model") + 1, "seed", seed)
     fp = fingerprint_files(roots["orig"]) + ":" + fingerprint_files(roots["anon"])
     write_csv(out, res, make_meta("evaluation", conf, seed, fp))
@@ -348,7 +351,8 @@ def sweep_config(cfg: Config, share: float) -> Config:
 
 
 def stage_sweep(cfg: Config, progress: bool = True) -> Path:
-    """Teaching chapter: the three protocols at each face-identity share of the generated set."""
+    """Teaching chapter: the protocols at each face-identity share of the generated set (orig/orig and
+    orig/anon; anon/anon too with `teaching.retrain`), every training seed."""
     out = sweep_path(cfg)
     conf = {"teaching": to_dict(cfg.teaching), "seed": cfg.seed,
             **{k: to_dict(getattr(cfg, k)) for k in ("detection", "anonymization", "training", "evaluation")}}
@@ -357,7 +361,9 @@ def stage_sweep(cfg: Config, progress: bool = True) -> Path:
     parts = []
     for share in cfg.teaching.shares:
         sub = sweep_config(cfg, share)
-        parts.append(pd.read_csv(stage_evaluate(sub, progress)).assign(face_identity_share=share))
+        rows = [pd.read_csv(stage_evaluate_model(sub, m, progress, s, retrain=cfg.teaching.retrain))
+                for m, t in trainings(sub).items() for s in t.seeds]
+        parts.append(pd.concat(rows, ignore_index=True).assign(face_identity_share=share))
     table = pd.concat(parts, ignore_index=True)
     write_csv(out, table, make_meta("teaching", conf, cfg.seed,
                                     tree_digest((str(s), hashlib.sha256(p.to_csv().encode()).hexdigest())
@@ -368,13 +374,14 @@ def stage_sweep(cfg: Config, progress: bool = True) -> Path:
 def sweep_training(cfg: Config) -> pd.DataFrame:
     """The teaching sweep's last-epoch training accuracy per share and seed (trained on originals), beside
     `twin_ceiling`: the accuracy of a model that tells clothes apart but not faces (twins confused), and
-    `seconds`: the training's measured time (both variants)."""
+    `seconds`: the trainings' measured time (both variants with `teaching.retrain`)."""
     rows = []
     for share in cfg.teaching.shares:
         sub = sweep_config(cfg, share)
         for seed in sub.training.seeds:
             log = pd.read_csv(stage_train(sub, "orig", progress=False, seed=seed) / "train_log.csv")
-            anon = pd.read_csv(stage_train(sub, "anon", progress=False, seed=seed) / "train_log.csv")
+            anon = (pd.read_csv(stage_train(sub, "anon", progress=False, seed=seed) / "train_log.csv")
+                    if cfg.teaching.retrain else log.iloc[:0])
             ids = synthetic.make_identities(sub.dataset, sub.seed)
             train = [i for i in ids if i.split == "train"]
             twinned = sum(i.clothing_source != i.pid for i in train) * 2 / len(train)
