@@ -251,7 +251,9 @@ def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool =
     if finished(meta_path(out), conf, seed, [out], rebuild_stale=True):
         return out
     dirs = {v: stage_train(cfg, v, model, progress, seed) for v in (VARIANTS if retrain else ("orig",))}
-    dirs.setdefault("anon", dirs["orig"])  # unused without anon_anon
+    if not retrain:
+        stage_anonymize(cfg, progress)  # the copy orig_anon tests on (made by the anon training otherwise)
+        dirs["anon"] = dirs["orig"]  # unused without anon_anon
     roots = {v: variant_root(cfg, v) for v in VARIANTS}
     e = cfg.evaluation
     res = evaluation.evaluate_protocols(dirs, roots, records(cfg), cfg.dataset.name, e.metric, e.batch_size,
