@@ -18,10 +18,12 @@ PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TREES = {"market1501": market_tree, "dukemtmcreid": duke_tree, "cuhk03": cuhk03_tree, "viper": viper_tree,
          "airport": airport_tree}
-# 5 datasets x 6 models x (orig + blur), plus BoT on Market1501 under zero, blank, inpaint, pixelate
+# 5 datasets x 6 models x (orig + blur), plus BoT on Market1501 under zero, blank, inpaint, pixelate;
+# every training and evaluation once per seed (config/paper.yaml: training.seeds [0, 1, 2])
 SIX = ("pcb_p6", "mlfn", "hacnn", "resnet50mid", "mudeep", "bot")
-EXPECTED = {"records": 5, "detect": 5, "recall": 5, "anonymize": 9, "train_orig": 30, "train_anon": 34,
-            "evaluate": 34, "collect": 1, "all": 1}
+SEEDS = 3
+EXPECTED = {"records": 5, "detect": 5, "recall": 5, "anonymize": 9, "train_orig": 30 * SEEDS,
+            "train_anon": 34 * SEEDS, "evaluate": 34 * SEEDS, "collect": 1, "all": 1}
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def test_paper_grid_dry_run_job_counts_and_gpus(paper_config):
     assert {k: counts.get(k) for k in EXPECTED} == EXPECTED
     blocks = re.split(r"\n(?=(?:local)?rule \w+:)", out)
     gpu_rules = [b for b in blocks if re.match(r"(local)?rule (train_orig|train_anon|evaluate):", b)]
-    assert len(gpu_rules) == 30 + 34 + 34
+    assert len(gpu_rules) == (30 + 34 + 34) * SEEDS
     assert all(re.search(r"resources:.*\bgpu=1\b", b) for b in gpu_rules)
     assert not any("gpu=1" in b for b in blocks if re.match(r"(local)?rule (detect|anonymize|records):", b))
 
@@ -85,7 +87,7 @@ def test_paper_grid_dry_run_job_counts_and_gpus(paper_config):
 def test_slurm_profile_dry_run(paper_config):
     pytest.importorskip("snakemake_executor_plugin_slurm")
     out = dry_run(paper_config, "--workflow-profile", "workflow/profiles/slurm")
-    assert job_counts(out)["train_anon"] == 34
+    assert job_counts(out)["train_anon"] == 34 * SEEDS
 
 
 def test_collect_gathers_every_evaluation_job(paper_config):
@@ -98,14 +100,16 @@ def test_collect_gathers_every_evaluation_job(paper_config):
     rng = np.random.default_rng(0)
     for u in units:
         for m in u.models:
-            path = pipeline.model_results_path(u.config, m)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pd.DataFrame({"dataset": u.dataset, "model": m, "protocol": ["orig_orig", "orig_anon", "anon_anon"],
-                          "technique": u.technique, "mAP": rng.uniform(40, 60, 3), "rank1": rng.uniform(50, 70, 3)}
-                         ).to_csv(path, index=False)
+            for seed in config.trainings(u.config)[m].seeds:
+                path = pipeline.model_results_path(u.config, m, seed)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pd.DataFrame({"dataset": u.dataset, "model": m, "seed": seed,
+                              "protocol": ["orig_orig", "orig_anon", "anon_anon"], "technique": u.technique,
+                              "mAP": rng.uniform(40, 60, 3), "rank1": rng.uniform(50, 70, 3)}).to_csv(path, index=False)
     out = pipeline.collect_grid(units, config.from_dict(data))
     table = pd.read_csv(out)
-    assert len(table) == 34 * 3 and set(table[table.technique != "blur"].model) == {"bot"}
+    assert len(table) == 34 * SEEDS * 3 and set(table[table.technique != "blur"].model) == {"bot"}
+    assert sorted(table.seed.unique()) == [0, 1, 2]
     stats = json.loads(out.with_name("statistics.json").read_text())
     assert {r["dataset"] for r in stats["run"]} == {"all", *TREES}
 
@@ -113,7 +117,8 @@ def test_collect_gathers_every_evaluation_job(paper_config):
 def test_a_grid_reads_only_its_own_config_file(tmp_path):
     """A one-dataset grid (a plain config, the generated set) is not merged into config/paper.yaml."""
     cfg = tmp_path / "one.yaml"
-    cfg.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "training": {"model": "hacnn"}, "models": {},
+    cfg.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "training": {"model": "hacnn", "seeds": [0]},
+                                   "models": {},
                                    "grid": {"techniques": ["blur", "zero"], "technique_models": ["hacnn"]}}))
     counts = job_counts(dry_run(cfg))
     assert {k: counts.get(k) for k in ("records", "anonymize", "train_orig", "train_anon", "evaluate")} == \
