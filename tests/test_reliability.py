@@ -363,8 +363,9 @@ def test_workflow_takes_run_dirs_with_spaces_and_shell_characters(tmp_path):
     run_dir = "runs/a b$(touch PWNED)"
     cfg = root / "config" / "odd.yaml"
     cfg.write_text((root / "config" / "tiny.yaml").read_text().replace("run_dir: runs/tiny", f"run_dir: '{run_dir}'"))
-    res = snakemake(root, str(root / run_dir / "models" / "orig" / "hacnn" / "model.pt"), "--configfile", "config/odd.yaml")
+    res = snakemake(root, str(root / run_dir / "models" / "orig" / "hacnn" / "seed0" / "model.pt"), "--configfile",
+                    "config/odd.yaml")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert (root / run_dir / "models" / "orig" / "hacnn" / "model.pt").is_file()
+    assert (root / run_dir / "models" / "orig" / "hacnn" / "seed0" / "model.pt").is_file()
     assert not (root / "PWNED").exists() and not list(root.rglob("PWNED"))
     assert not (root / "runs" / "a").exists()
