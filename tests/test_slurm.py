@@ -33,7 +33,7 @@ GRID = {
     "seed": 0,
     "dataset": {"name": "synthetic", "train_ids": 4, "test_ids": 4, "cameras": 2, "images_per_camera": 2},
     "anonymization": {"processes": 1, "audit": False},
-    "training": {"model": "hacnn", "epochs": EPOCHS, "batch_size": 8, "device": "cpu", "num_workers": 0},
+    "training": {"model": "hacnn", "epochs": EPOCHS, "batch_size": 8, "device": "cpu", "num_workers": 0, "seeds": [0]},
     "models": {},
     "grid": {"techniques": ["blur", "zero"], "technique_models": ["hacnn"]},
 }
@@ -92,7 +92,7 @@ def cancel_first_checkpointed_training(root: Path, env: dict, proc: subprocess.P
     """Wait for train_orig's first checkpoint, scancel its job, and return the log it had saved by then."""
     import torch
 
-    ckpt = root / "runs" / "slurm" / "synthetic" / "models" / "orig" / "hacnn" / "checkpoint.pt"
+    ckpt = root / "runs" / "slurm" / "synthetic" / "models" / "orig" / "hacnn" / "seed0" / "checkpoint.pt"
     while proc.poll() is None:
         if ckpt.is_file():
             jobs = [line.split("|") for line in sh("squeue", "-h", "-o", "%i|%k", env=env).splitlines()]
@@ -169,7 +169,8 @@ def test_cancelled_training_resumed_from_its_checkpoint(grid_run):
     assert list(jobs[jobs.rule == "train_orig"].state.str.split().str[0]) == ["CANCELLED", "COMPLETED"]
     saved = cancelled["log"]
     assert 1 <= len(saved) < EPOCHS
-    log = pd.read_csv(grid_run["root"] / "runs" / "slurm" / "synthetic" / "models" / "orig" / "hacnn" / "train_log.csv")
+    log = pd.read_csv(grid_run["root"] / "runs" / "slurm" / "synthetic" / "models" / "orig" / "hacnn" / "seed0" /
+                      "train_log.csv")
     assert list(log.epoch) == list(range(1, EPOCHS + 1))
     # the epochs before the cancel are the checkpoint's own rows (their timings too): resumed, not retrained
     pd.testing.assert_frame_equal(log.head(len(saved)), pd.DataFrame(saved)[list(log.columns)], check_dtype=False)
