@@ -14,7 +14,7 @@ from torch import nn
 from torchvision.models import resnet18, resnet50
 
 FEATURE_DIM = 2048
-BACKBONES = {"resnet50": (resnet50, 2048), "resnet18": (resnet18, 512)}  # name -> (torchvision builder, feature dim)
+BACKBONES = {"resnet50": resnet50, "resnet18": resnet18}  # name -> torchvision builder
 
 
 class BoT(nn.Module):
@@ -23,11 +23,11 @@ class BoT(nn.Module):
 
     def __init__(self, num_classes: int, backbone: str = "resnet50"):
         super().__init__()
-        build, dim = BACKBONES[backbone]
-        trunk = build(weights=None)
-        first = trunk.layer4[0]
-        (first.conv2 if backbone == "resnet50" else first.conv1).stride = (1, 1)  # last stride 1: 16x8 map at 256x128
-        first.downsample[0].stride = (1, 1)
+        trunk = BACKBONES[backbone](weights=None)
+        dim = trunk.fc.in_features
+        for conv in (*trunk.layer4[0].children(), *trunk.layer4[0].downsample):  # last stride 1: 16x8 map at 256x128
+            if getattr(conv, "stride", None) == (2, 2):
+                conv.stride = (1, 1)
         self.base = nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool,
                                   trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4)
         self.pool = nn.AdaptiveAvgPool2d(1)

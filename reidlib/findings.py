@@ -305,8 +305,9 @@ def claims_table(paper: pd.DataFrame, stated: pd.DataFrame, techniques: pd.DataF
     """Every claim of the paper with its evidence and verdict, in the paper's order."""
     paper_tests = statistics.test_all(paper, alpha=alpha)
     paper_tost = statistics.tost_all(paper, margins, alpha)
-    run_tests = statistics.test_all(run, alpha=alpha, unit=statistics.unit_of(run))
-    run_tost = statistics.tost_all(run, margins, alpha, unit=statistics.unit_of(run))
+    unit = statistics.unit_of(run)
+    run_tests = statistics.test_all(run, alpha=alpha, unit=unit)
+    run_tost = statistics.tost_all(run, margins, alpha, unit=unit)
     spread = pd.concat([statistics.seed_spread(run, m) for m in statistics.METRICS], ignore_index=True)
     rows = [claim_recall(recall, detector), claim_averages(paper, stated),
             claim_significant(paper_tests, stated, run_tests, spread),
@@ -356,13 +357,13 @@ def stage_findings(cfg: Config) -> Path:
                           read_json(recall_path), cfg.detection.detector, cfg.dataset.face_identity_share)
     spread = pd.concat([statistics.seed_spread(run, m) for m in statistics.METRICS], ignore_index=True)
     decomposition = pd.concat([statistics.seed_decomposition(run, m) for m in statistics.METRICS], ignore_index=True)
+    unit = statistics.unit_of(run)  # this run's tests pair training runs when it has replicates
     result = {
         "claims": claims.to_dict(orient="records"),
         "paper_tests": statistics.test_all(paper, seed=cfg.seed, alpha=s.alpha).to_dict(orient="records"),
         "paper_tost": statistics.tost_all(paper, margins, s.alpha).to_dict(orient="records"),
-        "run_tests": statistics.test_all(run, seed=cfg.seed, alpha=s.alpha,
-                                         unit=statistics.unit_of(run)).to_dict(orient="records"),
-        "run_tost": statistics.tost_all(run, margins, s.alpha, unit=statistics.unit_of(run)).to_dict(orient="records"),
+        "run_tests": statistics.test_all(run, seed=cfg.seed, alpha=s.alpha, unit=unit).to_dict(orient="records"),
+        "run_tost": statistics.tost_all(run, margins, s.alpha, unit=unit).to_dict(orient="records"),
         "seed_spread": spread.to_dict(orient="records"),
         "seed_decomposition": decomposition.to_dict(orient="records"),
         "controls": controls.to_dict(orient="records"),

@@ -106,11 +106,12 @@ def stage_per_query(cfg: Config) -> Path:
     ids = (queries.pid.to_numpy(), gallery.pid.to_numpy(), queries.camid.to_numpy(), gallery.camid.to_numpy())
     parts = []
     for model, tcfg in trainings(cfg).items():  # each query's AP averaged over the training seeds
-        ap = {}
-        for v in ("orig", "anon"):
-            ap[v] = np.mean([per_query_ap(query_distances(pipeline.stage_train(cfg, "orig", model, False, s),
-                                                          variant_root(cfg, v), recs, cfg, model), *ids)
-                             for s in tcfg.seeds], axis=0)
+        per_seed = {v: [] for v in ("orig", "anon")}
+        for s in tcfg.seeds:
+            mdir = pipeline.stage_train(cfg, "orig", model, False, s)
+            for v, aps in per_seed.items():
+                aps.append(per_query_ap(query_distances(mdir, variant_root(cfg, v), recs, cfg, model), *ids))
+        ap = {v: np.mean(aps, axis=0) for v, aps in per_seed.items()}
         parts.append(cov.assign(model=model, ap_orig=ap["orig"], ap_anon=ap["anon"],
                                 delta_ap=ap["anon"] - ap["orig"]))
     table = pd.concat(parts, ignore_index=True)[COLUMNS]

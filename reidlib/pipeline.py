@@ -250,17 +250,15 @@ def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool =
     conf = {**_evaluation_conf(cfg, model), **({} if retrain else {"retrain": False})}
     if finished(meta_path(out), conf, seed, [out], rebuild_stale=True):
         return out
-    dirs = {v: stage_train(cfg, v, model, progress, seed) for v in (VARIANTS if retrain else ("orig",))}
-    if not retrain:
-        stage_anonymize(cfg, progress)  # the copy orig_anon tests on (made by the anon training otherwise)
-        dirs["anon"] = dirs["orig"]  # unused without anon_anon
+    protocols = tuple(evaluation.PROTOCOLS) if retrain else ("orig_orig", "orig_anon")
+    dirs = {v: stage_train(cfg, v, model, progress, seed) for v in {evaluation.PROTOCOLS[p][0] for p in protocols}}
+    stage_anonymize(cfg, progress)  # the copy orig_anon tests on (already there when an anon training made it)
     roots = {v: variant_root(cfg, v) for v in VARIANTS}
     e = cfg.evaluation
     res = evaluation.evaluate_protocols(dirs, roots, records(cfg), cfg.dataset.name, e.metric, e.batch_size,
                                         trainings(cfg)[model].device, cfg.anonymization.technique, e.flip,
                                         rerank=(e.k1, e.k2, e.lambda_value) if model in e.rerank_models else None,
-                                        single_shot=e.single_gallery_shot,
-                                        protocols=("orig_orig", "orig_anon", "anon_anon")[:3 if retrain else 2])
+                                        single_shot=e.single_gallery_shot, protocols=protocols)
     res.insert(res.columns.get_loc("model") + 1, "seed", seed)
     fp = fingerprint_files(roots["orig"]) + ":" + fingerprint_files(roots["anon"])
     write_csv(out, res, make_meta("evaluation", conf, seed, fp))
@@ -380,13 +378,12 @@ def sweep_training(cfg: Config) -> pd.DataFrame:
     rows = []
     for share in cfg.teaching.shares:
         sub = sweep_config(cfg, share)
+        train = [i for i in synthetic.make_identities(sub.dataset, sub.seed) if i.split == "train"]
+        twinned = sum(i.clothing_source != i.pid for i in train) * 2 / len(train)
         for seed in sub.training.seeds:
             log = pd.read_csv(stage_train(sub, "orig", progress=False, seed=seed) / "train_log.csv")
             anon = (pd.read_csv(stage_train(sub, "anon", progress=False, seed=seed) / "train_log.csv")
                     if cfg.teaching.retrain else log.iloc[:0])
-            ids = synthetic.make_identities(sub.dataset, sub.seed)
-            train = [i for i in ids if i.split == "train"]
-            twinned = sum(i.clothing_source != i.pid for i in train) * 2 / len(train)
             rows.append(dict(face_identity_share=share, seed=seed, accuracy=100 * float(log.accuracy.iloc[-1]),
                              twin_ceiling=100 * (1 - twinned / 2),
                              seconds=float(log.seconds.sum() + anon.seconds.sum())))
