@@ -110,6 +110,30 @@ def test_dataset_copy_keeps_layout_and_resumes_byte_identically(tmp_path, tiny_r
     assert again == full
 
 
+def test_copy_killed_inside_a_chunk_keeps_recorded_chunks_and_rewrites_the_cut_file(tmp_path, tiny_root, monkeypatch):
+    dets, _ = _dets(tiny_root)
+    fresh = anonymize.anonymize_dataset(tiny_root, dets, tmp_path / "fresh", progress=False, chunk=8)
+    real, writes = anonymize.write_bytes, []
+
+    def cut_short(path, data):
+        if len(writes) == 20:  # the fifth file of the third chunk: half its bytes, then a kill
+            real(path, data[: len(data) // 2])
+            raise KeyboardInterrupt
+        writes.append(path)
+        real(path, data)
+
+    monkeypatch.setattr(anonymize, "write_bytes", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        anonymize.anonymize_dataset(tiny_root, dets, tmp_path / "a", progress=False, chunk=8)
+    assert (tmp_path / "a" / anonymize.JOURNAL).exists() and not (tmp_path / "a" / "manifest.json").exists()
+    rewritten = []
+    monkeypatch.setattr(anonymize, "write_bytes", lambda path, data: (rewritten.append(path), real(path, data)))
+    again = anonymize.anonymize_dataset(tiny_root, dets, tmp_path / "a", progress=False, chunk=8)
+    assert again["files"] == fresh["files"]  # the cut file was rewritten whole
+    assert len(rewritten) == len(fresh["files"]) - 16  # the two recorded chunks were kept
+    assert not (tmp_path / "a" / anonymize.JOURNAL).exists()
+
+
 def test_refuses_to_write_inside_the_source(tiny_root):
     dets, _ = _dets(tiny_root)
     with pytest.raises(ValueError, match="inside the source"):
