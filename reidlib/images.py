@@ -5,6 +5,7 @@ so the anonymized-copy workers start without torch.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -47,11 +48,29 @@ def encode_image(img: np.ndarray, suffix: str, jpeg_quality: int = 95) -> bytes:
     return buf.tobytes()
 
 
+def list_files(root: str | Path) -> list[str]:
+    """Relative POSIX paths of the files under `root`, hidden files left out, sorted.
+
+    os.scandir rather than Path.rglob: no stat and no path object per file (listing took a tenth of the
+    anonymized copy's time at 2,000 files).
+    """
+    found: list[str] = []
+
+    def walk(folder: str, prefix: str) -> None:
+        with os.scandir(folder) as entries:
+            for e in entries:
+                if e.is_dir():
+                    walk(e.path, prefix + e.name + "/")
+                elif not e.name.startswith(".") and e.is_file():
+                    found.append(prefix + e.name)
+
+    walk(os.fspath(root), "")
+    return sorted(found)
+
+
 def image_files(root: str | Path) -> list[str]:
     """Relative paths of every image file under `root` (hidden files left out), sorted."""
-    root = Path(root)
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.is_file() and not p.name.startswith(".") and is_image(p.name))
+    return [r for r in list_files(root) if is_image(r)]
 
 
 def lfw_faces() -> np.ndarray:
