@@ -64,7 +64,10 @@ class DatasetConfig:
     images_per_camera: int = ranged(2, 1)
     face_identity_share: float = ranged(0.5, 0, 1)  # share of identities whose clothing copies another's
     turned_away: float = ranged(0.2, 0, 1)  # share of images showing the back of the head (no face)
-    face_size: tuple[int, int] = ranged((8, 20), 1)  # min/max face width in pixels
+    face_size: tuple[int, int] = ranged((6, 20), 1)  # min/max face width in pixels
+    face_blur: float = ranged(1.0, 0)  # faces blurred with a Gaussian sigma drawn up to this (pixels)
+    profile: float = ranged(0.2, 0, 1)  # share of faces seen from the side (narrower, off centre)
+    occluded: float = ranged(0.1, 0, 1)  # share of faces partly covered (scarf or hat brim)
     jpeg_quality: int = ranged(95, 0, 100)
 
     def __post_init__(self) -> None:

@@ -336,13 +336,20 @@ def collect_grid(units: list, grid_cfg: Config) -> Path:
     return out
 
 
+EASY_FACES = {"face_blur": 0.0, "profile": 0.0, "occluded": 0.0}  # the generated world's hard regime off
+
+
 def sweep_config(cfg: Config, share: float) -> Config:
-    """The teaching sweep's run at one `face_identity_share`: generated data, `training.model` only."""
+    """The teaching sweep's run at one `face_identity_share`: generated data, `training.model` only.
+
+    Its faces are the easy regime (sharp, frontal, uncovered; the run's sizes): the sweep's ends are the
+    controls, and a positive control needs every face it can show.
+    """
     t = cfg.teaching
     data = merge(to_dict(cfg), {
         "run_dir": str(cfg.run_path / "teaching" / f"share_{share:.2f}"),
         "dataset": {"name": "synthetic", "root": "", "face_identity_share": share, "train_ids": t.train_ids,
-                    "test_ids": t.test_ids, "cameras": t.cameras},
+                    "test_ids": t.test_ids, "cameras": t.cameras, **EASY_FACES},
         "training": {"epochs": t.epochs, "lr_step": max(t.epochs - 1, 1)},
         "anonymization": {"audit": False}})
     data["models"] = {}

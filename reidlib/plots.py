@@ -76,9 +76,12 @@ def note_figure(text: str):
     return fig
 
 
-def recall_by_size(by_size: pd.DataFrame):
-    """Recall against face width with Wilson 95% intervals."""
-    fig, ax = plt.subplots(figsize=(5, 3))
+def recall_by_size(by_size: pd.DataFrame, by_condition: pd.DataFrame | None = None):
+    """Recall against face width with Wilson 95% intervals; beside it, where given, recall by how
+    the face is seen (frontal or profile, uncovered or partly covered, sharp or blurred)."""
+    panels = 2 if by_condition is not None and not by_condition.empty else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.2), squeeze=False)
+    ax = axes[0, 0]
     x = np.arange(len(by_size))
     err = np.vstack([by_size.recall - by_size.wilson_low, by_size.wilson_high - by_size.recall])
     ax.errorbar(x, by_size.recall, yerr=err, fmt="o-", capsize=4)
@@ -87,6 +90,15 @@ def recall_by_size(by_size: pd.DataFrame):
     ax.set_ylabel("recall")
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
+    if panels == 2:
+        ax = axes[0, 1]
+        y = np.arange(len(by_condition))[::-1]
+        err = np.vstack([by_condition.recall - by_condition.wilson_low, by_condition.wilson_high - by_condition.recall])
+        ax.errorbar(by_condition.recall, y, xerr=err, fmt="o", capsize=4)
+        ax.set_yticks(y, [f"{c} (n={n})" for c, n in zip(by_condition.condition, by_condition.faces)], fontsize=8)
+        ax.set_xlabel("recall")
+        ax.set_xlim(0, 1.05)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -133,7 +133,22 @@ def size_sentence(by_size: pd.DataFrame) -> str:
     if (by_size.recall >= 0.99).all():
         return ("Small faces are where detectors fail on real data (the paper inspected about 90% recall); "
                 f"here the detector finds faces of every width, {int(by_size.faces.sum())} of them: the generated "
-                "faces are pasted sharp and upright. `dataset.face_size: [4, 10]` (or more turned-away "
-                "heads) makes the set harder.")
+                "faces are sharp, frontal and uncovered. `dataset.face_size: [5, 20]` with `face_blur`, `profile` "
+                "and `occluded` above 0 makes the set harder.")
     return (f"Small faces are where detectors fail: recall is lowest, {100 * low.recall:.0f}%, at width "
             f"{low.face_width} ({count(int(low.faces), 'face')}).")
+
+
+def condition_sentence(by_condition: pd.DataFrame) -> str:
+    """Chapter 2: recall by how the face is seen, each hard condition against its easy one
+    (rows in pairs: easy first; columns condition, recall, faces)."""
+    if by_condition.empty:
+        return ""
+    parts = []
+    for i in range(0, len(by_condition) - 1, 2):
+        easy, hard = by_condition.iloc[i], by_condition.iloc[i + 1]
+        parts.append(f"{100 * hard.recall:.0f}% of {count(int(hard.faces), hard.condition + ' face')} against "
+                     f"{100 * easy.recall:.0f}% of the {easy.condition} ones")
+    return "By how the face is seen, the detector finds " + "; ".join(parts) + "."
+
+

@@ -63,24 +63,43 @@ def match(truth: pd.DataFrame, dets: pd.DataFrame, iou: float = 0.5) -> pd.DataF
     return out
 
 
+def _rates(matched: pd.DataFrame, groups: pd.Series, confidence: float, key: str) -> list[dict]:
+    """Recall with its Wilson interval per group of true faces (`key` names the group column)."""
+    rows = []
+    for label, g in matched.groupby(groups, observed=True, sort=True):
+        r = rate(int(g.matched.sum()), len(g), confidence)
+        rows.append({key: str(label), "faces": r.n, "detected": r.k, "recall": r.value,
+                     "wilson_low": r.wilson[0], "wilson_high": r.wilson[1]})
+    return rows
+
+
+# how a generated face is seen (face_boxes.csv's condition columns) -> (label when not, label when so)
+CONDITIONS = {"profile": ("frontal", "profile"), "occluded": ("uncovered", "partly covered"),
+              "blur": ("sharp", "blurred")}  # blurred: Gaussian sigma >= 0.5 px
+
+
 def evaluate(truth: pd.DataFrame, dets: pd.DataFrame, iou: float = 0.5,
              confidence: float = 0.95) -> dict:
-    """Recall, precision and per-face-width recall of `dets` (detector rows only) against `truth`."""
+    """Recall, precision, and recall by face width and (where the truth records how each face is
+    seen: profile, partly covered, blurred) by condition, of `dets` (detector rows only) against `truth`."""
     dets = dets[dets.get("source", "detector") == "detector"] if "source" in dets else dets
     matched = match(truth, dets, iou)
     k = int(matched.matched.sum())
     width = matched.x1 - matched.x0
-    bins = pd.cut(width, bins=[0, 10, 13, 16, 20, 1000], right=True,
-                  labels=["<=10", "11-13", "14-16", "17-20", ">20"])
-    by_size = []
-    for label, g in matched.groupby(bins, observed=True):
-        r = rate(int(g.matched.sum()), len(g), confidence)
-        by_size.append(dict(face_width=str(label), faces=r.n, detected=r.k, recall=r.value,
-                            wilson_low=r.wilson[0], wilson_high=r.wilson[1]))
+    bins = pd.cut(width, bins=[0, 7, 10, 13, 16, 20, 1000], right=True,
+                  labels=["<=7", "8-10", "11-13", "14-16", "17-20", ">20"])
+    by_condition = []
+    for col, (no, yes) in CONDITIONS.items():
+        if col in truth:
+            flag = truth[col].astype(float).to_numpy() >= (0.5 if col == "blur" else 1)
+            if flag.any() and not flag.all():  # both sides present: the sentence compares pairs
+                labels = pd.Categorical(np.where(flag, yes, no), categories=[no, yes])
+                by_condition += _rates(matched, pd.Series(labels, index=matched.index), confidence, "condition")
     return {"recall": rate(k, len(truth), confidence).__dict__,
             "precision": rate(k, len(dets), confidence).__dict__,
             "iou_threshold": iou, "faces": len(truth), "detections": len(dets),
-            "by_face_width": by_size}
+            "by_face_width": _rates(matched, bins, confidence, "face_width"),
+            "by_condition": by_condition}
 
 
 def paper_estimates(confidence: float = 0.95) -> pd.DataFrame:

@@ -86,26 +86,29 @@ PROTOCOL_WORDS = {"orig_orig": "original → original", "orig_anon": "original �
                   "anon_anon": "anonymized → anonymized"}  # trained on → tested on
 
 
-def paper_table_wide(results: pd.DataFrame, table: str) -> pd.DataFrame:
-    """One of the paper's Tables III-VII in its own layout: a row per model, mAP and Rank-1 under each
-    protocol side by side, the columns a (protocol, metric) MultiIndex (the reference page's tables)."""
+def paper_table_wide(results: pd.DataFrame, table: str, row: str = "model") -> pd.DataFrame:
+    """One of the paper's Tables III-VIII in its own layout: a row per `row` (model; Table VIII:
+    technique), mAP and Rank-1 under each protocol present side by side, the columns a (protocol,
+    metric) MultiIndex (the reference page's tables)."""
     t = results[results.table == table]
     if t.empty:
         raise ValueError(f"no Table {table} in the paper's results; tables: {', '.join(results.table.unique())}")
-    models = list(dict.fromkeys(t.model))
+    rows = list(dict.fromkeys(t[row]))
     cols = {}
     for protocol, words in PROTOCOL_WORDS.items():
-        for metric, name in (("mAP", "mAP"), ("rank1", "Rank-1")):
-            cols[(words, name)] = t[t.protocol == protocol].set_index("model")[metric].reindex(models)
+        if (t.protocol == protocol).any():
+            for metric, name in (("mAP", "mAP"), ("rank1", "Rank-1")):
+                cols[(words, name)] = t[t.protocol == protocol].set_index(row)[metric].reindex(rows)
     out = pd.DataFrame(cols)
-    out.index.name = "model"
+    out.index.name = row
     return out
 
 
 def write_wide_csv(table: pd.DataFrame, path: str | Path) -> None:
-    """A wide table as CSV with two header rows (protocol, then metric), for a `csv-table` directive."""
-    top, second = ["", *(p for p, _ in table.columns)], ["model", *(m for _, m in table.columns)]
-    top = [p if i == 0 or p != top[i - 1] else "" for i, p in enumerate(top)]  # each protocol named once
+    """A wide table as CSV with two header rows (protocol, then metric), for a `csv-table` directive;
+    each protocol is named once, over its first column (the book's extension spans it over both)."""
+    top, second = ["", *(p for p, _ in table.columns)], [table.index.name or "", *(m for _, m in table.columns)]
+    top = [p if i == 0 or p != top[i - 1] else "" for i, p in enumerate(top)]
     rows = [",".join(top), ",".join(second)]
     rows += [",".join([str(model), *(f"{v:g}" for v in r)]) for model, r in zip(table.index, table.to_numpy())]
     Path(path).write_text("\n".join(rows) + "\n")
@@ -333,10 +336,16 @@ def seed_decomposition(results: pd.DataFrame, metric: str = "mAP") -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+P_COLUMNS = ("p_value", "wilcoxon_p", "p_tost", "p_lower", "p_upper")
+TECHNICAL = ("df", "t", "unit", "p_lower", "p_upper")  # in the files, left out of the reader's table
+
+
 def display_tests(tests: pd.DataFrame, digits: int = 4, readable: bool = True) -> pd.DataFrame:
     """A tests table for reading: numbers rounded, and where a row is degenerate its t, p, d_z (and
     interval, detectable drop) replaced by "not shown", the reason kept in `why_not_shown`; with
-    `readable`, the columns carry words (READABLE) and missing values show as blanks."""
+    `readable`, a table that fits a page: words for column names and protocols, two decimals (p three),
+    each interval in one column, no test internals (df, t, the TOST's two one-sided p), blanks for
+    missing values and no reason column when every statistic is shown."""
     first = [c for c in ORDER if c in tests.columns]
     out = tests[first + [c for c in tests.columns if c not in first and c != "why_not_shown"]
                 + (["why_not_shown"] if "why_not_shown" in tests.columns else [])].copy()
@@ -345,13 +354,26 @@ def display_tests(tests: pd.DataFrame, digits: int = 4, readable: bool = True) -
     bad = out["why_not_shown"].fillna("").astype(str) != ""
     for c in out.columns:
         if pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].round(digits)
-    for c in (*HIDDEN, "p_tost", "p_lower", "p_upper", "ci90_low", "ci90_high", "equivalent", "margin_power80",
+            out[c] = out[c].round(3 if readable and c in P_COLUMNS else 2 if readable else digits)
+    if readable:
+        for lo, hi, name in (("ci_low", "ci_high", "95% CI"), ("ci90_low", "ci90_high", "90% CI")):
+            if lo in out.columns and hi in out.columns:
+                both = out[lo].notna() & out[hi].notna()
+                out.insert(out.columns.get_loc(lo), name, np.where(both, out[lo].astype(str) + " to " +
+                                                                    out[hi].astype(str), ""))
+                out = out.drop(columns=[lo, hi])
+        out = out.drop(columns=[c for c in TECHNICAL if c in out.columns])
+        for c in ("before", "after"):
+            if c in out.columns:
+                out[c] = out[c].map(lambda v: PROTOCOL_WORDS.get(v, v))
+    for c in (*HIDDEN, "95% CI", "90% CI", "p_tost", "equivalent", "margin_power80",
               "drop_over_seed_sd", "F", "sd_between", "sd_within", "share_between", "found"):
         if c in out.columns:
             out[c] = out[c].astype(object)
             out.loc[bad, c] = "not shown"
     if readable:
+        if not bad.any():
+            out = out.drop(columns="why_not_shown")
         out = out.astype(object).where(out.notna(), "").rename(columns=READABLE)
     return out
 

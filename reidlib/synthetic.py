@@ -5,6 +5,8 @@ its own clothing, hair, skin tone and build; each camera its own illumination, c
 and background; a real face from scikit-image's `lfw_subset` is pasted on the head at re-ID size.
 `face_identity_share` of the identities copy another identity's whole appearance except the face,
 so for them only the face tells them apart: the knob for how much identity faces carry.
+A harder face regime is in the config too: faces as small as real ones, blurred, seen in profile
+or partly covered (`face_size`, `face_blur`, `profile`, `occluded`), so a detector can miss them.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from .runfiles import atomic_write_text, umask
 WIDTH, HEIGHT = 64, 128
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 DONE_MARKER = ".complete"
+TRUTH_CONDITIONS = ("blur", "profile", "occluded")  # face_boxes.csv's columns on how each face is seen
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,17 @@ class Identity:
     bag: bool
     face_index: int  # row of lfw_subset (0-99 are faces)
     clothing_source: int  # pid whose clothing this identity copies (itself when unique)
+
+
+@dataclass(frozen=True)
+class FaceLook:
+    """How one pasted face is seen: blur sigma, profile squeeze (1 = frontal) and side, covered share."""
+
+    blur: float = 0.0
+    squeeze: float = 1.0  # visible face width / full face width (profile: 0.55-0.75)
+    side: int = 1  # which way a profile faces: -1 left, 1 right
+    covered: float = 0.0  # share of the face height hidden by a scarf (from below) or a hat brim (above)
+    from_below: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,8 +116,11 @@ def make_cameras(cfg: DatasetConfig, seed: int) -> list[Camera]:
 
 
 def render(person: Identity, cam: Camera, face: np.ndarray | None, face_w: int,
-           rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
-    """Draw one 64x128 RGB crop; returns it and the pasted face box (x0, y0, x1, y1) or None."""
+           rng: np.random.Generator, look: FaceLook = FaceLook()) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """Draw one 64x128 RGB crop; returns it and the face box (x0, y0, x1, y1) or None.
+
+    The box is the whole visible face, covered part included (as an annotator draws it).
+    """
     img = np.empty((HEIGHT, WIDTH, 3), np.float32)
     grad = np.linspace(0.85, 1.1, HEIGHT, dtype=np.float32)[:, None, None]
     img[:] = np.array(cam.background, np.float32) * grad
@@ -170,19 +187,31 @@ def render(person: Identity, cam: Camera, face: np.ndarray | None, face_w: int,
     else:
         cv2.ellipse(img, center, axes, 0, 0, 360, [float(c) for c in sk], -1, cv2.LINE_AA, 4)
         cv2.ellipse(img, center, axes, 0, 180, 360, [float(c) for c in person.hair], -1, cv2.LINE_AA, 4)
-        x0 = int(round(head_c[0] - face_w / 2))
+        vis_w = max(2, int(round(face_w * look.squeeze)))  # a profile shows a narrower face
+        x0 = int(round(head_c[0] - face_w / 2)) + (0 if vis_w == face_w else
+                                                   (face_w - vis_w if look.side > 0 else 0))
         y0 = int(round(head_c[1] - face_w * 0.42))
-        patch = cv2.resize(face, (face_w, face_w), interpolation=cv2.INTER_AREA)
+        patch = cv2.resize(face, (vis_w, face_w), interpolation=cv2.INTER_AREA)
         rgb = np.clip(patch[..., None] * 1.25 * sk[None, None, :], 0, 255)
-        yy, xx = np.mgrid[0:face_w, 0:face_w]
-        r = ((xx + 0.5 - face_w / 2) / (face_w / 2)) ** 2 + ((yy + 0.5 - face_w / 2) / (face_w / 2)) ** 2
+        yy, xx = np.mgrid[0:face_w, 0:vis_w]
+        r = ((xx + 0.5 - vis_w / 2) / (vis_w / 2)) ** 2 + ((yy + 0.5 - face_w / 2) / (face_w / 2)) ** 2
         alpha = np.clip((1.15 - r) / 0.3, 0, 1)[..., None]
         xs0, ys0 = max(x0, 0), max(y0, 0)
-        xs1, ys1 = min(x0 + face_w, WIDTH), min(y0 + face_w, HEIGHT)
+        xs1, ys1 = min(x0 + vis_w, WIDTH), min(y0 + face_w, HEIGHT)
         sub = (slice(ys0 - y0, ys1 - y0), slice(xs0 - x0, xs1 - x0))
         region = img[ys0:ys1, xs0:xs1]
         img[ys0:ys1, xs0:xs1] = alpha[sub] * rgb[sub] + (1 - alpha[sub]) * region
         box = (xs0, ys0, xs1, ys1)
+        if look.blur > 0.05:  # defocus or motion on the face (and its edge) only
+            pad = int(np.ceil(3 * look.blur))
+            bx0, by0, bx1, by1 = max(xs0 - pad, 0), max(ys0 - pad, 0), min(xs1 + pad, WIDTH), min(ys1 + pad, HEIGHT)
+            soft = cv2.GaussianBlur(img[by0:by1, bx0:bx1], (0, 0), look.blur)
+            img[ys0:ys1, xs0:xs1] = soft[ys0 - by0:ys1 - by0, xs0 - bx0:xs1 - bx0]
+        if look.covered > 0:  # a scarf pulled up from below, or a hat brim from above
+            cover = int(round(face_w * look.covered))
+            cy0, cy1 = (y0 + face_w - cover, y0 + face_w + 2) if look.from_below else (y0 - 3, y0 + cover)
+            color = person.upper if look.from_below else person.hair
+            poly([(x0 - 2, cy0), (x0 + vis_w + 2, cy0), (x0 + vis_w + 2, cy1), (x0 - 2, cy1)], color)
 
     # camera: illumination, colour cast, optics blur, sensor noise
     img = img * cam.gain * np.array(cam.cast, np.float32)
@@ -193,7 +222,8 @@ def render(person: Identity, cam: Camera, face: np.ndarray | None, face_w: int,
 
 
 def plan(cfg: DatasetConfig, seed: int) -> pd.DataFrame:
-    """Every image to draw: pid, camid, split, frame, face width and whether the head is turned."""
+    """Every image to draw: pid, camid, split, frame, face width, whether the head is turned, and how the
+    face is seen (blur, profile squeeze and side, covered share)."""
     rng = np.random.default_rng([seed, 3])
     rows = []
     frame = {c: int(rng.integers(1000, 5000)) for c in range(1, cfg.cameras + 1)}
@@ -208,6 +238,15 @@ def plan(cfg: DatasetConfig, seed: int) -> pd.DataFrame:
                                  face_w=int(rng.integers(cfg.face_size[0], cfg.face_size[1] + 1)),
                                  turned_away=bool(rng.random() < cfg.turned_away)))
     df = pd.DataFrame(rows)
+    look = np.random.default_rng([seed, 5])  # its own stream: with the regime off, the plan is unchanged
+    n = len(df)
+    df["face_blur"] = np.round(look.uniform(0, cfg.face_blur, n), 2) if cfg.face_blur > 0 else 0.0
+    df["profile"] = look.random(n) < cfg.profile
+    df["squeeze"] = np.where(df.profile, np.round(look.uniform(0.55, 0.75, n), 2), 1.0)
+    df["side"] = look.choice([-1, 1], n)
+    df["occluded"] = look.random(n) < cfg.occluded
+    df["covered"] = np.where(df.occluded, np.round(look.uniform(0.3, 0.5, n), 2), 0.0)
+    df["from_below"] = look.random(n) < 0.6
     # every query needs a same-id gallery image from another camera: the plan guarantees it since
     # each test id appears in >= 2 cameras with one query and (images_per_camera - 1) gallery each.
     if cfg.images_per_camera < 2:
@@ -248,15 +287,17 @@ def generate(root: str | Path, cfg: DatasetConfig, seed: int) -> Path:
             rng = np.random.default_rng([seed, 4, r.pid, r.camid, r.frame])
             person = people[r.pid]
             face = None if r.turned_away else faces[person.face_index]
-            img, box = render(person, cams[r.camid], face, r.face_w, rng)
+            look = FaceLook(r.face_blur, r.squeeze, r.side, r.covered, r.from_below)
+            img, box = render(person, cams[r.camid], face, r.face_w, rng, look)
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
                                    [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
             if not ok:
                 raise RuntimeError(f"could not encode {r.image}")
             (tmp / r.image).write_bytes(buf.tobytes())
             if box is not None:
-                boxes.append(dict(image=r.image, x0=box[0], y0=box[1], x1=box[2], y1=box[3]))
-        pd.DataFrame(boxes, columns=["image", "x0", "y0", "x1", "y1"]).to_csv(
+                boxes.append(dict(image=r.image, x0=box[0], y0=box[1], x1=box[2], y1=box[3],
+                                  blur=r.face_blur, profile=r.profile, occluded=r.occluded))
+        pd.DataFrame(boxes, columns=["image", "x0", "y0", "x1", "y1", *TRUTH_CONDITIONS]).to_csv(
             tmp / "face_boxes.csv", index=False, lineterminator="\n")
         pd.DataFrame([dict(pid=p.pid, split=p.split, face_index=p.face_index,
                            clothing_source=p.clothing_source) for p in people.values()]).to_csv(

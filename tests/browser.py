@@ -135,9 +135,65 @@ class Browser:
                 report.errors.append(f"{p['entry'].get('text')} {p['entry'].get('url', '')}".strip())
         return report
 
-    def screenshot(self, path: Path) -> Path:
-        """Save the current page as a PNG."""
-        data = self.call("Page.captureScreenshot", format="png")["data"]
+    def layout(self) -> dict:
+        """The current page's height, the height of its visible code (collapsed cells count only
+        their toggle) and its share of the article, in CSS pixels."""
+        return self.evaluate("""(() => {
+            const art = document.querySelector('article.bd-article') || document.body;
+            let code = 0;
+            art.querySelectorAll('div.cell_input').forEach(el => {
+                if (el.offsetParent !== null) code += el.getBoundingClientRect().height; });
+            const page = document.documentElement.scrollHeight, article = art.getBoundingClientRect().height;
+            return {page_px: page, article_px: Math.round(article), code_px: Math.round(code),
+                    code_share: article ? code / article : 0};
+        })()""")
+
+    def too_wide(self) -> list[str]:
+        """Tables and code blocks wider than the space they are shown in (a reader would have to scroll
+        sideways), with every collapsed cell opened first; each as 'TAG: first words (+N px)'."""
+        return self.evaluate("""(() => {
+            document.querySelectorAll('details').forEach(d => { d.open = true; });
+            const art = document.querySelector('article.bd-article') || document.body;
+            const bad = [];
+            art.querySelectorAll('table, pre').forEach(el => {
+                const room = el.tagName === 'PRE' ? el.clientWidth : el.parentElement.clientWidth;
+                const over = el.scrollWidth - room;
+                if (el.offsetParent !== null && over > 1)
+                    bad.push(`${el.tagName}: ${(el.innerText || '').replace(/\\s+/g, ' ').slice(0, 50)} (+${over} px)`);
+            });
+            return bad;
+        })()""")
+
+    def screenshot(self, path: Path, full: bool = False, max_height: int = 20000) -> Path:
+        """Save the current page as a PNG: the window, or (`full`) the whole page down to `max_height` px."""
+        params = {"format": "png"}
+        if full:
+            size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+            params.update(captureBeyondViewport=True,
+                          clip={"x": 0, "y": 0, "width": size[0], "height": min(size[1], max_height), "scale": 1})
+        data = self.call("Page.captureScreenshot", **params)["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
         return path
+
+
+def measure(html: Path) -> list[dict]:
+    """Height, code share and too-wide elements of every page of a built book (its `_build/html`)."""
+    html = Path(html).resolve()
+    pages = [html / "book" / "intro.html", *sorted((html / "notebooks").glob("*.html")),
+             *(html / "book" / f"{n}.html" for n in ("your_data", "paper_tables", "glossary"))]
+    rows = []
+    with Browser() as b:
+        for p in pages:
+            if p.is_file():
+                b.visit(p.as_uri(), settle=0.5)
+                rows.append({"page": f"{p.parent.name}/{p.stem}", **b.layout(), "too_wide": len(b.too_wide())})
+    return rows
+
+
+if __name__ == "__main__":  # python tests/browser.py _build/html: the pages' heights and code shares
+    import sys
+
+    for r in measure(Path(sys.argv[1])):
+        print(f"{r['page']:36s} page {r['page_px']:6d} px  code {r['code_px']:5d} px  "
+              f"{100 * r['code_share']:4.1f}% of the article  too wide: {r['too_wide']}")

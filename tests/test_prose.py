@@ -87,3 +87,12 @@ def test_size_sentence_does_not_claim_a_failure_the_data_do_not_show():
     dip = flat.assign(recall=[0.6, 1.0])
     assert "lowest, 60%, at width 8-11 (10 faces)" in prose.size_sentence(dip)
     assert "no recall by face size" in prose.size_sentence(pd.DataFrame())
+
+
+def test_condition_sentence_pairs_each_hard_condition_with_its_easy_one():
+    rows = pd.DataFrame({"condition": ["frontal", "profile", "uncovered", "partly covered"],
+                         "recall": [0.9, 0.5, 0.95, 1.0], "faces": [40, 1, 30, 11]})
+    s = prose.condition_sentence(rows)
+    assert "50% of 1 profile face against 90% of the frontal ones" in s
+    assert "100% of 11 partly covered faces against 95% of the uncovered ones" in s
+    assert prose.condition_sentence(pd.DataFrame()) == ""

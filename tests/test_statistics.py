@@ -190,6 +190,11 @@ def test_the_reference_page_wide_tables_are_the_long_table(tmp_path):
     assert wide.loc["BoT", ("original → anonymized", "mAP")] == 93.7 and wide.shape == (6, 6)
     with pytest.raises(ValueError, match="no Table IX"):
         statistics.paper_table_wide(paper, "IX")
+    viii = statistics.paper_table_wide(statistics.load_paper_techniques(), "VIII", row="technique")
+    out = tmp_path / "table_VIII.csv"
+    statistics.write_wide_csv(viii, out)
+    assert (statistics.paper_results_path().parent / "wide" / "table_VIII.csv").read_text() == out.read_text()
+    assert viii.shape == (5, 4) and viii.loc["blur", ("original → anonymized", "mAP")] == 93.7
 
 
 def test_replicated_runs_are_paired_run_by_run():
@@ -213,3 +218,20 @@ def test_replicated_runs_are_paired_run_by_run():
     assert "Over 6 training runs (each model, each seed)" in statistics.describe_drop(row.to_dict())
     tost = statistics.tost_all(res, [2.0], unit="run")
     assert (tost.n_pairs == 6).all() and "6 training runs" in statistics.describe_tost(tost.iloc[0].to_dict())
+
+
+def test_readable_tests_table_fits_a_page():
+    """Words for protocols and columns, each interval in one column, no test internals, 2 decimals."""
+    rng = np.random.default_rng(0)
+    res = pd.DataFrame({"dataset": ["d"] * 24, "model": [f"m{i}" for i in range(8)] * 3,
+                        "protocol": ["orig_orig"] * 8 + ["orig_anon"] * 8 + ["anon_anon"] * 8,
+                        "mAP": np.r_[rng.normal(50, 5, 8), rng.normal(48, 5, 8), rng.normal(49, 5, 8)],
+                        "rank1": rng.normal(60, 5, 24)})
+    tests = statistics.test_all(res)
+    shown = statistics.display_tests(tests)
+    assert "95% CI" in shown and not {"ci_low", "ci_high", "df", "t", "95% CI low"} & set(shown.columns)
+    assert "why no statistic" not in shown  # every statistic is shown here
+    assert set(shown["after"]) <= set(statistics.PROTOCOL_WORDS.values())
+    low, high = (float(v) for v in shown["95% CI"].iloc[0].split(" to "))
+    assert low < high and round(low, 2) == low
+    assert len(shown.columns) <= 13  # was 18 with the test internals

@@ -101,3 +101,36 @@ def test_other_configuration_is_refused(tmp_path):
     synthetic.generate(tmp_path / "x", tiny_dataset_config(), seed=0)
     with pytest.raises(FileExistsError, match="another configuration"):
         synthetic.generate(tmp_path / "x", tiny_dataset_config(train_ids=5), seed=0)
+
+
+def test_hard_face_regime_off_leaves_the_plan_unchanged_and_on_makes_faces_a_detector_misses(tmp_path):
+    """The harder regime (small, blurred, profile, covered faces) draws from its own random stream, so
+    with it off the plan is the easy one; with it on, CenterFace misses small and covered faces more
+    often than large uncovered ones, as detectors do on real data."""
+    from reidlib import config, detection, recall
+
+    easy = tiny_dataset_config(train_ids=20, test_ids=20, cameras=4, images_per_camera=2, face_size=(5, 20))
+    hard = tiny_dataset_config(train_ids=20, test_ids=20, cameras=4, images_per_camera=2, face_size=(5, 20),
+                               face_blur=1.0, profile=0.3, occluded=0.3)
+    p_easy, p_hard = synthetic.plan(easy, 0), synthetic.plan(hard, 0)
+    same = ["pid", "camid", "split", "frame", "face_w", "turned_away", "image"]
+    assert p_easy[same].equals(p_hard[same])
+    assert not p_easy.profile.any() and not p_easy.occluded.any() and (p_easy.face_blur == 0).all()
+    assert 0.15 < p_hard.profile.mean() < 0.45 and 0.15 < p_hard.occluded.mean() < 0.45
+    root = synthetic.generate(tmp_path / "hard", hard, seed=0)
+    truth = pd.read_csv(root / "face_boxes.csv")
+    assert set(synthetic.TRUTH_CONDITIONS) <= set(truth.columns)
+    ratio = (truth.x1 - truth.x0) / (truth.y1 - truth.y0)
+    assert ratio[truth.profile].median() < 0.85 < ratio[~truth.profile].median()  # profiles are narrower
+    det = detection.detector_from_config(config.DetectionConfig())
+    rows = [(rel, *b[:5]) for rel in truth.image.unique()
+            for b in det(images.read_rgb(root / rel))]
+    dets = pd.DataFrame(rows, columns=["image", "x0", "y0", "x1", "y1", "score"])
+    matched = recall.match(truth, dets)
+    width = truth.x1 - truth.x0
+    small, large = matched.matched[width <= 8].mean(), matched.matched[(width >= 14) & ~truth.occluded].mean()
+    assert small < large - 0.2, (small, large)
+    assert matched.matched[truth.occluded].mean() < matched.matched[~truth.occluded].mean()
+    result = recall.evaluate(truth, dets)
+    conditions = [r["condition"] for r in result["by_condition"]]
+    assert conditions[:4] == ["frontal", "profile", "uncovered", "partly covered"]
