@@ -30,7 +30,7 @@ READABLE = {"n_pairs": "pairs", "n_seeds": "seeds", "mean_before": "mean before"
             "mean_difference": "mean drop", "mean_drop": "mean drop", "seed_sd": "seed SD",
             "sd_difference": "SD of drops", "drop_sd": "SD of drops", "p_value": "p (one-sided)", "df": "df",
             "cohens_dz": "Cohen's d_z", "wilcoxon_p": "Wilcoxon p", "ci_low": "95% CI low", "ci_high": "95% CI high",
-            "mde": "smallest detectable drop", "why_not_shown": "why no statistic", "p_tost": "TOST p",
+            "mde": "detectable drop (power 0.8)", "why_not_shown": "why no statistic", "p_tost": "TOST p",
             "p_lower": "p (lower test)", "p_upper": "p (upper test)", "ci90_low": "90% CI low",
             "ci90_high": "90% CI high", "equivalent": "equivalent", "margin_power80": "margin for 80% power",
             "drop_over_seed_sd": "drop / seed SD", "sd_between": "SD between cells", "sd_within": "SD within (seeds)",
@@ -375,6 +375,7 @@ def display_tests(tests: pd.DataFrame, digits: int = 4, readable: bool = True) -
         if not bad.any():
             out = out.drop(columns="why_not_shown")
         out = out.astype(object).where(out.notna(), "").rename(columns=READABLE)
+        out = out.set_index("metric") if "metric" in out.columns else out  # no column of row numbers
     return out
 
 

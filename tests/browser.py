@@ -141,8 +141,9 @@ class Browser:
         return self.evaluate("""(() => {
             const art = document.querySelector('article.bd-article') || document.body;
             let code = 0;
-            art.querySelectorAll('div.cell_input').forEach(el => {
-                if (el.offsetParent !== null) code += el.getBoundingClientRect().height; });
+            art.querySelectorAll('div.cell_input').forEach(el => {  // a closed <details> keeps its box in Chrome
+                if (el.offsetParent !== null && !el.closest('details:not([open])'))
+                    code += el.getBoundingClientRect().height; });
             const page = document.documentElement.scrollHeight, article = art.getBoundingClientRect().height;
             return {page_px: page, article_px: Math.round(article), code_px: Math.round(code),
                     code_share: article ? code / article : 0};

@@ -125,8 +125,10 @@ def test_market1501_mini_end_to_end(shared_data, tmp_path, monkeypatch):
 
 def test_book_in_a_real_browser_offline(built):
     """Every page of the built book in headless Chromium with the network cut: images load, no console
-    error, equations typeset, the index lists the glossary's terms; a screenshot of every page is kept
-    in _build/screenshots/."""
+    error, equations typeset, figures captioned and cited from the prose, no table or code block wider
+    than the column, the paper's protocols spanning their columns, the index lists the glossary's terms;
+    a full-page screenshot of every page, and each page's height and code share
+    (`page_metrics.csv`), are kept in _build/screenshots/."""
     import browser
 
     if browser.CHROMIUM is None:
@@ -136,22 +138,35 @@ def test_book_in_a_real_browser_offline(built):
              html / "book" / "your_data.html", html / "book" / "paper_tables.html", html / "book" / "glossary.html"]
     assert len(pages) == len(CHAPTERS) + 4 and all(p.is_file() for p in pages)
     shots = PROJECT / "_build" / "screenshots"
-    uncaptioned = {}
+    uncaptioned, too_wide, uncited, metrics = {}, {}, [], []
     with browser.Browser() as b:
         reports = []
         for p in pages:
             reports.append(b.visit(p.as_uri()))
-            b.screenshot(shots / f"{p.parent.name}_{p.stem}.png")
+            b.screenshot(shots / f"{p.parent.name}_{p.stem}.png", full=True)
             bad = b.evaluate("Array.from(document.querySelectorAll('article.bd-article img')).filter(i => "
                              "!(i.closest('figure') && i.closest('figure').querySelector('figcaption')) || "
                              "!i.alt || /[0-9a-f]{16}|\\.png$/.test(i.alt)).map(i => i.alt || i.src)")
             if bad:
                 uncaptioned[p.name] = bad
+            figures = b.evaluate("document.querySelectorAll('article.bd-article figure').length")
+            if figures and not b.evaluate("document.querySelectorAll('article.bd-article span.std-numref').length"):
+                uncited.append(p.name)
+            metrics.append({"page": f"{p.parent.name}/{p.stem}", **b.layout()})
+            wide = b.too_wide()  # opens every collapsed cell: measured after the layout
+            if wide:
+                too_wide[p.name] = wide
+            if p.stem == "paper_tables":
+                spans = b.evaluate("document.querySelectorAll('article.bd-article th[colspan=\"2\"]').length")
         shot = shots / "book_intro.png"
         b.visit((html / "genindex.html").as_uri())
         index_terms = b.evaluate("document.querySelectorAll('table.indextable li').length")
+    pd.DataFrame(metrics).to_csv(shots / "page_metrics.csv", index=False)
     assert index_terms >= 20, f"the index lists {index_terms} terms"
     assert not uncaptioned, f"figures without a caption or real alt text: {uncaptioned}"
+    assert not uncited, f"pages whose prose cites none of their figures: {uncited}"
+    assert not too_wide, f"tables or code wider than the column: {too_wide}"
+    assert spans >= 17, f"the paper's tables span {spans} protocol headers over their two columns"
     problems = [(r.url, r.broken_images, r.errors) for r in reports if r.broken_images or r.errors]
     assert not problems, problems
     machine_paths = (str(built), str(PROJECT), "/tmp/", "/root/", "/home/")
