@@ -110,7 +110,7 @@ def write_wide_csv(table: pd.DataFrame, path: str | Path) -> None:
     top, second = ["", *(p for p, _ in table.columns)], [table.index.name or "", *(m for _, m in table.columns)]
     top = [p if i == 0 or p != top[i - 1] else "" for i, p in enumerate(top)]
     rows = [",".join(top), ",".join(second)]
-    rows += [",".join([str(model), *(f"{v:g}" for v in r)]) for model, r in zip(table.index, table.to_numpy())]
+    rows += [",".join([str(model), *(f"{v:.1f}" for v in r)]) for model, r in zip(table.index, table.to_numpy())]
     Path(path).write_text("\n".join(rows) + "\n")
 
 
