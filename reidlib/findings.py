@@ -299,16 +299,25 @@ def claim_faces(controls: pd.DataFrame, share: float) -> dict:
                     f"measured. What the run can check is the measure: on the controls it is '{verdict}' ({why}).")}
 
 
+def evidence(paper: pd.DataFrame, run: pd.DataFrame, margins, alpha: float, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """The tests behind the claims, each computed once: paired tests and TOST on the paper's tables and
+    on this run (pairing training runs when it has replicates), and the seed spread per metric."""
+    unit = statistics.unit_of(run)
+    return {"paper_tests": statistics.test_all(paper, seed=seed, alpha=alpha),
+            "paper_tost": statistics.tost_all(paper, margins, alpha),
+            "run_tests": statistics.test_all(run, seed=seed, alpha=alpha, unit=unit),
+            "run_tost": statistics.tost_all(run, margins, alpha, unit=unit),
+            "seed_spread": pd.concat([statistics.seed_spread(run, m) for m in statistics.METRICS], ignore_index=True)}
+
+
 def claims_table(paper: pd.DataFrame, stated: pd.DataFrame, techniques: pd.DataFrame, run: pd.DataFrame,
                  margins, alpha: float, controls: pd.DataFrame, recall: dict, detector: str,
-                 share: float) -> pd.DataFrame:
-    """Every claim of the paper with its evidence and verdict, in the paper's order."""
-    paper_tests = statistics.test_all(paper, alpha=alpha)
-    paper_tost = statistics.tost_all(paper, margins, alpha)
-    unit = statistics.unit_of(run)
-    run_tests = statistics.test_all(run, alpha=alpha, unit=unit)
-    run_tost = statistics.tost_all(run, margins, alpha, unit=unit)
-    spread = pd.concat([statistics.seed_spread(run, m) for m in statistics.METRICS], ignore_index=True)
+                 share: float, tests: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Every claim of the paper with its evidence and verdict, in the paper's order (`tests`: `evidence`'s
+    tables, computed here when not given)."""
+    tests = tests or evidence(paper, run, margins, alpha)
+    paper_tests, paper_tost, run_tests, run_tost, spread = (tests[k] for k in (
+        "paper_tests", "paper_tost", "run_tests", "run_tost", "seed_spread"))
     rows = [claim_recall(recall, detector), claim_averages(paper, stated),
             claim_significant(paper_tests, stated, run_tests, spread),
             claim_small(paper_tost, run_tost, "orig_anon", margins), claim_recovered(paper, run, alpha),
@@ -353,18 +362,13 @@ def stage_findings(cfg: Config) -> Path:
     stated = pd.read_csv(paper_dir / "claims_section_IV_B.csv")
     sweep = pd.read_csv(sweep_path)
     controls = control_drops(sweep, s.alpha)
+    tests = evidence(paper, run, margins, s.alpha, cfg.seed)
     claims = claims_table(paper, stated, statistics.load_paper_techniques(), run, margins, s.alpha, controls,
-                          read_json(recall_path), cfg.detection.detector, cfg.dataset.face_identity_share)
-    spread = pd.concat([statistics.seed_spread(run, m) for m in statistics.METRICS], ignore_index=True)
+                          read_json(recall_path), cfg.detection.detector, cfg.dataset.face_identity_share, tests)
     decomposition = pd.concat([statistics.seed_decomposition(run, m) for m in statistics.METRICS], ignore_index=True)
-    unit = statistics.unit_of(run)  # this run's tests pair training runs when it has replicates
     result = {
         "claims": claims.to_dict(orient="records"),
-        "paper_tests": statistics.test_all(paper, seed=cfg.seed, alpha=s.alpha).to_dict(orient="records"),
-        "paper_tost": statistics.tost_all(paper, margins, s.alpha).to_dict(orient="records"),
-        "run_tests": statistics.test_all(run, seed=cfg.seed, alpha=s.alpha, unit=unit).to_dict(orient="records"),
-        "run_tost": statistics.tost_all(run, margins, s.alpha, unit=unit).to_dict(orient="records"),
-        "seed_spread": spread.to_dict(orient="records"),
+        **{k: v.to_dict(orient="records") for k, v in tests.items()},
         "seed_decomposition": decomposition.to_dict(orient="records"),
         "controls": controls.to_dict(orient="records"),
         "control_training": pipeline.sweep_training(cfg).to_dict(orient="records"),
