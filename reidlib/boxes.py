@@ -29,6 +29,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3) -> np.ndarray:
     """Indices kept by greedy non-maximum suppression, highest score first (OpenCV's NMSBoxes)."""
     if len(boxes) == 0:
         return np.empty(0, np.int64)
+    if len(boxes) == 1 and scores[0] > 0:  # most re-ID crops: one candidate, kept (NMSBoxes' rule), no call
+        return np.zeros(1, np.int64)
     xywh = np.c_[boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]].astype(np.float64)
     keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.astype(float).tolist(), 0.0, iou)
     return np.asarray(keep, np.int64).reshape(-1)

@@ -177,3 +177,19 @@ def test_wilson_interval_coverage_on_the_generated_set(tmp_path):
         r = recall.rate(int(m.matched.sum()), len(m))
         covered += r.wilson[0] <= exact <= r.wilson[1]
     assert covered / 200 >= 0.90
+
+
+def test_nms_single_box_shortcut_agrees_with_opencv():
+    """One candidate is kept without calling NMSBoxes, exactly when NMSBoxes would keep it."""
+    import cv2
+
+    from reidlib.boxes import nms
+
+    rng = np.random.default_rng(0)
+    for n in (1, 1, 2, 5):
+        xy = rng.uniform(0, 50, (n, 2))
+        boxes = np.c_[xy, xy + rng.uniform(5, 20, (n, 2))]
+        for scores in (rng.uniform(0.1, 1, n), np.zeros(n)):
+            xywh = np.c_[boxes[:, :2], boxes[:, 2:] - boxes[:, :2]].tolist()
+            expected = np.asarray(cv2.dnn.NMSBoxes(xywh, scores.tolist(), 0.0, 0.3), np.int64).reshape(-1)
+            assert nms(boxes, scores, 0.3).tolist() == expected.tolist()
