@@ -84,7 +84,7 @@ def costs(src: Path, dets: pd.DataFrame, tmp: Path) -> None:
     timed("the kept pool, reused", lambda: list(anonymize.writer_pool(2).map(abs, range(4))), False)
     timed("listing the files (pathlib rglob)", lambda: sorted(p.relative_to(src).as_posix() for p in src.rglob("*")
                                                               if p.is_file()), False)
-    timed("listing the files (the copy's os.scandir)", lambda: anonymize.list_files(src), False)
+    timed("listing the files (the copy's os.scandir)", lambda: images.list_files(src), False)
     boxes = timed("boxes by image (pandas groupby)", lambda: boxes_by_image(dets), False)
     print(f"per-image costs ({n} files, one process)")
     raws = timed("read", lambda: [(src / r).read_bytes() for r in rels])

@@ -194,13 +194,14 @@ def _write_one(src: str, out: str, rel: str, boxes, technique: str, margin: int,
     has that hash the file is kept, otherwise rewritten. Paths are strings (pathlib's parsing
     cost as much per file as the write).
     """
-    with open(os.path.join(src, rel), "rb") as f:
+    source = os.path.join(src, rel)
+    with open(source, "rb") as f:
         raw = f.read()
     src_sha = hashlib.sha256(raw).hexdigest()
     if done is not None and done[0] == src_sha:
         return rel, src_sha, done[1]
     if is_image(rel):
-        img = decode_image(raw, os.path.join(src, rel))
+        img = decode_image(raw, source)
         data = encode_image(anonymize_image(img, boxes, technique, margin, **params), os.path.splitext(rel)[1],
                             jpeg_quality)
     else:

@@ -182,7 +182,6 @@ def utility(cfg: Config, point: Point, root: Path, protocols: pd.DataFrame) -> d
 def ceiling_config(cfg: Config, width: int) -> Config:
     """A small generated set (the teaching chapter's size) whose faces are all `width` pixels wide,
     sharp, frontal and uncovered (the attacker's ceiling at that width)."""
-
     t = cfg.teaching
     data = merge(to_dict(cfg), {"run_dir": str(privacy_dir(cfg) / "ceiling" / f"w{width}"),
                                 "dataset": {"name": "synthetic", "root": "", "face_size": [width, width],

@@ -150,5 +150,3 @@ def condition_sentence(by_condition: pd.DataFrame) -> str:
         parts.append(f"{100 * hard.recall:.0f}% of {count(int(hard.faces), hard.condition + ' face')} against "
                      f"{100 * easy.recall:.0f}% of the {easy.condition} ones")
     return "By how the face is seen, the detector finds " + "; ".join(parts) + "."
-
-

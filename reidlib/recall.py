@@ -73,9 +73,10 @@ def _rates(matched: pd.DataFrame, groups: pd.Series, confidence: float, key: str
     return rows
 
 
-# how a generated face is seen (face_boxes.csv's condition columns) -> (label when not, label when so)
-CONDITIONS = {"profile": ("frontal", "profile"), "occluded": ("uncovered", "partly covered"),
-              "blur": ("sharp", "blurred")}  # blurred: Gaussian sigma >= 0.5 px
+# how a generated face is seen (face_boxes.csv's condition columns) -> (label when not, label when so,
+# the value from which it is so: blurred means a Gaussian sigma of at least 0.5 px)
+CONDITIONS = {"profile": ("frontal", "profile", 1), "occluded": ("uncovered", "partly covered", 1),
+              "blur": ("sharp", "blurred", 0.5)}
 
 
 def evaluate(truth: pd.DataFrame, dets: pd.DataFrame, iou: float = 0.5,
@@ -89,9 +90,9 @@ def evaluate(truth: pd.DataFrame, dets: pd.DataFrame, iou: float = 0.5,
     bins = pd.cut(width, bins=[0, 7, 10, 13, 16, 20, 1000], right=True,
                   labels=["<=7", "8-10", "11-13", "14-16", "17-20", ">20"])
     by_condition = []
-    for col, (no, yes) in CONDITIONS.items():
+    for col, (no, yes, least) in CONDITIONS.items():
         if col in truth:
-            flag = truth[col].astype(float).to_numpy() >= (0.5 if col == "blur" else 1)
+            flag = truth[col].astype(float).to_numpy() >= least
             if flag.any() and not flag.all():  # both sides present: the sentence compares pairs
                 labels = pd.Categorical(np.where(flag, yes, no), categories=[no, yes])
                 by_condition += _rates(matched, pd.Series(labels, index=matched.index), confidence, "condition")

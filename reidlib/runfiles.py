@@ -180,34 +180,17 @@ def umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename.
-
-    The temporary file is named after the process and thread (two writers never share one) and made
-    with mode 0o666 under the umask: one open, write, close and rename per file, the folder made only
-    when the open finds it missing (the anonymized copy writes thousands of files this way, so the
-    path is handled as a string: pathlib's parsing cost as much as the write).
-    """
-    path = os.fspath(path)
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        fd = os.open(tmp, _WRITE_FLAGS, 0o666)
-    except FileNotFoundError:
-        os.makedirs(folder or ".", exist_ok=True)
-        fd = os.open(tmp, _WRITE_FLAGS, 0o666)
-    try:
-        _write_all(fd, data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+
+
+def _create(path: str) -> int:
+    """Open `path` for writing (created with mode 0o666 under the umask, truncated), making its folder
+    only when the open finds it missing: one system call per file in the common case."""
+    try:
+        return os.open(path, _WRITE_FLAGS, 0o666)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return os.open(path, _WRITE_FLAGS, 0o666)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -220,18 +203,35 @@ def _write_all(fd: int, data: bytes) -> None:
         os.close(fd)
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename.
+
+    The temporary file is named after the process and thread (two writers never share one): one open,
+    write, close and rename per file (`_create`). The path is handled as a string: pathlib's parsing
+    cost as much as the write when the anonymized copy wrote thousands of files this way.
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = _create(tmp)
+    try:
+        _write_all(fd, data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
 def write_bytes(path: str, data: bytes) -> None:
     """Write `data` to `path` in place (no temporary file), making its folder when missing.
 
     For writers that make a whole batch of files safe at once (the anonymized copy's journal):
     a file cut short by a kill is rewritten because its batch was never recorded as done.
     """
-    try:
-        fd = os.open(path, _WRITE_FLAGS, 0o666)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        fd = os.open(path, _WRITE_FLAGS, 0o666)
-    _write_all(fd, data)
+    _write_all(_create(path), data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

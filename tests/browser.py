@@ -178,14 +178,19 @@ class Browser:
         return path
 
 
+def book_pages(html: Path) -> list[Path]:
+    """Every page of a built book (its `_build/html`), in reading order: the introduction, the
+    chapters, then "Run it on your data", the paper's tables and the glossary."""
+    html = Path(html).resolve()
+    return [html / "book" / "intro.html", *sorted((html / "notebooks").glob("*.html")),
+            *(html / "book" / f"{n}.html" for n in ("your_data", "paper_tables", "glossary"))]
+
+
 def measure(html: Path) -> list[dict]:
     """Height, code share and too-wide elements of every page of a built book (its `_build/html`)."""
-    html = Path(html).resolve()
-    pages = [html / "book" / "intro.html", *sorted((html / "notebooks").glob("*.html")),
-             *(html / "book" / f"{n}.html" for n in ("your_data", "paper_tables", "glossary"))]
     rows = []
     with Browser() as b:
-        for p in pages:
+        for p in book_pages(html):
             if p.is_file():
                 b.visit(p.as_uri(), settle=0.5)
                 rows.append({"page": f"{p.parent.name}/{p.stem}", **b.layout(), "too_wide": len(b.too_wide())})

@@ -134,8 +134,7 @@ def test_book_in_a_real_browser_offline(built):
     if browser.CHROMIUM is None:
         pytest.skip("chromium is not installed (Debian: apt install chromium; .ci/run installs it)")
     html = built / "_build" / "html"
-    pages = [html / "book" / "intro.html", *sorted((html / "notebooks").glob("*.html")),
-             html / "book" / "your_data.html", html / "book" / "paper_tables.html", html / "book" / "glossary.html"]
+    pages = browser.book_pages(html)
     assert len(pages) == len(CHAPTERS) + 4 and all(p.is_file() for p in pages)
     shots = PROJECT / "_build" / "screenshots"
     uncaptioned, too_wide, uncited, metrics = {}, {}, [], []
