@@ -86,22 +86,28 @@ PROTOCOL_WORDS = {"orig_orig": "original → original", "orig_anon": "original �
                   "anon_anon": "anonymized → anonymized"}  # trained on → tested on
 
 
-def paper_table_wide(results: pd.DataFrame, table: str, row: str = "model") -> pd.DataFrame:
-    """One of the paper's Tables III-VIII in its own layout: a row per `row` (model; Table VIII:
-    technique), mAP and Rank-1 under each protocol present side by side, the columns a (protocol,
-    metric) MultiIndex (the reference page's tables)."""
-    t = results[results.table == table]
-    if t.empty:
-        raise ValueError(f"no Table {table} in the paper's results; tables: {', '.join(results.table.unique())}")
-    rows = list(dict.fromkeys(t[row]))
+def protocol_wide(results: pd.DataFrame, row: str = "model") -> pd.DataFrame:
+    """mAP and Rank-1 under each protocol present, side by side, one row per `row` (the mean over
+    replicated runs): the paper's table layout, the columns a (protocol in words, metric) MultiIndex."""
+    rows = list(dict.fromkeys(results[row]))
     cols = {}
     for protocol, words in PROTOCOL_WORDS.items():
-        if (t.protocol == protocol).any():
+        means = results[results.protocol == protocol].groupby(row, sort=False)[["mAP", "rank1"]].mean()
+        if len(means):
             for metric, name in (("mAP", "mAP"), ("rank1", "Rank-1")):
-                cols[(words, name)] = t[t.protocol == protocol].set_index(row)[metric].reindex(rows)
+                cols[(words, name)] = means[metric].reindex(rows)
     out = pd.DataFrame(cols)
     out.index.name = row
     return out
+
+
+def paper_table_wide(results: pd.DataFrame, table: str, row: str = "model") -> pd.DataFrame:
+    """One of the paper's Tables III-VIII in its own layout (`protocol_wide`): a row per `row` (model;
+    Table VIII: technique) (the reference page's tables)."""
+    t = results[results.table == table]
+    if t.empty:
+        raise ValueError(f"no Table {table} in the paper's results; tables: {', '.join(results.table.unique())}")
+    return protocol_wide(t, row)
 
 
 def write_wide_csv(table: pd.DataFrame, path: str | Path) -> None:

@@ -235,3 +235,13 @@ def test_readable_tests_table_fits_a_page():
     low, high = (float(v) for v in shown["95% CI"].iloc[0].split(" to "))
     assert low < high and round(low, 2) == low
     assert len(shown.columns) <= 13  # was 18 with the test internals
+
+
+def test_protocol_wide_averages_replicated_runs_in_the_papers_layout():
+    run = pd.DataFrame({"model": ["a", "a", "b", "b"] * 2, "seed": [0, 1, 0, 1] * 2,
+                        "protocol": ["orig_orig"] * 4 + ["orig_anon"] * 4,
+                        "mAP": [50, 52, 30, 30, 48, 50, 29, 31], "rank1": [60, 62, 40, 40, 58, 60, 39, 41]})
+    wide = statistics.protocol_wide(run)
+    assert list(wide.index) == ["a", "b"] and wide.shape == (2, 4)  # no anon_anon columns: none were run
+    assert wide.loc["a", ("original → original", "mAP")] == 51.0
+    assert wide.loc["b", ("original → anonymized", "Rank-1")] == 40.0
