@@ -125,7 +125,7 @@ def test_market1501_mini_end_to_end(shared_data, tmp_path, monkeypatch):
 
 def test_book_in_a_real_browser_offline(built):
     """Every page of the built book in headless Chromium with the network cut: images load, no console
-    error, equations typeset, figures captioned and cited from the prose, no table or code block wider
+    error, equations typeset, figures captioned, numbered by chapter and cited from the prose, no table or code block wider
     than the column, the paper's protocols spanning their columns, the index lists the glossary's terms;
     a full-page screenshot of every page, and each page's height and code share
     (`page_metrics.csv`), are kept in _build/screenshots/."""
@@ -137,7 +137,7 @@ def test_book_in_a_real_browser_offline(built):
     pages = browser.book_pages(html)
     assert len(pages) == len(CHAPTERS) + 4 and all(p.is_file() for p in pages)
     shots = PROJECT / "_build" / "screenshots"
-    uncaptioned, too_wide, uncited, metrics = {}, {}, [], []
+    uncaptioned, too_wide, uncited, misnumbered, metrics = {}, {}, [], {}, []
     with browser.Browser() as b:
         reports = []
         for p in pages:
@@ -151,6 +151,12 @@ def test_book_in_a_real_browser_offline(built):
             figures = b.evaluate("document.querySelectorAll('article.bd-article figure').length")
             if figures and not b.evaluate("document.querySelectorAll('article.bd-article span.std-numref').length"):
                 uncited.append(p.name)
+            chapter = p.stem.split("_")[0].lstrip("0")
+            numbers = b.evaluate("Array.from(document.querySelectorAll('article.bd-article figcaption "
+                                 "span.caption-number')).map(s => s.textContent.trim())")
+            expected = [f"Fig. {chapter}.{i}" if chapter.isdigit() else f"Fig. {i}" for i in range(1, len(numbers) + 1)]
+            if numbers != expected:
+                misnumbered[p.name] = numbers
             metrics.append({"page": f"{p.parent.name}/{p.stem}", **b.layout()})
             wide = b.too_wide()  # opens every collapsed cell: measured after the layout
             if wide:
@@ -164,6 +170,7 @@ def test_book_in_a_real_browser_offline(built):
     assert index_terms >= 20, f"the index lists {index_terms} terms"
     assert not uncaptioned, f"figures without a caption or real alt text: {uncaptioned}"
     assert not uncited, f"pages whose prose cites none of their figures: {uncited}"
+    assert not misnumbered, f"figures not numbered by chapter (Fig. 3.1, 3.2, ...): {misnumbered}"
     assert not too_wide, f"tables or code wider than the column: {too_wide}"
     assert spans >= 17, f"the paper's tables span {spans} protocol headers over their two columns"
     problems = [(r.url, r.broken_images, r.errors) for r in reports if r.broken_images or r.errors]
