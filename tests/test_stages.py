@@ -30,7 +30,7 @@ def test_output_made_with_another_configuration_is_refused(tmp_path):
 def test_anonymization_and_audit_stages(tmp_path):
     # easy faces: with profile or covered faces a detected box can leave part of the face, which the
     # audit then finds (the reason it exists); here zero must leave nothing
-    cfg = tiny(tmp_path, dataset={"face_size": [8, 20], "face_blur": 0.0, "profile": 0.0, "occluded": 0.0})
+    cfg = tiny(tmp_path, dataset={"face_size": [8, 20], **pipeline.EASY_FACES})
     anon = pipeline.stage_anonymize(cfg, progress=False)
     assert datasets.read_market(anon, cfg.dataset.name).equals(pipeline.records(cfg))
     summary = pd.read_csv(pipeline.stage_audit(cfg, progress=False).with_name("summary.csv"))

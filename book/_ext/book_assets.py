@@ -37,8 +37,8 @@ def _number_by_chapter(app, env) -> list[str]:
     """After Sphinx has numbered the figures: `notebooks/03_x` gets Fig. 3.1, 3.2, ...; other pages start at 1."""
     changed = []
     for docname, by_type in env.toc_fignumbers.items():
-        m = re.match(r"notebooks/0*(\d+)_", docname)
-        chapter = int(m.group(1)) if m and int(m.group(1)) > 0 else None
+        m = re.match(r"notebooks/(\d+)_", docname)
+        chapter = int(m.group(1)) if m else None  # 0 (the findings) counts as none
         for numbers in by_type.values():
             new = chapter_numbers(numbers, chapter)
             if new != numbers:
