@@ -25,9 +25,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from reidlib import anonymize, config, datasets, images, registry, synthetic
-from reidlib.boxes import boxes_by_image
-from reidlib.runfiles import atomic_write_bytes, write_bytes
+from reidlib.core import config, images, registry
+from reidlib.core.boxes import boxes_by_image
+from reidlib.core.runfiles import atomic_write_bytes, write_bytes
+from reidlib.stages import anonymize, datasets, synthetic
 
 
 def make_dataset(root: Path, images: int) -> Path:
@@ -73,8 +74,8 @@ def costs(src: Path, dets: pd.DataFrame, tmp: Path) -> None:
         return out
 
     print("fixed costs of one copy")
-    code = "import reidlib.anonymize"
-    timed("import reidlib.anonymize (a fresh interpreter)",
+    code = "import reidlib.stages.anonymize"
+    timed("import reidlib.stages.anonymize (a fresh interpreter)",
           lambda: subprocess.run([sys.executable, "-c", code], check=True), False)
 
     def new_pool():  # what each copy paid before the pool was kept: a pool started and stopped

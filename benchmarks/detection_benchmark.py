@@ -22,9 +22,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from anonymize_benchmark import (
+    make_dataset,  # the same generated crops as the anonymization benchmark
+)
 
-from anonymize_benchmark import make_dataset  # the same generated crops as the anonymization benchmark
-from reidlib import datasets, detection, recall
+from reidlib.stages import datasets, detection, recall
 
 
 def crops(n: int, root: Path) -> tuple[pd.DataFrame, list[np.ndarray], pd.DataFrame]:
@@ -114,7 +116,7 @@ def main() -> None:
     # the paper's TinyFaces for reference: its network with random weights (no checkpoint here), 4 levels
     import torch
 
-    from reidlib import tinyfaces
+    from reidlib.models import tinyfaces
     torch.manual_seed(0)
     tf = tinyfaces.TinyFaces(tinyfaces.TinyFacesNet(25), np.array([[0, 0, s - 1, s - 1] for s in range(8, 58, 2)]),
                              threshold=0.65, upscale=a.upscale)

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from reidlib import evaluation
+from reidlib.stages import evaluation
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -28,9 +28,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluation_benchmark import problem  # noqa: E402  (the same Market-size problem)
 from rerank_benchmark import features  # noqa: E402
-from training_benchmark import NO_CHANNELS_LAST, SIX, throughput  # noqa: E402
+from training_benchmark import SIX, throughput  # noqa: E402
 
-from reidlib import config, datasets, evaluation, synthetic, training  # noqa: E402
+from reidlib.core import config, registry  # noqa: E402
+from reidlib.stages import datasets, evaluation, synthetic, training  # noqa: E402
 
 ROWS: list[tuple[str, str, str, str]] = []  # (check, setting, result, against)
 
@@ -58,7 +59,7 @@ def check_training(device: torch.device, models: list[str], tiny: bool) -> None:
         batch = 2 if tiny else (64 if m == "bot" else 32)
         fp32 = throughput(m, batch, steps, device, amp=False, warmup=warmup, image_size=size)
         mixed = throughput(m, batch, steps, device, amp=True, force_amp=tiny, warmup=warmup, image_size=size)
-        layout = "bf16" if m in NO_CHANNELS_LAST else "bf16+CL"  # see NO_CHANNELS_LAST
+        layout = "bf16+CL" if registry.model(m).channels_last else "bf16"  # the registry says which refuse it
         row("train img/s", f"{m} batch {batch}", f"fp32 {fp32:.1f}, {layout} {mixed:.1f}", f"x{mixed / fp32:.2f}")
 
 

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import torch
 
-from reidlib import evaluation
+from reidlib.stages import evaluation
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

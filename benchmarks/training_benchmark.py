@@ -14,10 +14,11 @@ import time
 
 import torch
 
-from reidlib import config, models, training
+from reidlib.core import config, registry
+from reidlib.models import zoo
+from reidlib.stages import training
 
-SIX = ["pcb_p6", "mlfn", "hacnn", "resnet50mid", "mudeep", "bot"]
-NO_CHANNELS_LAST = {"mudeep"}  # torchreid's MuDeep flattens with .view, which a channels-last tensor refuses
+SIX = [n for n, m in registry.MODELS.items() if m.paper]  # the paper's six models (Section IV-A)
 
 
 def throughput(model_name: str, batch: int, steps: int, device: torch.device, amp: bool,
@@ -30,14 +31,14 @@ def throughput(model_name: str, batch: int, steps: int, device: torch.device, am
     cfg = config.from_dict({"training": {"profile": "paper", "model": model_name, "pretrained": "none",
                                          "batch_size": batch, "instances": min(4, batch // 2)}}).training
     torch.manual_seed(0)
-    net = models.build_model(model_name, 751).to(device)
+    net = zoo.build_model(model_name, 751).to(device)
     losses = training.Losses(cfg, 751).to(device)
     mixed = amp and (device.type == "cuda" or force_amp)
-    cl = mixed and model_name not in NO_CHANNELS_LAST
+    cl = mixed and registry.model(model_name).channels_last
     if cl:
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
-    h, w = models.input_size(model_name, tuple(image_size))
+    h, w = zoo.input_size(model_name, tuple(image_size))
     x = torch.randn(batch, 3, h, w, device=device)
     if cl:
         x = x.to(memory_format=torch.channels_last)
@@ -77,7 +78,7 @@ def main() -> None:
     print(f"{'model':<12} {'batch':>5} {'input':>8} {'fp32 img/s':>11} {'bf16 img/s':>11} {'ratio':>6}")
     for m in args.models:
         batch = args.batch or ((64 if m == "bot" else 32) if device.type == "cuda" else 8)
-        h, w = models.input_size(m, (256, 128))
+        h, w = zoo.input_size(m, (256, 128))
         fp32 = throughput(m, batch, steps, device, amp=False)
         if device.type == "cuda":
             mixed = throughput(m, batch, steps, device, amp=True)

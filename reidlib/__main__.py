@@ -16,24 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from . import attribution, config, datasets, findings, grid, per_query, pipeline, privacy, runfiles
-
-STAGES = {
-    "records": lambda c, a: pipeline.stage_records(c),
-    "detect": lambda c, a: pipeline.stage_detect(c, a.progress),
-    "recall": lambda c, a: pipeline.stage_recall(c),
-    "anonymize": lambda c, a: pipeline.stage_anonymize(c, a.progress),
-    "train": lambda c, a: pipeline.stage_train(c, a.variant, a.model, a.progress, a.seed),
-    "evaluate_model": lambda c, a: pipeline.stage_evaluate_model(c, a.model, a.progress, a.seed),
-    "evaluate": lambda c, a: pipeline.stage_evaluate(c, a.progress),
-    "statistics": lambda c, a: pipeline.stage_statistics(c),
-    "audit": lambda c, a: pipeline.stage_audit(c, a.progress),
-    "attribution": lambda c, a: attribution.stage_attribution(c, a.progress),
-    "privacy": lambda c, a: privacy.stage_privacy(c, a.progress),
-    "per_query": lambda c, a: per_query.stage_per_query(c),
-    "findings": lambda c, a: findings.stage_findings(c),
-}
-
+from .core import config, runfiles
+from .pipeline import grid, rundir, table
+from .stages import datasets
 
 # errors that name what is wrong: printed as one line each, no traceback (exit 2; --debug shows it)
 USER_ERRORS = (config.ConfigError, datasets.DatasetError, runfiles.StaleOutputError, runfiles.BusyOutputError,
@@ -55,10 +40,11 @@ def main(argv: list[str] | None = None) -> Path:
 
 def _main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(prog="python -m reidlib", description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=sorted([*STAGES, "collect"]))
+    ap.add_argument("stage", choices=sorted([*table.STAGES, "collect"]), help="a stage of the stage table "
+                    "(reidlib.pipeline.table), or collect (a grid's results)")
     ap.add_argument("--config", default=None, help="a config file (default: the built-in defaults)")
     ap.add_argument("--params", default=None, help="a papermill parameters file: config_file + settings")
-    ap.add_argument("--variant", default="orig", choices=["orig", "anon"])
+    ap.add_argument("--variant", default=None, choices=list(runfiles.VARIANTS), help="train: the dataset variant (orig by default)")
     ap.add_argument("--model", default=None, help="training.model by default, or one of the config's models")
     ap.add_argument("--seed", default=None, type=int, help="a training seed (train, evaluate_model): the first of training.seeds by default")
     ap.add_argument("--dataset", default=None, help="a grid config's dataset")
@@ -74,7 +60,7 @@ def _main(argv: list[str] | None = None) -> Path:
         settings, config_file = p.get("settings") or {}, p.get("config_file") or config_file
     data = config.load_data(config_file or None, settings)
     if a.stage == "collect":
-        out = pipeline.collect_grid(grid.units(data), config.from_dict(data))
+        out = rundir.collect_grid(grid.units(data), config.from_dict(data))
         print(out)
         return out
     cfg = grid.unit(data, a.dataset, a.technique)
@@ -84,7 +70,7 @@ def _main(argv: list[str] | None = None) -> Path:
         seeds = config.trainings(cfg)[a.model or cfg.training.model].seeds
         if a.seed not in seeds:
             ap.error(f"seed {a.seed} is not one of this config's training seeds {seeds}")
-    out = STAGES[a.stage](cfg, a)
+    out = table.call(a.stage, cfg, a.progress, variant=a.variant, model=a.model, seed=a.seed)
     print(out)
     return out
 

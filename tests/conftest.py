@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from reidlib import config, synthetic
+from reidlib.core import config
+from reidlib.stages import synthetic
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT.parent / "shared" / "data"

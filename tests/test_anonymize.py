@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reidlib import anonymize, datasets, registry
+from reidlib.core import registry
+from reidlib.stages import anonymize, datasets
 
 BOX = (20, 10, 44, 34)  # 24 x 24, divisible by 6
 
@@ -97,7 +98,7 @@ def test_dataset_copy_keeps_layout_and_resumes_byte_identically(tmp_path, tiny_r
     dets, recs = _dets(tiny_root)
     full = anonymize.anonymize_dataset(tiny_root, dets, tmp_path / "a", "blur", progress=False, width_ratio=0.125)
     assert set(recs.image) <= set(full["files"])
-    from reidlib.runfiles import fingerprint_files
+    from reidlib.core.runfiles import fingerprint_files
     assert full["source_fingerprint"] == fingerprint_files(tiny_root)
     assert (tmp_path / "a" / "face_boxes.csv").read_bytes() == (tiny_root / "face_boxes.csv").read_bytes()
     assert datasets.read_market(tmp_path / "a").equals(recs)
@@ -152,7 +153,7 @@ def test_truncated_jpeg_is_named(tmp_path, tiny_root):
 
 
 def test_boxes_by_image_keeps_each_image_s_rows_in_order():
-    from reidlib.boxes import BOX, boxes_by_image
+    from reidlib.core.boxes import BOX, boxes_by_image
 
     rng = np.random.default_rng(0)
     dets = pd.DataFrame({"image": rng.choice([f"i{k}" for k in range(40)], 300),

@@ -4,8 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from reidlib import anonymize, attribution, images, models, synthetic
-from reidlib.bot import BoT
+from reidlib.analyses import attribution
+from reidlib.core import images
+from reidlib.models import zoo
+from reidlib.models.bot import BoT
+from reidlib.stages import anonymize
 
 
 def _randomize_bn(model: nn.Module, seed: int = 0) -> None:
@@ -22,7 +25,7 @@ def _randomize_bn(model: nn.Module, seed: int = 0) -> None:
 @pytest.mark.parametrize("name", ["bot", "resnet50mid"])
 def test_contributions_sum_to_the_cosine_similarity(name):
     torch.manual_seed(0)
-    model = models.build_model(name, 5).eval()
+    model = zoo.build_model(name, 5).eval()
     _randomize_bn(model)
     x = torch.randn(3, 3, 64, 32)
     with torch.no_grad():
@@ -40,7 +43,7 @@ def test_contributions_sum_to_the_cosine_similarity(name):
 
 
 def test_models_without_a_pooled_embedding_are_refused():
-    model = models.build_model("hacnn", 5)
+    model = zoo.build_model("hacnn", 5)
     assert not attribution.decomposable(model)
     with pytest.raises(ValueError, match="HACNN"):
         attribution.location_features(model, torch.zeros(1, 3, 160, 64))
@@ -165,7 +168,7 @@ def test_bootstrap_interval_brackets_the_mean():
 
 def test_gradcam_with_a_similarity_target_on_hacnn():
     torch.manual_seed(0)
-    model = models.build_model("hacnn", 4).eval()
+    model = zoo.build_model("hacnn", 4).eval()
     x = torch.randn(2, 3, 160, 64)
     feats = attribution.embed(model, x)
     maps = attribution.gradcam_maps(model, x, feats.flip(0))
@@ -178,7 +181,7 @@ def test_per_query_ap_matches_the_evaluation():
     g = pd.DataFrame({"pid": [1, 1, 2, 3, 3, 4], "camid": [2, 1, 2, 1, 2, 1]})
     sim = rng.random((3, 6))
     ap = attribution.per_query_ap(sim, q, g)
-    from reidlib import evaluation
+    from reidlib.stages import evaluation
 
     whole = evaluation.rank_metrics(1 - sim, q.pid, g.pid, q.camid, g.camid)
     assert np.nanmean(ap) == pytest.approx(whole.mAP)

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reidlib import config
+from reidlib.core import config
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -5,10 +5,22 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from dataset_trees import (
+    DUKE,
+    MARKET,
+    airport_tree,
+    cuhk03_image,
+    cuhk03_names,
+    cuhk03_tree,
+    duke_tree,
+    market_tree,
+    viper_tree,
+    write_images,
+)
 
-from dataset_trees import (DUKE, MARKET, airport_tree, cuhk03_image, cuhk03_names, cuhk03_tree, duke_tree,
-                           market_tree, viper_tree, write_images)
-from reidlib import anonymize, config, datasets, pipeline
+from reidlib.core import config, runfiles
+from reidlib.pipeline import rundir
+from reidlib.stages import anonymize, datasets
 
 
 def counts(recs: pd.DataFrame) -> dict[str, int]:
@@ -167,17 +179,17 @@ def test_pipeline_reads_each_format_and_its_anonymized_copy(tmp_path, name):
     src = TREES[name](tmp_path / name)
     cfg = config.from_dict({"run_dir": str(tmp_path / "run"), "dataset": {"name": name, "root": str(src)}})
     before = sorted(p.relative_to(src).as_posix() for p in src.rglob("*"))
-    root = pipeline.stage_generate(cfg)
-    recs = pipeline.records(cfg)
+    root = rundir.stage_generate(cfg)
+    recs = rundir.records(cfg)
     assert all((root / p).is_file() for p in recs.image)
     empty = pd.DataFrame(columns=["image", "x0", "y0", "x1", "y1"])
-    anonymize.anonymize_dataset(root, empty, pipeline.anon_root(cfg), "blur", progress=False)
-    pd.testing.assert_frame_equal(pipeline.records(cfg, "anon"), recs)  # the same reader reads the copy
+    anonymize.anonymize_dataset(root, empty, runfiles.anon_root(cfg), "blur", progress=False)
+    pd.testing.assert_frame_equal(rundir.records(cfg, "anon"), recs)  # the same reader reads the copy
     assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*")) == before  # nothing written into it
 
 
 def test_torchreid_image_dataset(tmp_path):
-    from reidlib import torchreid_models as trm
+    from reidlib.models import torchreid_models as trm
 
     root = duke_tree(tmp_path)
     data = trm.image_dataset(root, datasets.read_duke(root))

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reidlib import datasets, detection, recall
+from reidlib.stages import datasets, detection, recall
 
 
 def test_centerface_finds_the_generated_faces(tiny_root):
@@ -110,7 +110,7 @@ def widerface_recall(root, threshold: float, upscale: int, scales: tuple = ()) -
 def test_widerface_recall_matches_the_reference_points(shared_data):
     """CenterFace on 4 real WIDER FACE images (328 faces), recall at IoU 0.5 (shared/data README:
     0.784 at native scale, 0.881 at x2, threshold 0.3); the default settings find at least 90%."""
-    from reidlib import config
+    from reidlib.core import config
 
     root = shared_data / "widerface_val4"
     found, total = widerface_recall(root, 0.3, 1)
@@ -161,7 +161,8 @@ def test_unreadable_images_can_be_skipped_and_listed(tmp_path, tiny_root):
 
 def test_wilson_interval_coverage_on_the_generated_set(tmp_path):
     """200 random samples of 200 images: the 95% Wilson interval holds the exact recall >= 90% of the time."""
-    from reidlib import config, synthetic
+    from reidlib.core import config
+    from reidlib.stages import synthetic
 
     root = synthetic.generate(tmp_path / "s", config.DatasetConfig(train_ids=30, test_ids=30, cameras=4), seed=1)
     recs = datasets.read_market(root)
@@ -183,7 +184,7 @@ def test_nms_single_box_shortcut_agrees_with_opencv():
     """One candidate is kept without calling NMSBoxes, exactly when NMSBoxes would keep it."""
     import cv2
 
-    from reidlib.boxes import nms
+    from reidlib.core.boxes import nms
 
     rng = np.random.default_rng(0)
     for n in (1, 1, 2, 5):

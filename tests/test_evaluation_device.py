@@ -4,7 +4,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from reidlib import evaluation
+from reidlib.stages import evaluation
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reidlib import evaluation, findings, per_query, statistics
+from reidlib.analyses import findings, per_query
+from reidlib.stages import evaluation, statistics
 
 
 def sweep(neg_drop, pos_drop, seeds=4, sd=0.3):
@@ -110,7 +111,7 @@ def test_query_covariates_and_effects():
 
 
 def test_equivalence_margins_come_from_the_config():
-    from reidlib import config
+    from reidlib.core import config
 
     assert config.load("config/default.yaml").statistics.equivalence_margins == [1.0, 2.0]
     assert config.from_dict({"statistics": {"equivalence_margins": [0.5]}}).statistics.equivalence_margins == [0.5]

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from dataset_trees import airport_tree, cuhk03_tree, duke_tree, market_tree, viper_tree
-from reidlib import config, grid
+
+from reidlib.core import config
+from reidlib.pipeline import grid
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -93,7 +94,8 @@ def test_slurm_profile_dry_run(paper_config):
 def test_collect_gathers_every_evaluation_job(paper_config):
     import pandas as pd
 
-    from reidlib import pipeline
+    from reidlib.core import runfiles
+    from reidlib.pipeline import rundir
 
     data = config.load_data(paper_config)
     units = grid.units(data)
@@ -101,12 +103,12 @@ def test_collect_gathers_every_evaluation_job(paper_config):
     for u in units:
         for m in u.models:
             for seed in config.trainings(u.config)[m].seeds:
-                path = pipeline.model_results_path(u.config, m, seed)
+                path = runfiles.model_results_path(u.config, m, seed)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 pd.DataFrame({"dataset": u.dataset, "model": m, "seed": seed,
                               "protocol": ["orig_orig", "orig_anon", "anon_anon"], "technique": u.technique,
                               "mAP": rng.uniform(40, 60, 3), "rank1": rng.uniform(50, 70, 3)}).to_csv(path, index=False)
-    out = pipeline.collect_grid(units, config.from_dict(data))
+    out = rundir.collect_grid(units, config.from_dict(data))
     table = pd.read_csv(out)
     assert len(table) == 34 * SEEDS * 3 and set(table[table.technique != "blur"].model) == {"bot"}
     assert sorted(table.seed.unique()) == [0, 1, 2]
@@ -129,7 +131,7 @@ def test_a_grid_reads_only_its_own_config_file(tmp_path):
 def test_resources_follow_the_config_and_the_profile_overrides_them(paper_config, tmp_path):
     """Threads from num_workers / processes, memory from model and batch, a GPU only for device cuda;
     `--set-threads` / `--set-resources` (what a profile's set-threads / set-resources become) win."""
-    from reidlib import resources
+    from reidlib.pipeline import resources
 
     data = config.load_data(paper_config)
     data["anonymization"]["processes"] = 1
@@ -172,7 +174,7 @@ def test_shell_commands_quote_every_path(tmp_path):
 
 def test_jobs_no_node_can_hold_are_named():
     """sinfo's nodes parsed (gres gpu[:type]:N), and a job bigger than every node of its partition named."""
-    from reidlib import resources
+    from reidlib.pipeline import resources
 
     nodes = resources.slurm_nodes("cpu*|16|64000|(null)\ngpu|32|256000+|gpu:a100:4(S:0-1)\ngpu|8|32000|gpu:1\n")
     assert [(n["partition"], n["cpus"], n["mem_mb"], n["gpus"]) for n in nodes] == \

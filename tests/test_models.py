@@ -5,7 +5,9 @@ import pytest
 import torch
 from torchvision.models import resnet50
 
-from reidlib import bot, config, datasets, models, registry, training, transforms
+from reidlib.core import config, registry
+from reidlib.models import transforms, zoo
+from reidlib.stages import datasets, training
 
 SIX = ["pcb_p6", "mlfn", "hacnn", "resnet50mid", "mudeep", "bot"]
 
@@ -22,7 +24,7 @@ def test_each_model_trains_one_smoke_epoch(model, tiny_root, tmp_path):
     assert len(log) == 2 and out.is_file()
     if model == "bot":
         assert log[0].startswith("epoch,loss,ce,triplet,center,accuracy,lr")
-    net, size = models.load_trained(tmp_path / model)
+    net, size = zoo.load_trained(tmp_path / model)
     with torch.no_grad():
         feats = net(torch.randn(2, 3, *size))
     assert feats.ndim == 2 and feats.shape[0] == 2 and torch.isfinite(feats).all()
@@ -35,12 +37,12 @@ def test_loss_falls_on_a_fixed_batch(model, tiny_root):
     recs = datasets.read_market(tiny_root)
     train = recs[recs.split == "train"].groupby("pid").head(2).head(8)
     labels = {p: i for i, p in enumerate(sorted(train.pid.unique()))}
-    size = models.input_size(model, cfg.image_size)
+    size = zoo.input_size(model, cfg.image_size)
     data = transforms.ReidImages(tiny_root, train, transforms.test_transform(size), labels)
     x = torch.stack([data[i][0] for i in range(len(data))])
     y = torch.tensor([data[i][1] for i in range(len(data))])
     torch.manual_seed(0)
-    net = models.build_model(model, len(labels))
+    net = zoo.build_model(model, len(labels))
     losses = training.Losses(cfg, len(labels))
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     net.train()
@@ -74,13 +76,13 @@ def test_torchreid_paper_recipe_and_overrides():
 
 
 def test_feature_shapes_of_pcb_and_bot():
-    pcb = models.build_model("pcb_p6", 10)
+    pcb = zoo.build_model("pcb_p6", 10)
     pcb.train()
     heads = pcb(torch.randn(2, 3, 256, 128))
     assert len(heads) == 6 and all(h.shape == (2, 10) for h in heads)  # six parts, one classifier each
     pcb.eval()
     assert pcb(torch.randn(2, 3, 256, 128)).shape == (2, 6 * 2048)
-    net = models.build_model("bot", 10)
+    net = zoo.build_model("bot", 10)
     assert net.base(torch.randn(1, 3, 256, 128)).shape == (1, 2048, 16, 8)  # last stride 1
     net.train()
     logits, feat = net(torch.randn(2, 3, 256, 128))
@@ -93,12 +95,12 @@ def test_feature_shapes_of_pcb_and_bot():
 def test_imagenet_weights_come_only_from_the_torch_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"resnet50-0676ba61\.pth.*checkpoints"):
-        models.build_model("bot", 5, "imagenet")
-    assert models.imagenet_file("hacnn") is None  # torchreid trains it from scratch
+        zoo.build_model("bot", 5, "imagenet")
+    assert zoo.imagenet_file("hacnn") is None  # torchreid trains it from scratch
     src = resnet50(weights=None)
     (tmp_path / "checkpoints").mkdir()
     torch.save(src.state_dict(), tmp_path / "checkpoints" / registry.RESNET50[0])
-    net = models.build_model("bot", 5, "imagenet")
+    net = zoo.build_model("bot", 5, "imagenet")
     assert torch.equal(net.base[4][0].conv1.weight, src.layer1[0].conv1.weight)
     assert torch.equal(net.base[0].weight, src.conv1.weight)
 

@@ -12,9 +12,10 @@ import nbformat
 import pandas as pd
 import pytest
 
+from reidlib.pipeline import table
+
 PROJECT = Path(__file__).resolve().parent.parent
-CHAPTERS = ["01_face_detection", "02_recall_estimation", "03_anonymization", "04_training",
-            "05_evaluation", "06_statistics", "07_teaching", "08_where_models_look", "09_privacy", "00_findings"]
+CHAPTERS = table.chapters()  # the stage table's chapters, in the book's order
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.integration
@@ -104,23 +105,24 @@ def test_a_notebook_runs_alone_with_papermill(tmp_path, built):
 
 def test_market1501_mini_end_to_end(shared_data, tmp_path, monkeypatch):
     """Real Market-1501 crops through every stage, switched on by config/market1501_mini.yaml alone."""
-    from reidlib import config, pipeline
+    from reidlib.core import config, runfiles
+    from reidlib.pipeline import rundir
 
     monkeypatch.chdir(PROJECT)
     cfg = config.load("config/market1501_mini.yaml",
                       {"run_dir": str(tmp_path / "run"), "training": {"epochs": 1, "seeds": [0]},
                        "models": {"bot_r18": {"profile": "smoke", "epochs": 1, "image_size": [64, 32]}},
                        "anonymization": {"audit": False, "processes": 1}})
-    assert pipeline.dataset_root(cfg) == (shared_data / "market1501_mini").resolve()
-    stats = json.loads(pipeline.stage_statistics(cfg).read_text())
+    assert runfiles.dataset_root(cfg) == (shared_data / "market1501_mini").resolve()
+    stats = json.loads(rundir.stage_statistics(cfg).read_text())
     assert stats["meta"]["config"]["statistics"]["alpha"] == 0.05
-    recs = pipeline.records(cfg, "anon")
+    recs = rundir.records(cfg, "anon")
     assert len(recs) == 96 and recs.pid.nunique() == 32
-    dets = pd.read_csv(pipeline.detections_path(cfg))
+    dets = pd.read_csv(runfiles.detections_path(cfg))
     assert set(dets.image) <= set(recs.image) and len(dets) > 0
-    res = pd.read_csv(pipeline.evaluation_path(cfg))
+    res = pd.read_csv(runfiles.evaluation_path(cfg))
     assert list(res.protocol) == ["orig_orig", "orig_anon", "anon_anon"] * 2 and set(res.dataset) == {"market1501"}
-    assert json.loads(pipeline.stage_recall(cfg).read_text())["ground_truth"] is False
+    assert json.loads(rundir.stage_recall(cfg).read_text())["ground_truth"] is False
 
 
 def test_book_in_a_real_browser_offline(built):

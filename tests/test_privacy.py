@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reidlib import anonymize, config, datasets, face_attack, privacy, synthetic
+from reidlib.analyses import face_attack, privacy
+from reidlib.core import config
+from reidlib.stages import anonymize, datasets, synthetic
 from tests.conftest import tiny_dataset_config
 
 needs_dlib = pytest.mark.skipif(not face_attack.available(),

@@ -2,7 +2,8 @@
 import pandas as pd
 import pytest
 
-from reidlib import config, prose
+from reidlib.book import prose
+from reidlib.core import config
 
 
 @pytest.mark.parametrize("n, text", [(0, "no faces"), (1, "1 face"), (3, "3 faces")])

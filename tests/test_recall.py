@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reidlib import boxes, recall
+from reidlib.core import boxes
+from reidlib.stages import recall
 
 
 def test_iou_matrix_known_values():
@@ -50,7 +51,7 @@ def test_paper_estimates_have_intervals():
 
 
 def test_inspection_sample_template_and_recall(tiny_root):
-    from reidlib import datasets
+    from reidlib.stages import datasets
 
     recs = datasets.read_market(tiny_root)
     sample = recall.inspection_sample(recs, 30, seed=3)

@@ -10,15 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from dataset_trees import airport_tree
 
 from reidlib import __main__ as cli
-from reidlib import anonymize, config, datasets, detection, pipeline, runfiles, training
-
-from dataset_trees import airport_tree
+from reidlib.core import config, runfiles
+from reidlib.pipeline import rundir
+from reidlib.stages import anonymize, datasets, detection, training
 
 PROJECT = Path(__file__).resolve().parent.parent
 TINY = {"train_ids": 4, "test_ids": 4, "cameras": 2, "images_per_camera": 2}
@@ -42,10 +42,10 @@ def copy_files(root: Path) -> dict[str, bytes]:
 
 def face_change(cfg: config.Config, anon_root: Path) -> float:
     """Mean absolute change inside the ground-truth face boxes between the original and the copy."""
-    truth = pipeline.ground_truth(cfg)
+    truth = rundir.ground_truth(cfg)
     diffs = []
     for r in truth.itertuples():
-        a = anonymize.read_image(pipeline.dataset_root(cfg) / r.image).astype(float)
+        a = anonymize.read_image(runfiles.dataset_root(cfg) / r.image).astype(float)
         b = anonymize.read_image(anon_root / r.image).astype(float)
         diffs.append(np.abs(a - b)[int(r.y0):int(r.y1), int(r.x0):int(r.x1)].mean())
     return float(np.mean(diffs))
@@ -56,15 +56,15 @@ def face_change(cfg: config.Config, anon_root: Path) -> float:
 
 def test_changed_threshold_is_refused_naming_the_key_and_a_deleted_meta_rebuilds_fresh(tmp_path):
     cfg = tiny(tmp_path)
-    pipeline.stage_anonymize(cfg, progress=False)
+    rundir.stage_anonymize(cfg, progress=False)
     changed = tiny(tmp_path, detection={"threshold": 0.5})
     with pytest.raises(runfiles.StaleOutputError, match=r"detection\.threshold: 0\.15 -> 0\.5"):
-        pipeline.stage_anonymize(changed, progress=False)
+        rundir.stage_anonymize(changed, progress=False)
     # the advice followed halfway: only the meta files deleted, the old images left in place
-    for meta in (pipeline.anon_root(cfg) / "anonymization.meta.json", runfiles.meta_path(runfiles.detections_path(cfg))):
+    for meta in (runfiles.anon_root(cfg) / "anonymization.meta.json", runfiles.meta_path(runfiles.detections_path(cfg))):
         meta.unlink()
-    rerun = pipeline.stage_anonymize(changed, progress=False)
-    fresh = pipeline.stage_anonymize(tiny(tmp_path, "fresh", detection={"threshold": 0.5}), progress=False)
+    rerun = rundir.stage_anonymize(changed, progress=False)
+    fresh = rundir.stage_anonymize(tiny(tmp_path, "fresh", detection={"threshold": 0.5}), progress=False)
     assert copy_files(rerun) == copy_files(fresh)
 
 
@@ -80,12 +80,12 @@ def test_copy_killed_then_rerun_with_another_strength_equals_a_fresh_copy(tmp_pa
 
     monkeypatch.setattr(anonymize, "_write_one", dies_midway)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.stage_anonymize(weak, progress=False)
+        rundir.stage_anonymize(weak, progress=False)
     monkeypatch.setattr(anonymize, "_write_one", real_write)
-    assert len(list(pipeline.anon_root(weak).rglob("*.jpg"))) == 20
+    assert len(list(runfiles.anon_root(weak).rglob("*.jpg"))) == 20
     strong = tiny(tmp_path)
-    rerun = pipeline.stage_anonymize(strong, progress=False)
-    fresh = pipeline.stage_anonymize(tiny(tmp_path, "fresh"), progress=False)
+    rerun = rundir.stage_anonymize(strong, progress=False)
+    fresh = rundir.stage_anonymize(tiny(tmp_path, "fresh"), progress=False)
     assert copy_files(rerun) == copy_files(fresh)
     assert face_change(strong, rerun) > 3.0  # the faces really are blurred
 
@@ -102,20 +102,20 @@ def test_training_killed_then_rerun_with_another_lr_equals_a_fresh_run(tmp_path,
 
     monkeypatch.setattr(training, "_save", dies_after_epoch_one)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.stage_train(first, "orig", progress=False)
+        rundir.stage_train(first, "orig", progress=False)
     monkeypatch.setattr(training, "_save", real_save)
     out = runfiles.model_dir(first, "orig", "hacnn")
     assert (out / "checkpoint.pt").is_file() and not (out / "model.pt").exists()
     second = tiny(tmp_path)
-    rerun = pipeline.stage_train(second, "orig", progress=False)
-    fresh = pipeline.stage_train(tiny(tmp_path, "fresh"), "orig", progress=False)
+    rerun = rundir.stage_train(second, "orig", progress=False)
+    fresh = rundir.stage_train(tiny(tmp_path, "fresh"), "orig", progress=False)
     assert (rerun / "model.pt").read_bytes() == (fresh / "model.pt").read_bytes()
     log = pd.read_csv(rerun / "train_log.csv")
     assert log.lr.iloc[0] == pytest.approx(second.training.lr)
     assert json.loads((rerun / "model.pt.meta.json").read_text())["config"]["training"]["lr"] == second.training.lr
     # a finished model under another recipe is refused, naming the key
     with pytest.raises(runfiles.StaleOutputError, match=r"training\.lr: 0\.003 -> 0\.01"):
-        pipeline.stage_train(first, "orig", progress=False)
+        rundir.stage_train(first, "orig", progress=False)
 
 
 def test_resume_under_the_same_stamp_keeps_the_work(tmp_path):
@@ -181,7 +181,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def market_with_junk(tmp_path: Path, cfg: config.Config) -> tuple[Path, list[str], dict]:
     """The generated set as a user's Market-1501 folder, with a junk (-1) crop and a gt_bbox crop holding faces."""
-    gen = pipeline.stage_generate(cfg)
+    gen = rundir.stage_generate(cfg)
     root = tmp_path / "Market-1501-v15.09.15"
     for sub in datasets.MARKET_DIRS.values():
         shutil.copytree(gen / sub, root / sub)
@@ -200,12 +200,12 @@ def test_junk_and_gt_bbox_are_left_out_of_the_copy_by_default(tmp_path):
     gen_cfg = tiny(tmp_path, "gen")
     root, extra, _ = market_with_junk(tmp_path, gen_cfg)
     cfg = tiny(tmp_path, dataset={"name": "market1501", "root": str(root)})
-    anon = pipeline.stage_anonymize(cfg, progress=False)
+    anon = rundir.stage_anonymize(cfg, progress=False)
     manifest = json.loads((anon / "manifest.json").read_text())
     for rel in extra:
         assert not (anon / rel).exists() and rel not in manifest["files"] and rel in manifest["omitted"]
     assert manifest["outside_records"] == "omit"
-    assert set(manifest["files"]) == set(pipeline.records(cfg).image)
+    assert set(manifest["files"]) == set(rundir.records(cfg).image)
 
 
 def test_junk_and_gt_bbox_are_anonymized_when_asked(tmp_path):
@@ -213,7 +213,7 @@ def test_junk_and_gt_bbox_are_anonymized_when_asked(tmp_path):
     root, extra, boxes = market_with_junk(tmp_path, gen_cfg)
     cfg = tiny(tmp_path, dataset={"name": "market1501", "root": str(root)},
                anonymization={"outside_records": "anonymize", "technique": "zero"})
-    anon = pipeline.stage_anonymize(cfg, progress=False)
+    anon = rundir.stage_anonymize(cfg, progress=False)
     manifest = json.loads((anon / "manifest.json").read_text())
     for rel in extra:
         assert rel in manifest["files"]
@@ -247,7 +247,7 @@ def test_run_dir_inside_the_dataset_root_is_refused(tmp_path):
 
 
 def corrupt_copy(tmp_path: Path) -> tuple[Path, str]:
-    gen = pipeline.stage_generate(tiny(tmp_path, "gen"))
+    gen = rundir.stage_generate(tiny(tmp_path, "gen"))
     root = tmp_path / "market"
     for sub in datasets.MARKET_DIRS.values():
         shutil.copytree(gen / sub, root / sub)
@@ -260,9 +260,9 @@ def test_unreadable_images_are_skipped_by_every_stage_and_listed_once(tmp_path):
     root, bad = corrupt_copy(tmp_path)
     cfg = tiny(tmp_path, dataset={"name": "market1501", "root": str(root)}, detection={"skip_unreadable": True},
                training={"epochs": 1})
-    dets = pd.read_csv(pipeline.stage_detect(cfg, progress=False))
-    anon = pipeline.stage_anonymize(cfg, progress=False)
-    model = pipeline.stage_train(cfg, "anon", progress=False)
+    dets = pd.read_csv(rundir.stage_detect(cfg, progress=False))
+    anon = rundir.stage_anonymize(cfg, progress=False)
+    model = rundir.stage_train(cfg, "anon", progress=False)
     listed = pd.read_csv(runfiles.unreadable_path(cfg))
     assert list(listed.image) == [bad] and "cannot decode" in listed.reason.iloc[0]
     assert bad not in set(dets.image) and not (anon / bad).exists()
@@ -274,7 +274,7 @@ def test_unreadable_image_without_skipping_is_an_error_naming_it(tmp_path):
     root, bad = corrupt_copy(tmp_path)
     cfg = tiny(tmp_path, dataset={"name": "market1501", "root": str(root)})
     with pytest.raises(ValueError, match=bad.split("/")[1]):
-        pipeline.stage_detect(cfg, progress=False)
+        rundir.stage_detect(cfg, progress=False)
     assert not runfiles.detections_path(cfg).exists()
 
 
@@ -284,7 +284,7 @@ def test_oversized_crops_are_shrunk_before_detection(monkeypatch):
     assert 8000 * 4000 * big ** 2 <= detection.MAX_NET_PIXELS * 1.0001
     monkeypatch.setattr(detection, "MAX_NET_PIXELS", 96 * 96)
     seen = []
-    import reidlib.detection as d
+    import reidlib.stages.detection as d
 
     real = d._centerface_session
 
@@ -317,18 +317,18 @@ def test_a_detector_failure_names_the_image(tiny_root):
 
 def test_a_second_concurrent_run_is_told_who_holds_the_output(tmp_path):
     cfg = tiny(tmp_path)
-    pipeline.stage_detect(cfg, progress=False)
-    with runfiles.output_lock(pipeline.anon_root(cfg)):
+    rundir.stage_detect(cfg, progress=False)
+    with runfiles.output_lock(runfiles.anon_root(cfg)):
         with pytest.raises(runfiles.BusyOutputError, match=f"pid {os.getpid()}"):
-            pipeline.stage_anonymize(cfg, progress=False)
-    assert pipeline.stage_anonymize(cfg, progress=False).is_dir()  # released when the holder ends
+            rundir.stage_anonymize(cfg, progress=False)
+    assert rundir.stage_anonymize(cfg, progress=False).is_dir()  # released when the holder ends
 
 
 WORKERS = """
 import os, sys, time
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing
-from reidlib import anonymize
+from reidlib.stages import anonymize
 ctx = multiprocessing.get_context("forkserver")
 with ProcessPoolExecutor(2, mp_context=ctx, initializer=anonymize._worker_init, initargs=(os.getpid(),)) as pool:
     list(pool.map(abs, range(4)))

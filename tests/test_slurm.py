@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from test_pipeline import project_copy
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -102,7 +100,7 @@ def cancel_first_checkpointed_training(root: Path, env: dict, proc: subprocess.P
             while sh("squeue", "-h", "-j", job, env=env, check=False).strip():
                 time.sleep(0.2)
             log = json.loads(torch.load(ckpt, map_location="cpu", weights_only=True)["log"])
-            assert not (ckpt.parent / "model.pt").is_file(), f"training finished before its cancel: raise EPOCHS"
+            assert not (ckpt.parent / "model.pt").is_file(), "training finished before its cancel: raise EPOCHS"
             return {"job": job, "log": log}
         time.sleep(0.2)
     raise AssertionError("the workflow ended before train_orig wrote a checkpoint:\n" + proc.stdout.read()[-3000:])
@@ -148,7 +146,8 @@ def test_every_job_ran_under_slurm_and_the_table_exists(grid_run):
 
 def test_jobs_ask_what_the_config_and_profile_say(grid_run):
     """CPUs and memory in sacct are reidlib.resources' for this config, the profile's override where given."""
-    from reidlib import config, grid, resources
+    from reidlib.core import config
+    from reidlib.pipeline import grid, resources
 
     cfg = grid.units(grid.as_grid(GRID), check_roots=False)[0].config
     jobs = sacct(grid_run["env"]).set_index("rule")

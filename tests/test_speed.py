@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reidlib import anonymize, datasets, detection
+from reidlib.stages import anonymize, datasets, detection
 
 
 def _crops(root, n=12):

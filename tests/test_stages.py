@@ -2,7 +2,9 @@
 import pandas as pd
 import pytest
 
-from reidlib import config, datasets, pipeline
+from reidlib.core import config, runfiles
+from reidlib.pipeline import rundir
+from reidlib.stages import datasets
 
 
 def tiny(tmp_path, **over):
@@ -15,25 +17,25 @@ def tiny(tmp_path, **over):
 def test_missing_dataset_folder_is_named_and_nothing_is_written(tmp_path):
     cfg = tiny(tmp_path, dataset={"root": str(tmp_path / "Market-1501-v15.09.15")})
     with pytest.raises(datasets.DatasetError, match="Market-1501-v15.09.15"):
-        pipeline.stage_detect(cfg, progress=False)
+        rundir.stage_detect(cfg, progress=False)
     assert not (tmp_path / "run").exists()
 
 
 def test_output_made_with_another_configuration_is_refused(tmp_path):
     cfg = tiny(tmp_path)
-    pipeline.stage_detect(cfg, progress=False)
+    rundir.stage_detect(cfg, progress=False)
     other = tiny(tmp_path, detection={"threshold": 0.6})
-    with pytest.raises(pipeline.StaleOutputError, match=r"detections\.csv .*detection\.threshold: 0\.15 -> 0\.6"):
-        pipeline.stage_detect(other, progress=False)
+    with pytest.raises(runfiles.StaleOutputError, match=r"detections\.csv .*detection\.threshold: 0\.15 -> 0\.6"):
+        rundir.stage_detect(other, progress=False)
 
 
 def test_anonymization_and_audit_stages(tmp_path):
     # easy faces: with profile or covered faces a detected box can leave part of the face, which the
     # audit then finds (the reason it exists); here zero must leave nothing
-    cfg = tiny(tmp_path, dataset={"face_size": [8, 20], **pipeline.EASY_FACES})
-    anon = pipeline.stage_anonymize(cfg, progress=False)
-    assert datasets.read_market(anon, cfg.dataset.name).equals(pipeline.records(cfg))
-    summary = pd.read_csv(pipeline.stage_audit(cfg, progress=False).with_name("summary.csv"))
+    cfg = tiny(tmp_path, dataset={"face_size": [8, 20], "preset": "easy_faces"})
+    anon = rundir.stage_anonymize(cfg, progress=False)
+    assert datasets.read_market(anon, cfg.dataset.name).equals(rundir.records(cfg))
+    summary = pd.read_csv(rundir.stage_audit(cfg, progress=False).with_name("summary.csv"))
     assert list(summary.technique) == ["blur", "zero", "blank", "inpaint", "pixelate"]
     assert summary.share_with_face_found.between(0, 1).all()
     # zeroed boxes leave no face to find where a face was anonymized
@@ -41,10 +43,10 @@ def test_anonymization_and_audit_stages(tmp_path):
 
 
 def test_parallel_copy_equals_serial_copy(tmp_path):
-    from reidlib import anonymize
+    from reidlib.stages import anonymize
 
     cfg = tiny(tmp_path)
-    root = pipeline.stage_generate(cfg)
+    root = rundir.stage_generate(cfg)
     dets = pd.read_csv(root / "face_boxes.csv").assign(score=1.0)
     one = anonymize.anonymize_dataset(root, dets, tmp_path / "one", "pixelate", progress=False, processes=1, size=6)
     two = anonymize.anonymize_dataset(root, dets, tmp_path / "two", "pixelate", progress=False, processes=2,
@@ -54,11 +56,11 @@ def test_parallel_copy_equals_serial_copy(tmp_path):
 
 def test_pipeline_reads_the_real_market_sample(tmp_path, shared_data):
     cfg = tiny(tmp_path, dataset={"root": str(shared_data / "market1501_mini"), "name": "market1501"})
-    recs = pipeline.records(cfg)
+    recs = rundir.records(cfg)
     assert len(recs) == 96
-    dets = pd.read_csv(pipeline.stage_detect(cfg, progress=False))
+    dets = pd.read_csv(rundir.stage_detect(cfg, progress=False))
     assert set(dets.image) <= set(recs.image)
-    assert pipeline.ground_truth(cfg) is None
+    assert rundir.ground_truth(cfg) is None
 
 
 def test_statistics_of_a_grid_table(tmp_path):
@@ -75,13 +77,13 @@ def test_statistics_of_a_grid_table(tmp_path):
     table = tmp_path / "results.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
     cfg = config.from_dict({"run_dir": str(tmp_path / "run"), "statistics": {"results": str(table)}})
-    stats = json.loads(pipeline.stage_statistics(cfg).read_text())
+    stats = json.loads(rundir.stage_statistics(cfg).read_text())
     run = pd.DataFrame(stats["run"])
     pooled = run[(run.dataset == "all") & (run.metric == "mAP") & (run.after == "orig_anon")].iloc[0]
     assert pooled.n_pairs == 6 and pooled.mean_difference == pytest.approx(1.1)
     assert set(run.dataset) == {"all", "market1501", "viper"}
     with pytest.raises(FileNotFoundError, match="nowhere.csv"):
-        pipeline.stage_statistics(config.from_dict({"run_dir": str(tmp_path / "r2"),
+        rundir.stage_statistics(config.from_dict({"run_dir": str(tmp_path / "r2"),
                                                     "statistics": {"results": str(tmp_path / "nowhere.csv")}}))
 
 
@@ -91,7 +93,7 @@ def test_recall_by_inspection_without_ground_truth(tmp_path, shared_data):
 
     cfg = tiny(tmp_path, dataset={"root": str(shared_data / "market1501_mini"), "name": "market1501"},
                recall={"inspect": 20})
-    out = pipeline.stage_recall(cfg)
+    out = rundir.stage_recall(cfg)
     assert json.loads(out.read_text())["ground_truth"] is False
     sheet = pd.read_csv(out.with_name("inspection_template.csv"), keep_default_na=False)
     assert len(sheet) == 20 and set(sheet.face_visible) == {""}
@@ -101,14 +103,14 @@ def test_recall_by_inspection_without_ground_truth(tmp_path, shared_data):
     sheet.to_csv(filled, index=False)
     cfg2 = tiny(tmp_path / "b", dataset={"root": str(shared_data / "market1501_mini"), "name": "market1501"},
                 recall={"inspect": 20, "inspection_file": str(filled)})
-    got = json.loads(pipeline.stage_recall(cfg2).read_text())["inspection"]
+    got = json.loads(rundir.stage_recall(cfg2).read_text())["inspection"]
     assert (got["k"], got["n"]) == (9, 10)
 
 
 def test_detection_resumes_after_an_interruption_to_the_same_table(tmp_path, monkeypatch):
-    straight = pipeline.stage_detect(tiny(tmp_path / "a"), progress=False).read_bytes()
-    monkeypatch.setattr(pipeline, "DETECTION_PART", 10)
-    real, calls = pipeline.detection.detect_dataset, {"n": 0}
+    straight = rundir.stage_detect(tiny(tmp_path / "a"), progress=False).read_bytes()
+    monkeypatch.setattr(rundir, "DETECTION_PART", 10)
+    real, calls = rundir.detection.detect_dataset, {"n": 0}
 
     def interrupted(*args, **kw):
         calls["n"] += 1
@@ -116,21 +118,21 @@ def test_detection_resumes_after_an_interruption_to_the_same_table(tmp_path, mon
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(pipeline.detection, "detect_dataset", interrupted)
+    monkeypatch.setattr(rundir.detection, "detect_dataset", interrupted)
     cfg = tiny(tmp_path / "b")
     with pytest.raises(KeyboardInterrupt):
-        pipeline.stage_detect(cfg, progress=False)
-    parts = sorted(p.name for p in (pipeline.detections_path(cfg).parent / "parts").glob("0*.csv"))
-    assert parts == ["00000.csv", "00001.csv"] and not pipeline.detections_path(cfg).exists()
+        rundir.stage_detect(cfg, progress=False)
+    parts = sorted(p.name for p in (runfiles.detections_path(cfg).parent / "parts").glob("0*.csv"))
+    assert parts == ["00000.csv", "00001.csv"] and not runfiles.detections_path(cfg).exists()
     again = {"n": 0}
 
     def counted(*args, **kw):
         again["n"] += 1
         return real(*args, **kw)
 
-    monkeypatch.setattr(pipeline.detection, "detect_dataset", counted)
-    resumed = pipeline.stage_detect(cfg, progress=False)
-    n_parts = -(-len(pipeline.records(cfg)) // 10)
+    monkeypatch.setattr(rundir.detection, "detect_dataset", counted)
+    resumed = rundir.stage_detect(cfg, progress=False)
+    n_parts = -(-len(rundir.records(cfg)) // 10)
     assert n_parts >= 3 and again["n"] == n_parts - 2  # the two finished parts were not detected again
     assert resumed.read_bytes() == straight
     assert not (resumed.parent / "parts").exists()

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from reidlib import statistics
+from reidlib.stages import statistics
 
 
 @pytest.fixture(scope="module")

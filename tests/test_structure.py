@@ -1,5 +1,6 @@
-"""The library's shape: one registry entry adds a model, a dataset format or a technique; stages never
-import each other; the configuration (and so Snakemake's process) loads without torch or OpenCV."""
+"""The library's shape: folders in layers, each importing only from the layers below it; stages never
+import each other; one registry entry adds a model, a dataset format or a technique; the configuration
+(and so Snakemake's process) loads without torch or OpenCV."""
 from __future__ import annotations
 
 import ast
@@ -15,39 +16,89 @@ import pytest
 import torch
 from torch import nn
 
-from reidlib import config, pipeline, registry, runfiles
+from reidlib.core import config, registry, runfiles
+from reidlib.pipeline import rundir
 
 PROJECT = Path(__file__).resolve().parent.parent
 LIB = PROJECT / "reidlib"
-STAGES = {"synthetic", "datasets", "detection", "recall", "anonymize", "training", "evaluation", "statistics"}
+# the rooms of the library, bottom first: a folder imports only from its own and the folders before it
+LAYERS = ("core", "book", "models", "stages", "pipeline", "analyses")
+
+
+def module_name(path: Path) -> str:
+    """'core.config' for reidlib/core/config.py, '__main__' for reidlib/__main__.py."""
+    return ".".join(path.relative_to(LIB).with_suffix("").parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in LIB.rglob("*.py") if p.stem != "__init__"}
 
 
 def imports_of(path: Path) -> set[str]:
-    """The reidlib modules a module imports anywhere in it (module level or inside functions)."""
+    """The reidlib modules ('folder.module') a module imports anywhere in it (module level or inside functions)."""
+    known = set(modules())
+    here = module_name(path).split(".")[:-1]  # the importing module's package, relative to reidlib
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                out.add(node.module.split(".")[0])
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[:len(here) - (node.level - 1)] if node.level > 1 else here
+                parts = base + (node.module.split(".") if node.module else [])
+            elif (node.module or "").startswith("reidlib"):
+                parts = node.module.split(".")[1:]
             else:
-                out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("reidlib"):
-            parts = node.module.split(".")
-            out.update([parts[1]] if len(parts) > 1 else [a.name for a in node.names])
+                continue
+            prefix = ".".join(parts)
+            if prefix in known:
+                out.add(prefix)
+            for a in node.names:
+                name = f"{prefix}.{a.name}" if prefix else a.name
+                if name in known:
+                    out.add(name)
         elif isinstance(node, ast.Import):
-            out.update(a.name.split(".")[1] for a in node.names if a.name.startswith("reidlib."))
-    modules = {p.stem for p in LIB.glob("*.py")}
-    return out & modules - {path.stem}
+            out.update(".".join(a.name.split(".")[1:3]) for a in node.names if a.name.startswith("reidlib."))
+    return (out & known) - {module_name(path)}
 
 
 def graph() -> dict[str, set[str]]:
-    return {p.stem: imports_of(p) for p in LIB.glob("*.py") if p.stem != "__init__"}
+    return {m: imports_of(p) for m, p in modules().items()}
+
+
+def test_every_module_sits_in_a_layer():
+    loose = [m for m in modules() if m != "__main__" and m.split(".")[0] not in LAYERS]
+    assert not loose, f"modules outside the layers {LAYERS}: {loose}"
+
+
+def test_a_folder_imports_only_from_the_folders_below_it():
+    bad = []
+    for module, deps in graph().items():
+        if module == "__main__":
+            continue
+        mine = LAYERS.index(module.split(".")[0])
+        bad += [f"{module} imports {d}" for d in deps if LAYERS.index(d.split(".")[0]) > mine]
+    assert not bad, bad
+
+
+def test_the_import_walker_sees_upward_imports(tmp_path):
+    """The layer test can fail: a core module importing an analysis is seen."""
+    fake = LIB / "core" / "config.py"
+    deps = imports_of(fake)
+    assert "core.registry" in deps and "core.paths" in deps
+    src = tmp_path / "x.py"
+    src.write_text("from ..analyses import findings\nfrom reidlib.stages.anonymize import clip_box\n")
+    original = module_name
+    try:
+        globals()["module_name"] = lambda p: "core.x" if p == src else original(p)
+        assert {"analyses.findings", "stages.anonymize"} <= imports_of(src)
+    finally:
+        globals()["module_name"] = original
 
 
 def test_no_stage_imports_another_stage():
+    stages = {m for m in modules() if m.startswith("stages.")}
     for module, deps in graph().items():
-        if module in STAGES:
-            assert not deps & STAGES, f"stage {module} imports stage(s) {sorted(deps & STAGES)}"
+        if module in stages:
+            assert not deps & stages, f"stage {module} imports stage(s) {sorted(deps & stages)}"
 
 
 def test_the_import_graph_has_no_cycle():
@@ -67,7 +118,8 @@ def test_the_import_graph_has_no_cycle():
 
 
 def test_the_configuration_loads_without_torch_or_opencv():
-    code = ("import sys; from reidlib import config, grid, runfiles; "
+    code = ("import sys; from reidlib.core import config, runfiles; from reidlib.pipeline import grid, table; "
+            "table.conf(config.Config(), 'attribution'); table.toc(); "
             "c = config.load('config/default.yaml'); runfiles.anon_root(c); runfiles.model_dir(c, 'anon'); "
             "print(sorted(m for m in ('torch', 'cv2', 'torchvision', 'onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=True)
@@ -114,10 +166,10 @@ def toys(monkeypatch):
 def test_a_toy_model_dataset_and_technique_run_through_the_stages(tmp_path, toys):
     gen_cfg = config.from_dict({"run_dir": str(tmp_path / "gen"), "dataset": {"train_ids": 4, "test_ids": 4,
                                                                               "cameras": 2}})
-    gen = pipeline.stage_generate(gen_cfg)
+    gen = rundir.stage_generate(gen_cfg)
     root = tmp_path / "people"
     (root / "img").mkdir(parents=True)
-    recs = pipeline.records(gen_cfg)
+    recs = rundir.records(gen_cfg)
     rows = []
     for k, r in enumerate(recs.itertuples()):
         shutil.copy2(gen / r.image, root / "img" / f"{k:04d}.jpg")
@@ -126,7 +178,7 @@ def test_a_toy_model_dataset_and_technique_run_through_the_stages(tmp_path, toys
     cfg = config.from_dict({"run_dir": str(tmp_path / "run"), "dataset": {"name": "peoplelist", "root": str(root)},
                             "anonymization": {"technique": "invert", "pixelate_size": 200, "processes": 1},
                             "training": {"model": "toy", "epochs": 1, "batch_size": 8}, "models": {}})
-    out = pd.read_csv(pipeline.stage_evaluate_model(cfg, progress=False))
+    out = pd.read_csv(rundir.stage_evaluate_model(cfg, progress=False))
     assert list(out.protocol) == ["orig_orig", "orig_anon", "anon_anon"] and set(out.model) == {"Toy"}
     assert out.mAP.between(0, 100).all()
     manifest = json.loads((runfiles.anon_root(cfg) / "manifest.json").read_text())

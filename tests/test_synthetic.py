@@ -1,11 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiny_dataset_config
 from PIL import Image
 
-from reidlib import datasets, images, runfiles, synthetic
-
-from conftest import tiny_dataset_config
+from reidlib.core import images, runfiles
+from reidlib.stages import datasets, synthetic
 
 
 def test_layout_naming_and_size(tiny_root):
@@ -107,7 +107,8 @@ def test_hard_face_regime_off_leaves_the_plan_unchanged_and_on_makes_faces_a_det
     """The harder regime (small, blurred, profile, covered faces) draws from its own random stream, so
     with it off the plan is the easy one; with it on, CenterFace misses small and covered faces more
     often than large uncovered ones, as detectors do on real data."""
-    from reidlib import config, detection, recall
+    from reidlib.core import config
+    from reidlib.stages import detection, recall
 
     easy = tiny_dataset_config(train_ids=20, test_ids=20, cameras=4, images_per_camera=2, face_size=(5, 20))
     hard = tiny_dataset_config(train_ids=20, test_ids=20, cameras=4, images_per_camera=2, face_size=(5, 20),

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from reidlib import detection, tinyfaces
+from reidlib.models import tinyfaces
+from reidlib.stages import detection
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from reidlib import config, datasets, evaluation, models, torchreid_models as trm, training
+from reidlib.core import config
+from reidlib.models import torchreid_models as trm
+from reidlib.models import zoo
+from reidlib.stages import datasets, evaluation, training
 
 
 def test_unknown_model_is_named():
@@ -23,8 +26,8 @@ def test_hacnn_runs_without_cuda_and_keeps_theta_on_the_input_device():
 
 
 def test_fixed_input_sizes():
-    assert models.input_size("hacnn", (256, 128)) == (160, 64)
-    assert models.input_size("pcb_p6", (256, 128)) == (256, 128)
+    assert zoo.input_size("hacnn", (256, 128)) == (160, 64)
+    assert zoo.input_size("pcb_p6", (256, 128)) == (256, 128)
 
 
 def test_missing_pretrained_file_says_where(tmp_path):
@@ -78,7 +81,7 @@ def test_training_writes_its_files_and_resumes_to_the_same_weights(tmp_path, tin
     resumed = training.train(tiny_root, recs, tmp_path / "b", cfg, seed=1, progress=False)
     assert _sha(resumed) == _sha(straight)
 
-    model, got_size = models.load_trained(tmp_path / "a")
+    model, got_size = zoo.load_trained(tmp_path / "a")
     assert got_size == size
     res = evaluation.evaluate_model(model, size, tiny_root, recs)
     assert 0 <= res["rank1"] <= 100 and 0 < res["mAP"] <= 100 and 0 < res["mINP"] <= 100

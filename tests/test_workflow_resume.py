@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
 from test_pipeline import project_copy
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent  # python, papermill and jupyter-book from Snakemake's own environment
 # every rule's results depend on the library as a whole: editing any module reruns what it may change
-LIB = sorted(str(p) for p in Path(workflow.basedir).parent.joinpath("reidlib").glob("*.py"))
+LIB = sorted(str(p) for p in Path(workflow.basedir).parent.joinpath("reidlib").rglob("*.py"))
 
 
 def q(*words):

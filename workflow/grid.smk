@@ -17,8 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from reidlib import config as rconfig
-from reidlib import grid, resources, runfiles
+from reidlib.core import config as rconfig
+from reidlib.pipeline import grid, resources, table
+from reidlib.core import runfiles
 
 
 include: "common.smk"
@@ -49,7 +50,7 @@ UNITS = grid.units(config)  # a missing dataset root stops here, named
 BASE = rconfig.from_dict(config)
 RUN = str(BASE.run_path)
 MAIN = BASE.anonymization.technique
-PARAMS = f"{RUN}/params/grid.yaml"
+PARAMS = str(runfiles.params_at(RUN, "grid"))
 _text = yaml.safe_dump({"config_file": "", "settings": config}, sort_keys=True)
 if not Path(PARAMS).is_file() or Path(PARAMS).read_text() != _text:
     Path(PARAMS).parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,13 @@ TRAINING = {u.dataset: rconfig.trainings(u.config) for u in UNITS if u.technique
 
 EVAL_FILES = [str(runfiles.model_results_path(u.config, m, s)) for u in UNITS for m in u.models
               for s in rconfig.trainings(u.config)[m].seeds]
-RECALL_FILES = [f"{RUN}/{d}/recall/recall.json" for d in DATASETS]
+RECALL_FILES = [str(runfiles.recall_at(runfiles.unit_root(RUN, d))) for d in DATASETS]
+UNIT = runfiles.unit_root(RUN, "{dataset}")  # a job's unit run directory, as a pattern
+
+
+def unit_log(name):
+    """The log of a job of one unit."""
+    return str(runfiles.log_at(RUN, f"{{dataset}}/{name}"))
 
 
 def reidlib(stage, log, **options):
@@ -99,8 +106,8 @@ wildcard_constraints:
 
 rule all:
     input:
-        f"{RUN}/results.csv",
-        f"{RUN}/statistics.json",
+        str(runfiles.grid_results_path(BASE)),
+        str(runfiles.grid_statistics_path(BASE)),
         RECALL_FILES,
         LIB,
 
@@ -109,9 +116,11 @@ rule records:
     input:
         LIB,
     output:
-        f"{RUN}/{{dataset}}/data/records.csv",
+        str(runfiles.records_at(UNIT)),
+    params:
+        conf=lambda w: table.conf(unit_cfg(w, MAIN), "records"),
     log:
-        f"{RUN}/logs/{{dataset}}/records.log",
+        unit_log("records"),
     threads: lambda w: stage_req("records")(w).threads
     resources:
         mem_mb=lambda w: stage_req("records")(w).mem_mb,
@@ -125,9 +134,11 @@ rule detect:
         rules.records.output,
         LIB,
     output:
-        f"{RUN}/{{dataset}}/detections/detections.csv",
+        str(runfiles.detections_at(UNIT)),
+    params:
+        conf=lambda w: table.conf(unit_cfg(w, MAIN), "detect"),
     log:
-        f"{RUN}/logs/{{dataset}}/detect.log",
+        unit_log("detect"),
     threads: lambda w: stage_req("detect")(w).threads
     resources:
         mem_mb=lambda w: stage_req("detect")(w).mem_mb,
@@ -141,9 +152,11 @@ rule recall:
         rules.detect.output,
         LIB,
     output:
-        f"{RUN}/{{dataset}}/recall/recall.json",
+        str(runfiles.recall_at(UNIT)),
+    params:
+        conf=lambda w: table.conf(unit_cfg(w, MAIN), "recall"),
     log:
-        f"{RUN}/logs/{{dataset}}/recall.log",
+        unit_log("recall"),
     threads: lambda w: stage_req("recall")(w).threads
     resources:
         mem_mb=lambda w: stage_req("recall")(w).mem_mb,
@@ -157,9 +170,11 @@ rule anonymize:
         rules.detect.output,
         LIB,
     output:
-        f"{RUN}/{{dataset}}/anon/{{technique}}/{{dataset}}/manifest.json",
+        str(runfiles.manifest_at(UNIT, "{technique}", "{dataset}")),
+    params:
+        conf=lambda w: table.conf(unit_cfg(w), "anonymize"),
     log:
-        f"{RUN}/logs/{{dataset}}/anonymize_{{technique}}.log",
+        unit_log("anonymize_{technique}"),
     threads: lambda w: stage_req("anonymize")(w).threads
     resources:
         mem_mb=lambda w: stage_req("anonymize")(w).mem_mb,
@@ -174,9 +189,11 @@ rule train_orig:
         rules.records.output,
         LIB,
     output:
-        f"{RUN}/{{dataset}}/models/orig/{{model}}/seed{{seed}}/model.pt",
+        str(runfiles.model_file_at(UNIT, runfiles.trained_on("orig", MAIN), "{model}", "{seed}")),
+    params:
+        conf=lambda w: table.conf(unit_cfg(w, MAIN), "train", w.model, "orig"),
     log:
-        f"{RUN}/logs/{{dataset}}/train_orig_{{model}}_seed{{seed}}.log",
+        unit_log("train_orig_{model}_seed{seed}"),
     threads: lambda w: train_req(MAIN)(w).threads
     resources:
         mem_mb=lambda w: train_req(MAIN)(w).mem_mb,
@@ -193,9 +210,11 @@ rule train_anon:
         rules.anonymize.output,
         LIB,
     output:
-        f"{RUN}/{{dataset}}/models/anon-{{technique}}/{{model}}/seed{{seed}}/model.pt",
+        str(runfiles.model_file_at(UNIT, runfiles.trained_on("anon", "{technique}"), "{model}", "{seed}")),
+    params:
+        conf=lambda w: table.conf(unit_cfg(w), "train", w.model, "anon"),
     log:
-        f"{RUN}/logs/{{dataset}}/train_anon_{{technique}}_{{model}}_seed{{seed}}.log",
+        unit_log("train_anon_{technique}_{model}_seed{seed}"),
     threads: lambda w: train_req()(w).threads
     resources:
         mem_mb=lambda w: train_req()(w).mem_mb,
@@ -209,13 +228,15 @@ rule train_anon:
 rule evaluate:
     """One training seed of one model under the three protocols, for one technique."""
     input:
-        f"{RUN}/{{dataset}}/models/orig/{{model}}/seed{{seed}}/model.pt",
-        f"{RUN}/{{dataset}}/models/anon-{{technique}}/{{model}}/seed{{seed}}/model.pt",
+        str(runfiles.model_file_at(UNIT, runfiles.trained_on("orig", MAIN), "{model}", "{seed}")),
+        str(runfiles.model_file_at(UNIT, runfiles.trained_on("anon", "{technique}"), "{model}", "{seed}")),
         LIB,
     output:
-        f"{RUN}/{{dataset}}/evaluation/{{technique}}/{{model}}/seed{{seed}}.csv",
+        str(runfiles.results_at(UNIT, "{technique}", "{model}", "{seed}")),
+    params:
+        conf=lambda w: table.conf(unit_cfg(w), "evaluate_model", w.model),
     log:
-        f"{RUN}/logs/{{dataset}}/evaluate_{{technique}}_{{model}}_seed{{seed}}.log",
+        unit_log("evaluate_{technique}_{model}_seed{seed}"),
     threads: lambda w: eval_req(w).threads
     resources:
         mem_mb=lambda w: eval_req(w).mem_mb,
@@ -232,10 +253,10 @@ rule collect:
         EVAL_FILES,
         LIB,
     output:
-        f"{RUN}/results.csv",
-        f"{RUN}/statistics.json",
+        str(runfiles.grid_results_path(BASE)),
+        str(runfiles.grid_statistics_path(BASE)),
     log:
-        f"{RUN}/logs/collect.log",
+        str(runfiles.log_at(RUN, "collect")),
     threads: lambda w: stage_req("collect")(w).threads
     resources:
         mem_mb=lambda w: stage_req("collect")(w).mem_mb,

@@ -8,7 +8,6 @@ the default run's CPU-sized BoT (ResNet-50 from scratch does not learn on a few 
 """
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 from torchvision.models import resnet18, resnet50

@@ -12,10 +12,10 @@ no torch, no I/O but the dataset roots' existence.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, from_dict, merge, project_path, trainings
+from ..core.config import Config, ConfigError, from_dict, merge, project_path, trainings
+from ..core.runfiles import unit_root
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def units(data: dict[str, Any], check_roots: bool = True) -> list[Unit]:
     for name, section in g.datasets.items():
         section = dict(section or {})
         det = section.pop("detection", {})  # a dataset's own detector settings (the paper's VIPeR)
-        over = {"run_dir": str(Path(run_dir) / name), "dataset": {**section, "name": name}, "detection": det}
+        over = {"run_dir": str(unit_root(run_dir, name)), "dataset": {**section, "name": name}, "detection": det}
         unit_cfg = from_dict(merge(base, over))
         if check_roots and unit_cfg.dataset.name != "synthetic":
             root = project_path(unit_cfg.dataset.root)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import registry
+from ..core import registry
 from . import torchreid_models as trm
 
 

@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .config import DatasetConfig, to_dict
-from .images import lfw_faces
-from .runfiles import atomic_write_text, umask
+from ..core.config import DatasetConfig, to_dict
+from ..core.images import lfw_faces
+from ..core.runfiles import atomic_write_text, umask
 
 WIDTH, HEIGHT = 64, 128
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}

@@ -9,8 +9,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from . import config
-from .paths import project_root
+from ..core import config
+from ..core.paths import project_root
 
 
 def setup(config_file: str | Path | None = "config/default.yaml", settings: dict[str, Any] | None = None) -> config.Config:

@@ -1,25 +1,63 @@
-"""The six stages over one run directory (formats in `reidlib.runfiles`), each resumable.
+"""The paper's six stages over one run directory (formats in `reidlib.core.runfiles`), each resumable.
 
 Each `stage_*` returns its output path, computing it only when absent, and first makes sure its
 inputs exist by calling the stage before it; so any notebook can run alone with its defaults,
 while under Snakemake the inputs are always there already. An existing output made with another
-configuration is refused rather than silently reused.
+configuration is refused rather than silently reused. What each stage's outputs depend on comes from
+the stage table (`reidlib.pipeline.table.conf`).
 """
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from . import anonymize, datasets, detection, evaluation, images, recall, registry, statistics, synthetic, training
-from .config import Config, from_dict, merge, project_path, recipe, to_dict, trainings
-from .runfiles import (VARIANTS, BusyOutputError, StaleOutputError, anon_root, atomic_write_text,  # noqa: F401
-                       audit_path, dataset_root, derived_root, detections_path, evaluation_path, file_sha256,
-                       finished, fingerprint_files, make_meta, meta_path, model_dir, model_results_path,
-                       output_folder, read_json, source_root, statistics_path, sweep_path, tree_digest,
-                       unreadable_path, variant_root, write_csv, write_json)
+from ..core import images, registry
+from ..core.config import Config, project_path, to_dict, trainings
+from ..core.runfiles import (
+    VARIANTS,
+    anon_manifest,
+    anon_root,
+    atomic_write_text,
+    audit_path,
+    audit_summary_path,
+    dataset_root,
+    derived_root,
+    detections_path,
+    evaluation_path,
+    file_sha256,
+    fingerprint_files,
+    finished,
+    grid_results_path,
+    grid_statistics_path,
+    make_meta,
+    meta_path,
+    model_dir,
+    model_results_path,
+    output_folder,
+    read_json,
+    recall_path,
+    records_path,
+    source_root,
+    statistics_path,
+    tree_digest,
+    unreadable_path,
+    variant_root,
+    write_csv,
+    write_json,
+)
+from ..stages import (
+    anonymize,
+    datasets,
+    detection,
+    evaluation,
+    recall,
+    statistics,
+    synthetic,
+    training,
+)
+from . import table
 
 DETECTION_PART = 2000  # images per resumable part of stage 1
 
@@ -47,19 +85,19 @@ def stage_generate(cfg: Config, replace_stale: bool = False) -> Path:
     return synthetic.generate(root, cfg.dataset, cfg.seed)
 
 
-def stage_records(cfg: Config) -> Path:
+def stage_records(cfg: Config, progress: bool = False) -> Path:
     """Stage 0 output for the workflow: the original dataset's records as `data/records.csv`."""
     root = stage_generate(cfg, replace_stale=True)
-    out = cfg.run_path / "data" / "records.csv"
-    write_csv(out, records(cfg), make_meta("records", {"dataset": to_dict(cfg.dataset)}, cfg.seed,
-                                           fingerprint_files(root)))
+    out = records_path(cfg)
+    write_csv(out, records(cfg), make_meta("records", table.conf(cfg, "records"), cfg.seed, fingerprint_files(root)))
     return out
 
 
 def records(cfg: Config, variant: str = "orig", usable: bool = True) -> pd.DataFrame:
-    """Image records of the dataset (or of its anonymized copy); `usable` leaves out the images
-    that cannot be decoded when `detection.skip_unreadable` is set (see `unreadable`)."""
-    recs = datasets.read_section(cfg.dataset, variant_root(cfg, variant), derived_root(cfg))
+    """Image records of the dataset (generated first when absent), or of its anonymized copy; `usable` leaves
+    out the images that cannot be decoded when `detection.skip_unreadable` is set (see `unreadable`)."""
+    root = stage_generate(cfg) if variant == "orig" else variant_root(cfg, variant)
+    recs = datasets.read_section(cfg.dataset, root, derived_root(cfg))
     if usable and cfg.detection.skip_unreadable:
         bad = set(unreadable(cfg).image)
         recs = recs[~recs.image.isin(bad)].reset_index(drop=True)
@@ -96,7 +134,7 @@ def ground_truth(cfg: Config) -> pd.DataFrame | None:
 def stage_detect(cfg: Config, progress: bool = True) -> Path:
     """Stage 1: face detection over every usable image of the original dataset."""
     out = detections_path(cfg)
-    conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection)}
+    conf = table.conf(cfg, "detect")
     if finished(meta_path(out), conf, cfg.seed, [out]):
         return out
     root = stage_generate(cfg)
@@ -127,8 +165,8 @@ def load_detections(cfg: Config) -> pd.DataFrame:
 
 def stage_recall(cfg: Config) -> Path:
     """Stage 2: recall and precision against ground truth, with 95% intervals."""
-    out = cfg.run_path / "recall" / "recall.json"
-    conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection), "recall": to_dict(cfg.recall)}
+    out = recall_path(cfg)
+    conf = table.conf(cfg, "recall")
     if finished(out, conf, cfg.seed, [out], rebuild_stale=True):
         return out
     dets = load_detections(cfg)
@@ -161,10 +199,9 @@ def stage_anonymize(cfg: Config, progress: bool = True) -> Path:
     anonymize`, detected here first; otherwise they are left out. The manifest lists what was left out.
     """
     out = anon_root(cfg)
-    conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
-            "anonymization": to_dict(cfg.anonymization)}
+    conf = table.conf(cfg, "anonymize")
     meta = out / "anonymization.meta.json"
-    if finished(meta, conf, cfg.seed, [out / "manifest.json"]):
+    if finished(meta, conf, cfg.seed, [anon_manifest(cfg)]):
         return out
     dets = load_detections(cfg)
     root, recs, a, d = dataset_root(cfg), records(cfg), cfg.anonymization, cfg.detection
@@ -196,9 +233,8 @@ def stage_audit(cfg: Config, progress: bool = True) -> Path | None:
     if not cfg.anonymization.audit:
         return None
     out = audit_path(cfg)
-    conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
-            "anonymization": to_dict(cfg.anonymization)}
-    if finished(meta_path(out), conf, cfg.seed, [out, out.with_name("summary.csv")], rebuild_stale=True):
+    conf = table.conf(cfg, "audit")
+    if finished(meta_path(out), conf, cfg.seed, [out, audit_summary_path(cfg)], rebuild_stale=True):
         return out
     dets = load_detections(cfg)
     recs = records(cfg)
@@ -206,7 +242,7 @@ def stage_audit(cfg: Config, progress: bool = True) -> Path | None:
     residual = anonymize.residual_audit(dataset_root(cfg), recs, dets, detection.detector_from_config(d),
                                         margin=a.margin, progress=progress, section=a)
     meta = make_meta("audit", conf, cfg.seed, fingerprint_files(dataset_root(cfg)))
-    write_csv(out.with_name("summary.csv"), anonymize.audit_summary(residual, recs), meta)
+    write_csv(audit_summary_path(cfg), anonymize.audit_summary(residual, recs), meta)
     write_csv(out, residual, meta)
     return out
 
@@ -218,9 +254,7 @@ def stage_train(cfg: Config, variant: str = "orig", model: str | None = None, pr
     tcfg = trainings(cfg)[model or cfg.training.model]
     seed = tcfg.seeds[0] if seed is None else seed
     out = model_dir(cfg, variant, tcfg.model, seed)
-    conf = {"dataset": to_dict(cfg.dataset), "data_seed": cfg.seed, "training": recipe(tcfg), "variant": variant}
-    if variant == "anon":
-        conf.update(detection=to_dict(cfg.detection), anonymization=to_dict(cfg.anonymization))
+    conf = table.conf(cfg, "train", tcfg.model, variant)
     meta = out / "model.pt.meta.json"
     if finished(meta, conf, seed, [out / "model.pt"]):
         return out
@@ -233,12 +267,6 @@ def stage_train(cfg: Config, variant: str = "orig", model: str | None = None, pr
     return out
 
 
-def _evaluation_conf(cfg: Config, model: str) -> dict:
-    return {"dataset": to_dict(cfg.dataset), "data_seed": cfg.seed, "detection": to_dict(cfg.detection),
-            "anonymization": to_dict(cfg.anonymization), "training": recipe(trainings(cfg)[model]),
-            "evaluation": to_dict(cfg.evaluation)}
-
-
 def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool = True,
                          seed: int | None = None, retrain: bool = True) -> Path:
     """Stage 5 for one training seed of one model: mAP / Rank-1 / mINP under orig_orig, orig_anon
@@ -247,7 +275,7 @@ def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool =
     model = model or cfg.training.model
     seed = trainings(cfg)[model].seeds[0] if seed is None else seed
     out = model_results_path(cfg, model, seed)
-    conf = {**_evaluation_conf(cfg, model), **({} if retrain else {"retrain": False})}
+    conf = {**table.conf(cfg, "evaluate_model", model), **({} if retrain else {"retrain": False})}
     if finished(meta_path(out), conf, seed, [out], rebuild_stale=True):
         return out
     protocols = tuple(evaluation.PROTOCOLS) if retrain else ("orig_orig", "orig_anon")
@@ -271,17 +299,18 @@ def stage_evaluate(cfg: Config, progress: bool = True) -> Path:
     out = evaluation_path(cfg)
     parts = {f"{m}/seed{s}": stage_evaluate_model(cfg, m, progress, s) for m, t in trainings(cfg).items()
              for s in t.seeds}
-    conf = {m: _evaluation_conf(cfg, m) for m in trainings(cfg)}
+    conf = table.conf(cfg, "evaluate")
     fp = tree_digest((m, file_sha256(p)) for m, p in parts.items())
     meta = meta_path(out)
-    if out.is_file() and meta.is_file() and read_json(meta).get("data_fingerprint") == fp:
+    if out.is_file() and meta.is_file() and read_json(meta).get("data_fingerprint") == fp \
+            and finished(meta, conf, cfg.seed, [out], rebuild_stale=True):
         return out
-    table = pd.concat([pd.read_csv(p) for p in parts.values()], ignore_index=True)
-    write_csv(out, table, make_meta("evaluation", {"models": conf}, cfg.seed, fp))
+    results = pd.concat([pd.read_csv(p) for p in parts.values()], ignore_index=True)
+    write_csv(out, results, make_meta("evaluation", conf, cfg.seed, fp))
     return out
 
 
-def stage_statistics(cfg: Config) -> Path:
+def stage_statistics(cfg: Config, progress: bool = False) -> Path:
     """Stage 6: paired one-sided t-tests over the paper's Tables III-VII and over this run."""
     out = statistics_path(cfg)
     if cfg.statistics.results:  # a grid's table (workflow/grid.smk) lands in this chapter
@@ -291,10 +320,10 @@ def stage_statistics(cfg: Config) -> Path:
         results_sha = file_sha256(source)
     else:
         source = stage_evaluate(cfg, progress=False)
-        results_sha = fingerprint_files(out.parent.parent / "evaluation")
+        results_sha = fingerprint_files(evaluation_path(cfg).parent)
     run_results = pd.read_csv(source)
     run_results = run_results[run_results.technique == run_results.technique.iloc[0]]  # Table VIII rows apart
-    conf = {"statistics": to_dict(cfg.statistics), "evaluation_sha": results_sha}
+    conf = {**table.conf(cfg, "statistics"), "evaluation_sha": results_sha}
     if finished(out, conf, cfg.seed, [out], rebuild_stale=True):
         return out
     paper = statistics.load_paper_results()
@@ -315,7 +344,7 @@ def collect_grid(units: list, grid_cfg: Config) -> Path:
     naming it): the workflow has produced them, each in its own job. Statistics pool the main
     technique's rows across datasets.
     """
-    out = grid_cfg.run_path / "results.csv"
+    out = grid_results_path(grid_cfg)
     parts = []
     for u in units:
         for m in u.models:
@@ -329,69 +358,8 @@ def collect_grid(units: list, grid_cfg: Config) -> Path:
     meta = make_meta("grid", {"grid": to_dict(grid_cfg)}, grid_cfg.seed, fp)
     write_csv(out, table, meta)
     main = table[table.technique == grid_cfg.anonymization.technique]
-    write_json(out.with_name("statistics.json"),
+    write_json(grid_statistics_path(grid_cfg),
                {"run": statistics.test_all(main, by="dataset", seed=grid_cfg.seed,
                                            unit=statistics.unit_of(main)).to_dict(orient="records"),
                 "alpha": grid_cfg.statistics.alpha, "meta": meta})
     return out
-
-
-EASY_FACES = {"face_blur": 0.0, "profile": 0.0, "occluded": 0.0}  # the generated world's hard regime off
-
-
-def sweep_config(cfg: Config, share: float) -> Config:
-    """The teaching sweep's run at one `face_identity_share`: generated data, `training.model` only.
-
-    Its faces are the easy regime (sharp, frontal, uncovered; the run's sizes): the sweep's ends are the
-    controls, and a positive control needs every face it can show.
-    """
-    t = cfg.teaching
-    data = merge(to_dict(cfg), {
-        "run_dir": str(cfg.run_path / "teaching" / f"share_{share:.2f}"),
-        "dataset": {"name": "synthetic", "root": "", "face_identity_share": share, "train_ids": t.train_ids,
-                    "test_ids": t.test_ids, "cameras": t.cameras, **EASY_FACES},
-        "training": {"epochs": t.epochs, "lr_step": max(t.epochs - 1, 1)},
-        "anonymization": {"audit": False}})
-    data["models"] = {}
-    data["grid"] = {}
-    return from_dict(data)
-
-
-def stage_sweep(cfg: Config, progress: bool = True) -> Path:
-    """Teaching chapter: the protocols at each face-identity share of the generated set (orig/orig and
-    orig/anon; anon/anon too with `teaching.retrain`), every training seed."""
-    out = sweep_path(cfg)
-    conf = {"teaching": to_dict(cfg.teaching), "seed": cfg.seed,
-            **{k: to_dict(getattr(cfg, k)) for k in ("detection", "anonymization", "training", "evaluation")}}
-    if finished(meta_path(out), conf, cfg.seed, [out], rebuild_stale=True):
-        return out
-    parts = []
-    for share in cfg.teaching.shares:
-        sub = sweep_config(cfg, share)
-        rows = [pd.read_csv(stage_evaluate_model(sub, m, progress, s, retrain=cfg.teaching.retrain))
-                for m, t in trainings(sub).items() for s in t.seeds]
-        parts.append(pd.concat(rows, ignore_index=True).assign(face_identity_share=share))
-    table = pd.concat(parts, ignore_index=True)
-    write_csv(out, table, make_meta("teaching", conf, cfg.seed,
-                                    tree_digest((str(s), hashlib.sha256(p.to_csv().encode()).hexdigest())
-                                                for s, p in zip(cfg.teaching.shares, parts))))
-    return out
-
-
-def sweep_training(cfg: Config) -> pd.DataFrame:
-    """The teaching sweep's last-epoch training accuracy per share and seed (trained on originals), beside
-    `twin_ceiling`: the accuracy of a model that tells clothes apart but not faces (twins confused), and
-    `seconds`: the trainings' measured time (both variants with `teaching.retrain`)."""
-    rows = []
-    for share in cfg.teaching.shares:
-        sub = sweep_config(cfg, share)
-        train = [i for i in synthetic.make_identities(sub.dataset, sub.seed) if i.split == "train"]
-        twinned = sum(i.clothing_source != i.pid for i in train) * 2 / len(train)
-        for seed in sub.training.seeds:
-            log = pd.read_csv(stage_train(sub, "orig", progress=False, seed=seed) / "train_log.csv")
-            anon = (pd.read_csv(stage_train(sub, "anon", progress=False, seed=seed) / "train_log.csv")
-                    if cfg.teaching.retrain else log.iloc[:0])
-            rows.append(dict(face_identity_share=share, seed=seed, accuracy=100 * float(log.accuracy.iloc[-1]),
-                             twin_ceiling=100 * (1 - twinned / 2),
-                             seconds=float(log.seconds.sum() + anon.seconds.sum())))
-    return pd.DataFrame(rows)

@@ -19,3 +19,8 @@ def project_root() -> Path:
         if (d / "pyproject.toml").is_file() and (d / "reidlib").is_dir():
             return d
     return here
+
+
+def checkout_root() -> Path:
+    """The checkout this library runs from: the folder holding `reidlib/` (and `data/paper/`, git)."""
+    return Path(__file__).resolve().parents[2]

@@ -16,9 +16,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import per_query, pipeline, statistics
-from .config import Config, project_path, to_dict
-from .runfiles import file_sha256, findings_path, make_meta, read_json, tree_digest, write_json
+from ..core.config import Config, project_path
+from ..core.runfiles import (
+    effects_path,
+    file_sha256,
+    findings_path,
+    make_meta,
+    read_json,
+    tree_digest,
+    write_json,
+)
+from ..pipeline import rundir, table
+from ..stages import statistics
+from . import per_query, teaching
 
 VERDICTS = ("reproduced", "not reproduced", "cannot tell here")
 TAU_PRESERVED = 0.6  # Kendall's tau at or above which a ranking of models counts as preserved
@@ -44,7 +54,7 @@ def run_results(cfg: Config) -> tuple[pd.DataFrame, str]:
         if not source.is_file():
             raise FileNotFoundError(f"statistics.results: results table not found: {source}")
     else:
-        source = pipeline.stage_evaluate(cfg, progress=False)
+        source = rundir.stage_evaluate(cfg, progress=False)
     table = pd.read_csv(source)
     return table[table.technique == table.technique.iloc[0]], file_sha256(source)
 
@@ -343,16 +353,16 @@ def stage_findings(cfg: Config) -> Path:
     """The Findings chapter's results: claims, tests and TOST (paper and run), seed spread, controls, per-query."""
     out = findings_path(cfg)
     run, run_sha = run_results(cfg)
-    sweep_path = pipeline.stage_sweep(cfg, progress=False)
+    sweep_path = teaching.stage_sweep(cfg, progress=False)
     pq_path = per_query.stage_per_query(cfg) if not cfg.statistics.results else None
-    recall_path = pipeline.stage_recall(cfg)
+    recall_path = rundir.stage_recall(cfg)
     paper_dir = statistics.paper_results_path().parent
     inputs = tree_digest([("run", run_sha), ("sweep", file_sha256(sweep_path)),
                           ("recall", hashlib.sha256(json.dumps(read_json(recall_path).get("recall", {}),
                                                                sort_keys=True).encode()).hexdigest())]
                          + ([("per_query", file_sha256(pq_path))] if pq_path else [])
                          + [(p.name, file_sha256(p)) for p in sorted(paper_dir.glob("*.csv"))])
-    conf = {"statistics": to_dict(cfg.statistics), "teaching": to_dict(cfg.teaching)}
+    conf = table.conf(cfg, "findings")
     if out.is_file():  # a summary of its inputs: reused when they and the config are the same, else remade
         meta = read_json(out).get("meta", {})
         if meta.get("config") == conf and meta.get("seed") == cfg.seed and meta.get("data_fingerprint") == inputs:
@@ -371,14 +381,14 @@ def stage_findings(cfg: Config) -> Path:
         **{k: v.to_dict(orient="records") for k, v in tests.items()},
         "seed_decomposition": decomposition.to_dict(orient="records"),
         "controls": controls.to_dict(orient="records"),
-        "control_training": pipeline.sweep_training(cfg).to_dict(orient="records"),
+        "control_training": teaching.sweep_training(cfg).to_dict(orient="records"),
         "run_seeds": int(statistics.seeds_of(run).seed.nunique()),
         "run_models": int(run.model.nunique()), "run_datasets": int(run.dataset.nunique()),
         "margins": margins, "alpha": s.alpha,
         "meta": make_meta("findings", conf, cfg.seed, inputs),
     }
     if pq_path is not None:
-        result["per_query_effects"] = pd.read_csv(pq_path.with_name("effects.csv"), keep_default_na=False,
+        result["per_query_effects"] = pd.read_csv(effects_path(cfg), keep_default_na=False,
                                                   na_values=[""]).fillna({"why_not_shown": ""}).to_dict(orient="records")
     write_json(out, result)
     return out

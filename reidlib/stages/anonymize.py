@@ -27,15 +27,22 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from tqdm.auto import tqdm
 
-from . import registry
-from .boxes import boxes_by_image, iou_matrix
-from .images import decode_image, encode_image, is_image, lfw_faces, list_files, read_image
-from .runfiles import fingerprinted, tree_digest, write_bytes, write_json
+from ..core import registry
+from ..core.boxes import boxes_by_image, iou_matrix
+from ..core.images import (
+    decode_image,
+    encode_image,
+    is_image,
+    lfw_faces,
+    list_files,
+    read_image,
+)
+from ..core.runfiles import fingerprinted, tree_digest, write_bytes, write_json
 
 Box = tuple[int, int, int, int]
 
 
-def _clip(box: Iterable[float], shape: tuple[int, ...], margin: int = 0) -> Box | None:
+def clip_box(box: Iterable[float], shape: tuple[int, ...], margin: int = 0) -> Box | None:
     """Integer box (x0, y0, x1, y1) grown by `margin` and clipped to the image; None if empty."""
     x0, y0, x1, y1 = box
     h, w = shape[:2]
@@ -180,7 +187,7 @@ def anonymize_image(img: np.ndarray, boxes: Iterable[Iterable[float]], technique
     apply = registry.technique(technique).apply
     out = img
     for b in boxes:
-        box = _clip(b, img.shape, margin)
+        box = clip_box(b, img.shape, margin)
         if box is not None:
             out = apply(out, box, **params)
     return out
@@ -278,7 +285,7 @@ def writer_pool(processes: int) -> ProcessPoolExecutor:
     pool = _POOLS.get(processes)
     if pool is None or getattr(pool, "_broken", False):
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["reidlib.anonymize"])
+        ctx.set_forkserver_preload(["reidlib.stages.anonymize"])
         pool = _POOLS[processes] = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init_writer,
                                                        initargs=(os.getpid(),))
     return pool

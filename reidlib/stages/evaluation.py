@@ -17,9 +17,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import torchreid_models as trm
-from .models import display_name, load_trained
-from .transforms import ReidImages, test_transform
+from ..models import torchreid_models as trm
+from ..models.transforms import ReidImages, test_transform
+from ..models.zoo import display_name, load_trained
 
 PROTOCOLS = {"orig_orig": ("orig", "orig"), "orig_anon": ("orig", "anon"), "anon_anon": ("anon", "anon")}
 RESULT_COLUMNS = ["dataset", "model", "protocol", "train_variant", "test_variant", "technique", "distance", "mAP",

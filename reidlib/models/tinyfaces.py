@@ -105,7 +105,7 @@ class TinyFaces:
 
     @torch.no_grad()
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        from .boxes import nms
+        from ..core.boxes import nms
 
         found = []
         for level in self.levels:

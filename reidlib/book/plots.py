@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .images import read_image
-
+from ..core.images import read_image
 
 
 def _rgb(path: Path) -> np.ndarray:

@@ -28,28 +28,38 @@ from PIL import Image
 from scipy import stats
 from torch import nn
 
-from . import anonymize, evaluation, images, pipeline
-from .bot import BoT
-from .boxes import boxes_by_image
-from .config import Config, from_dict, to_dict, trainings
-from .images import read_image
-from .models import display_name, load_trained
-from .runfiles import (atomic_write_bytes, attribution_dir, dataset_root, file_sha256, fingerprint_files, finished,
-                       make_meta, tree_digest, write_csv, write_json)
-from .transforms import test_transform
+from ..core import images, registry
+from ..core.boxes import boxes_by_image
+from ..core.config import Config, from_dict, to_dict, trainings
+from ..core.images import read_image
+from ..core.runfiles import (
+    atomic_write_bytes,
+    attribution_dir,
+    dataset_root,
+    file_sha256,
+    fingerprint_files,
+    finished,
+    make_meta,
+    tree_digest,
+    write_csv,
+    write_json,
+)
+from ..models.bot import BoT
+from ..models.transforms import test_transform
+from ..models.zoo import display_name, load_trained
+from ..pipeline import rundir, table
+from ..stages import anonymize, evaluation
+from . import teaching
 
 PLACEMENTS = ("query", "gallery", "both")  # where the face region is anonymized
 FILES = ("face_share.csv", "face_share_summary.csv", "interventions.csv", "interventions_summary.csv",
          "ranked_lists.csv", "ranked_lists.npz")  # the stage's outputs beside summary.json
-GRADCAM_LAYERS = {"HACNN": "inception3", "PCB": "layer4", "MLFN": "feature", "MuDeep": "block5",
-                  "ResNetMid": "layer4", "BoT": "base"}  # class name -> module whose map Grad-CAM weighs
-
 
 # ---------------------------------------------------------------- decomposition (Stylianou et al. 2019)
 
-def decomposable(model: nn.Module) -> bool:
-    """Whether the model's embedding is an average of per-location vectors (`location_features`)."""
-    return isinstance(model, BoT) or type(model).__name__ == "ResNetMid"
+def decomposable(model: str) -> bool:
+    """Whether a registered model's embedding is an average of per-location vectors (`location_features`)."""
+    return registry.model(model).decomposable
 
 
 def _affine_chain(layers: nn.Module, loc: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
@@ -128,10 +138,9 @@ def query_maps(gq: torch.Tensor, gallery_feats: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------- Grad-CAM with a similarity target
 
-def gradcam_layer(model: nn.Module) -> nn.Module:
-    """The module whose output Grad-CAM weighs: a known one per architecture, else the last Conv2d."""
-    name = GRADCAM_LAYERS.get(type(model).__name__)
-    if name is not None:
+def gradcam_layer(model: nn.Module, name: str = "") -> nn.Module:
+    """The module whose output Grad-CAM weighs: `name` (the registry's `gradcam_layer`), else the last Conv2d."""
+    if name:
         return model.get_submodule(name)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
@@ -149,7 +158,8 @@ class CosineTarget:
         return F.cosine_similarity(output.float(), self.concept.to(output.device).float(), dim=0)
 
 
-def gradcam_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, batch_size: int = 32) -> np.ndarray:
+def gradcam_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, batch_size: int = 32,
+                 layer: str = "") -> np.ndarray:
     """Grad-CAM maps (B, H, W) of images `x` for the cosine similarity of each to its row of `targets`.
 
     The `grad-cam` package scales each map to [0, 1]; shares inside a box are read from that.
@@ -158,7 +168,7 @@ def gradcam_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, batch
 
     model.eval()
     out = []
-    with GradCAM(model=model, target_layers=[gradcam_layer(model)]) as cam:
+    with GradCAM(model=model, target_layers=[gradcam_layer(model, layer)]) as cam:
         for s in range(0, len(x), batch_size):
             xs = x[s:s + batch_size].clone().requires_grad_(True)
             out.append(cam(input_tensor=xs, targets=[CosineTarget(t) for t in targets[s:s + batch_size]]))
@@ -169,8 +179,8 @@ def gradcam_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, batch
 
 def face_boxes(cfg: Config) -> dict[str, np.ndarray]:
     """Face boxes per image: the ground truth where the dataset has it, else stage 1's detections."""
-    truth = pipeline.ground_truth(cfg)
-    table = truth if truth is not None else pipeline.load_detections(cfg)
+    truth = rundir.ground_truth(cfg)
+    table = truth if truth is not None else rundir.load_detections(cfg)
     return boxes_by_image(table)
 
 
@@ -218,7 +228,7 @@ def swap_pool(cfg: Config, records: pd.DataFrame, boxes: dict[str, np.ndarray]) 
         if b is None or not len(b):
             continue
         img = read_image(root / r.image)
-        box = anonymize._clip(b[0], img.shape)
+        box = anonymize.clip_box(b[0], img.shape)
         if box is not None:
             faces.append(img[box[1]:box[3], box[0]:box[2]])
             owners.append(int(r.pid))
@@ -303,7 +313,7 @@ class _Test:
     """A run's test images (query, then gallery) with their face masks."""
 
     def __init__(self, cfg: Config, boxes: dict[str, np.ndarray]):
-        recs = pipeline.records(cfg)
+        recs = rundir.records(cfg)
         self.q = recs[recs.split == "query"].reset_index(drop=True)
         self.g = recs[recs.split == "gallery"].reset_index(drop=True)
         self.all = pd.concat([self.q, self.g], ignore_index=True)
@@ -313,7 +323,7 @@ class _Test:
         self.nq = len(self.q)
 
 
-def _model_rows(run: str, name: str, trained_on: str, model: nn.Module, size, test: _Test, cfg: Config,
+def _model_rows(run: str, arch: str, trained_on: str, model: nn.Module, size, test: _Test, cfg: Config,
                 pool) -> tuple[list[dict], list[dict], dict]:
     """Face share ratios and interventions of one trained model on one run's test set."""
     a = cfg.attribution
@@ -328,7 +338,8 @@ def _model_rows(run: str, name: str, trained_on: str, model: nn.Module, size, te
     has_face = np.array([m.any() for m in masks])
     # pairs: every true match, and the hardest false match (most similar other identity)
     hard = np.where(kept & ~true, sim, -np.inf).argmax(1)
-    method = "decomposition" if decomposable(model) else "grad-cam"
+    name, layer = display_name(arch), registry.model(arch).gradcam_layer
+    method = "decomposition" if decomposable(arch) else "grad-cam"
     share_rows = []
     pairs = [(i, j, "true match") for i in range(nq) for j in np.flatnonzero(true[i])][:a.max_pairs]
     pairs += [(i, int(hard[i]), "hardest false match") for i in range(nq)][:a.max_pairs]
@@ -342,7 +353,7 @@ def _model_rows(run: str, name: str, trained_on: str, model: nn.Module, size, te
     else:
         qi = [i for i, j, _ in pairs] + [nq + j for i, j, _ in pairs]
         other = [nq + j for i, j, _ in pairs] + [i for i, j, _ in pairs]
-        cams = gradcam_maps(model, x[qi], feats[other])
+        cams = gradcam_maps(model, x[qi], feats[other], layer=layer)
         n = len(pairs)
         for k, (i, j, kind) in enumerate(pairs):
             vals = [face_share(cams[m], masks[img]) for m, img in ((k, i), (n + k, nq + j)) if has_face[img]]
@@ -376,10 +387,10 @@ def _model_rows(run: str, name: str, trained_on: str, model: nn.Module, size, te
     return share.to_dict("records"), inter, state
 
 
-def _ranked(name: str, model: nn.Module, size, test: _Test, st: dict, technique: str, top: int
+def _ranked(arch: str, model: nn.Module, size, test: _Test, st: dict, technique: str, top: int
             ) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Top-`top` gallery lists (orig and anonymized) with saliency, for the best, median and worst query by AP change."""
-    nq = test.nq
+    name, nq = display_name(arch), test.nq
     anon, fa = st["anon"][technique]
     s1 = cosine(fa[:nq], fa[nq:])
     ap1 = per_query_ap(s1, test.q, test.g)
@@ -405,7 +416,8 @@ def _ranked(name: str, model: nn.Module, size, test: _Test, st: dict, technique:
                 gq = G[view]([i])[0]
                 gmaps = torch.stack([contributions(gq, gg)[1] for gg in G[view](idx)]).numpy()
             else:
-                gmaps = gradcam_maps(model, x[idx], feats[i:i + 1].repeat(len(idx), 1))
+                gmaps = gradcam_maps(model, x[idx], feats[i:i + 1].repeat(len(idx), 1),
+                                     layer=registry.model(arch).gradcam_layer)
             key = f"{name}/{case}/{view}"
             arrays[f"{key}/query"] = np.ascontiguousarray(imgs[i][..., ::-1])
             for r, (j, m) in enumerate(zip(ranked, gmaps)):
@@ -425,17 +437,16 @@ def analyse_run(cfg: Config, run: str, models: list[str], ranked: bool = False, 
     at one training seed (the first by default)."""
     boxes = face_boxes(cfg)
     test = _Test(cfg, boxes)
-    pool = swap_pool(cfg, pipeline.records(cfg), boxes) if "swap" in cfg.attribution.techniques else None
+    pool = swap_pool(cfg, rundir.records(cfg), boxes) if "swap" in cfg.attribution.techniques else None
     shares, inters, ranks, arrays = [], [], [], {}
     for m in models:
         for v in variants:
-            model, size = load_trained(pipeline.stage_train(cfg, v, m, progress, seed), "cpu")
-            name = display_name(m)
-            s, i, st = _model_rows(run, name, v, model, size, test, cfg, pool)
+            model, size = load_trained(rundir.stage_train(cfg, v, m, progress, seed), "cpu")
+            s, i, st = _model_rows(run, m, v, model, size, test, cfg, pool)
             shares += s
             inters += i
             if ranked and v == "orig":
-                r, arr = _ranked(name, model, size, test, st, cfg.anonymization.technique
+                r, arr = _ranked(m, model, size, test, st, cfg.anonymization.technique
                                  if cfg.anonymization.technique in cfg.attribution.techniques
                                  else cfg.attribution.techniques[0], cfg.attribution.top)
                 ranks += r
@@ -446,8 +457,8 @@ def analyse_run(cfg: Config, run: str, models: list[str], ranked: bool = False, 
 # ---------------------------------------------------------------- controls and the stage
 
 def control_config(cfg: Config, share: float) -> Config:
-    """The teaching sweep's run at `share` (`pipeline.sweep_config`), with the control models."""
-    sub = pipeline.sweep_config(cfg, share)
+    """The teaching sweep's run at `share` (`teaching.sweep_config`), with the control models."""
+    sub = teaching.sweep_config(cfg, share)
     data = to_dict(sub)
     data["models"] = {m: cfg.models[m] for m in cfg.attribution.control_models
                       if m in cfg.models and m != sub.training.model}
@@ -486,9 +497,7 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
     out_dir = attribution_dir(cfg)
     out = out_dir / "summary.json"
     a = cfg.attribution
-    conf = {"attribution": to_dict(a), "seed": cfg.seed,
-            **{k: to_dict(getattr(cfg, k)) for k in ("dataset", "detection", "anonymization", "teaching")},
-            "trainings": {m: to_dict(t) for m, t in trainings(cfg).items()}}
+    conf = table.conf(cfg, "attribution")
     files = [out_dir / f for f in FILES]
     if finished(out, conf, cfg.seed, [out, *files]):
         return out

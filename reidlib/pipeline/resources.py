@@ -11,13 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config, TrainingConfig, trainings
+from ..core import registry
+from ..core.config import Config, TrainingConfig, trainings
 
-# Training memory per image at 256 x 128 in float32 (activations, gradients, optimizer share), MB:
-# rough estimates scaled from a ResNet-50's activation size; override them in the profile when they miss.
-TRAIN_MB_PER_IMAGE = {"pcb_p6": 160, "bot": 160, "bot_r18": 60, "resnet50mid": 110, "mlfn": 90, "mudeep": 60, "hacnn": 40}
-DEFAULT_MB_PER_IMAGE = 160  # any other torchreid model: as much as a ResNet-50 with last stride 1
-FIXED_SIZE = {"hacnn": (160, 64), "mudeep": (256, 128)}  # torchreid fixes these models' input size
 BASE_MB = 2000  # Python, torch and the model itself
 WORKER_MB = 500  # each data-loader worker or anonymization process
 CUDA_HOST_MB = 4000  # host side of a GPU job: CUDA context, pinned batches
@@ -44,8 +40,13 @@ def uses_gpu(t: TrainingConfig) -> int:
 
 
 def _pixels(t: TrainingConfig) -> float:
-    h, w = FIXED_SIZE.get(t.model, t.image_size)
+    h, w = registry.model(t.model).fixed_input or t.image_size
     return h * w / (256 * 128)
+
+
+def _mb_per_image(t: TrainingConfig) -> float:
+    """Training memory per image at the run's input size (the model's registry entry, per 256x128 image)."""
+    return registry.model(t.model).train_mb_per_image * _pixels(t)
 
 
 def train(cfg: Config, model: str) -> Request:
@@ -53,9 +54,9 @@ def train(cfg: Config, model: str) -> Request:
     t = trainings(cfg)[model]
     workers = max(0, t.num_workers)
     gpu = uses_gpu(t)
-    act = 0 if gpu else t.batch_size * TRAIN_MB_PER_IMAGE.get(model, DEFAULT_MB_PER_IMAGE) * _pixels(t)
+    act = 0 if gpu else t.batch_size * _mb_per_image(t)
     mem = BASE_MB + WORKER_MB * workers + (CUDA_HOST_MB if gpu else act)
-    long = model in ("bot", "mudeep") or t.epochs > 100
+    long = registry.model(model).long_training or t.epochs > 100
     return Request(max(1, workers), _round(mem), gpu, 1440 if long else 720)
 
 
@@ -63,7 +64,7 @@ def evaluate(cfg: Config, model: str) -> Request:
     """Testing one model under the three protocols (Section IV-B); re-ranked models need the distance matrices."""
     t = trainings(cfg)[model]
     gpu = uses_gpu(t)
-    act = 0 if gpu else cfg.evaluation.batch_size * TRAIN_MB_PER_IMAGE.get(model, DEFAULT_MB_PER_IMAGE) * _pixels(t) / 4
+    act = 0 if gpu else cfg.evaluation.batch_size * _mb_per_image(t) / 4
     mem = BASE_MB + (CUDA_HOST_MB if gpu else act) + (RERANK_MB if model in cfg.evaluation.rerank_models else 0)
     return Request(max(1, t.num_workers), _round(mem), gpu, 120)
 

@@ -14,11 +14,21 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from . import evaluation, pipeline
-from . import torchreid_models as trm
-from .models import load_trained
-from .config import Config, to_dict, trainings
-from .runfiles import finished, fingerprint_files, make_meta, meta_path, per_query_path, variant_root, write_csv
+from ..core.config import Config, trainings
+from ..core.runfiles import (
+    effects_path,
+    fingerprint_files,
+    finished,
+    make_meta,
+    meta_path,
+    per_query_path,
+    variant_root,
+    write_csv,
+)
+from ..models import torchreid_models as trm
+from ..models.zoo import load_trained
+from ..pipeline import rundir, table
+from ..stages import evaluation
 
 COLUMNS = ["model", "image", "pid", "camid", "ap_orig", "ap_anon", "delta_ap", "has_face", "face_width",
            "detected", "det_score", "missed", "audit_hits"]
@@ -91,34 +101,32 @@ def stage_per_query(cfg: Config) -> Path:
     each query's covariates;
     `effects.csv` beside it holds the per-group means with bootstrap intervals (`effects`)."""
     out = per_query_path(cfg)
-    conf = {"dataset": to_dict(cfg.dataset), "detection": to_dict(cfg.detection),
-            "anonymization": to_dict(cfg.anonymization), "evaluation": to_dict(cfg.evaluation),
-            "training": {m: to_dict(t) for m, t in trainings(cfg).items()}, "data_seed": cfg.seed}
-    if finished(meta_path(out), conf, cfg.seed, [out, out.with_name("effects.csv")], rebuild_stale=True):
+    conf = table.conf(cfg, "per_query")
+    if finished(meta_path(out), conf, cfg.seed, [out, effects_path(cfg)], rebuild_stale=True):
         return out
-    recs = pipeline.records(cfg)
-    anon = pipeline.stage_anonymize(cfg, progress=False)
-    audit = pipeline.stage_audit(cfg, progress=False)
+    recs = rundir.records(cfg)
+    anon = rundir.stage_anonymize(cfg, progress=False)
+    audit = rundir.stage_audit(cfg, progress=False)
     residual = pd.read_csv(audit) if audit is not None else None
     queries, gallery = recs[recs.split == "query"], recs[recs.split == "gallery"]
-    cov = query_covariates(queries, pipeline.ground_truth(cfg), pipeline.load_detections(cfg), residual,
+    cov = query_covariates(queries, rundir.ground_truth(cfg), rundir.load_detections(cfg), residual,
                            cfg.anonymization.technique)
     ids = (queries.pid.to_numpy(), gallery.pid.to_numpy(), queries.camid.to_numpy(), gallery.camid.to_numpy())
     parts = []
     for model, tcfg in trainings(cfg).items():  # each query's AP averaged over the training seeds
         per_seed = {v: [] for v in ("orig", "anon")}
         for s in tcfg.seeds:
-            mdir = pipeline.stage_train(cfg, "orig", model, False, s)
+            mdir = rundir.stage_train(cfg, "orig", model, False, s)
             for v, aps in per_seed.items():
                 aps.append(per_query_ap(query_distances(mdir, variant_root(cfg, v), recs, cfg, model), *ids))
         ap = {v: np.mean(aps, axis=0) for v, aps in per_seed.items()}
         parts.append(cov.assign(model=model, ap_orig=ap["orig"], ap_anon=ap["anon"],
                                 delta_ap=ap["anon"] - ap["orig"]))
-    table = pd.concat(parts, ignore_index=True)[COLUMNS]
+    rows = pd.concat(parts, ignore_index=True)[COLUMNS]
     fp = fingerprint_files(variant_root(cfg, "orig")) + ":" + fingerprint_files(anon)
     meta = make_meta("per_query", conf, cfg.seed, fp)
-    write_csv(out.with_name("effects.csv"), effects(table, cfg.seed), meta)
-    write_csv(out, table, meta)
+    write_csv(effects_path(cfg), effects(rows, cfg.seed), meta)
+    write_csv(out, rows, meta)
     return out
 
 
@@ -221,8 +229,8 @@ def loser_gallery(losers: pd.DataFrame, orig_root: Path, anon_root: Path):
     """The biggest losers' query crops, original above anonymized, titled with model and change in AP."""
     import cv2
 
-    from . import plots
-    from .images import read_image
+    from ..book import plots
+    from ..core.images import read_image
 
     def rgb(path):
         return cv2.cvtColor(read_image(path), cv2.COLOR_BGR2RGB)

@@ -55,6 +55,11 @@ class ModelSpec:
     `metric_losses` (then the triplet and center losses apply). `imagenet_files` are the torch-cache
     file names of its ImageNet backbone (None: trained from scratch, as torchreid does);
     `load_imagenet(model, state_dict)` copies such weights in. `recipe` picks the training profile family.
+    The rest are facts the stages and analyses ask of a model: its training memory per 256x128 image
+    (MB, for job sizes), whether its training is long (a day's wall time), the module Grad-CAM weighs
+    ("" = its last convolution), whether its embedding is a global average pool that the similarity
+    decomposition splits exactly, whether it is tested with re-ranking (the paper's BoT), and whether it
+    is one of the paper's six models (Section IV-A).
     """
 
     name: str
@@ -66,6 +71,12 @@ class ModelSpec:
     recipe: str = "torchreid"
     metric_losses: bool = False
     channels_last: bool = True  # False: the network refuses channels-last tensors (MuDeep's .view)
+    train_mb_per_image: int = 160  # training memory per 256x128 image in float32 (rough: a ResNet-50's)
+    long_training: bool = False  # a day of wall time per training job rather than half of one
+    gradcam_layer: str = ""
+    decomposable: bool = False
+    rerank: bool = False
+    paper: bool = False
 
 
 MODELS: Registry = Registry("model name")
@@ -77,20 +88,31 @@ RESNET50 = ("resnet50-0676ba61.pth", "resnet50-19c8e357.pth", "resnet50-11ad3fa6
 
 
 def torchreid_model(name: str, display: str, fixed_input: tuple[int, int] | None = None,
-                    imagenet_files: tuple[str, ...] | None = RESNET50) -> ModelSpec:
-    """A model of torchreid's zoo, built through `reidlib.torchreid_models` (never downloading)."""
-    return ModelSpec(name, display, lambda n: lazy("reidlib.torchreid_models", "build")(name, n),
-                     fixed_input, imagenet_files, lazy("reidlib.torchreid_models", "load_matching"))
+                    imagenet_files: tuple[str, ...] | None = RESNET50, **facts: Any) -> ModelSpec:
+    """A model of torchreid's zoo, built through `reidlib.models.torchreid_models` (never downloading)."""
+    return ModelSpec(name, display, lambda n: lazy("reidlib.models.torchreid_models", "build")(name, n),
+                     fixed_input, imagenet_files, lazy("reidlib.models.torchreid_models", "load_matching"), **facts)
 
 
-for _spec in (torchreid_model("pcb_p6", "PCB"), torchreid_model("mlfn", "MLFN", imagenet_files=("mlfn-9cb5a267.pth.tar",)),
-              torchreid_model("hacnn", "HACNN", (160, 64), None), torchreid_model("resnet50mid", "Resnet50Mid"),
-              ModelSpec("mudeep", "MuDeep", lambda n: lazy("reidlib.torchreid_models", "build")("mudeep", n), (256, 128), None,
-                        channels_last=False),
-              ModelSpec("bot", "BoT", lazy("reidlib.bot", "BoT"), None, RESNET50, lambda m, sd: m.load_imagenet(sd),
-                        recipe="bot", metric_losses=True),
-              ModelSpec("bot_r18", "BoT (ResNet-18)", lambda n: lazy("reidlib.bot", "BoT")(n, "resnet18"), None,
-                        ("resnet18-f37072fd.pth",), lambda m, sd: m.load_imagenet(sd), recipe="bot", metric_losses=True),
+def _bot(n: int, depth: str = "resnet50") -> Any:
+    return lazy("reidlib.models.bot", "BoT")(n, depth)
+
+
+for _spec in (torchreid_model("pcb_p6", "PCB", gradcam_layer="layer4", paper=True),
+              torchreid_model("mlfn", "MLFN", imagenet_files=("mlfn-9cb5a267.pth.tar",), train_mb_per_image=90,
+                              gradcam_layer="feature", paper=True),
+              torchreid_model("hacnn", "HACNN", (160, 64), None, train_mb_per_image=40, gradcam_layer="inception3",
+                              paper=True),
+              torchreid_model("resnet50mid", "Resnet50Mid", train_mb_per_image=110, gradcam_layer="layer4",
+                              decomposable=True, paper=True),
+              torchreid_model("mudeep", "MuDeep", (256, 128), None, channels_last=False, train_mb_per_image=60,
+                              long_training=True, gradcam_layer="block5", paper=True),
+              ModelSpec("bot", "BoT", _bot, None, RESNET50, lambda m, sd: m.load_imagenet(sd), recipe="bot",
+                        metric_losses=True, long_training=True, gradcam_layer="base", decomposable=True, rerank=True,
+                        paper=True),
+              ModelSpec("bot_r18", "BoT (ResNet-18)", lambda n: _bot(n, "resnet18"), None, ("resnet18-f37072fd.pth",),
+                        lambda m, sd: m.load_imagenet(sd), recipe="bot", metric_losses=True, train_mb_per_image=60,
+                        gradcam_layer="base", decomposable=True, rerank=True),
               torchreid_model("osnet_x0_25", "OSNet x0.25", imagenet_files=None)):  # the privacy chapter's head attacker
     register_model(_spec)
 
@@ -126,7 +148,7 @@ def _viper_split(section: Any, derived: Path) -> Path:
 
 def _read(fn: str, *keys: str) -> Callable[[Path, Any, Path], Any]:
     """A reader of `reidlib.datasets` called with the root, the given dataset-section keys and the name."""
-    return lambda root, section, derived: lazy("reidlib.datasets", fn)(
+    return lambda root, section, derived: lazy("reidlib.stages.datasets", fn)(
         root, *(getattr(section, k) for k in keys), dataset=section.name)
 
 
@@ -135,13 +157,13 @@ for _spec in (
         DatasetSpec("market1501", "Market1501", _read("read_market")),
         DatasetSpec("dukemtmcreid", "DukeMTMC-reID", _read("read_duke")),
         DatasetSpec("cuhk03", "CUHK03", _read("read_cuhk03", "cuhk03_variant"),
-                    lambda src, derived, s: lazy("reidlib.datasets", "prepare_cuhk03")(src, derived, s.cuhk03_variant),
+                    lambda src, derived, s: lazy("reidlib.stages.datasets", "prepare_cuhk03")(src, derived, s.cuhk03_variant),
                     images_in_derived=True),
         DatasetSpec("viper", "VIPeR",
-                    lambda root, s, derived: lazy("reidlib.datasets", "read_viper")(root, _viper_split(s, derived),
+                    lambda root, s, derived: lazy("reidlib.stages.datasets", "read_viper")(root, _viper_split(s, derived),
                                                                                     dataset=s.name),
                     lambda src, derived, s: None if s.split_file else
-                    lazy("reidlib.datasets", "make_viper_split")(src, derived / "splits.json")),
+                    lazy("reidlib.stages.datasets", "make_viper_split")(src, derived / "splits.json")),
         DatasetSpec("airport", "Airport", _read("read_airport", "partition_row"))):
     register_dataset(_spec)
 
@@ -169,12 +191,12 @@ register_technique = TECHNIQUES.register
 technique = TECHNIQUES.entry
 
 
-for _spec in (TechniqueSpec("blur", lazy("reidlib.anonymize", "blur"), {"width_ratio": "blur_width_ratio"}),
-              TechniqueSpec("zero", lazy("reidlib.anonymize", "zero")),
-              TechniqueSpec("blank", lazy("reidlib.anonymize", "blank")),
-              TechniqueSpec("inpaint", lazy("reidlib.anonymize", "inpaint")),
-              TechniqueSpec("pixelate", lazy("reidlib.anonymize", "pixelate"), {"size": "pixelate_size"}),
-              TechniqueSpec("swap", lazy("reidlib.anonymize", "swap"), removes_face=False)):  # another face (chapter 8, beside Table VIII)
+for _spec in (TechniqueSpec("blur", lazy("reidlib.stages.anonymize", "blur"), {"width_ratio": "blur_width_ratio"}),
+              TechniqueSpec("zero", lazy("reidlib.stages.anonymize", "zero")),
+              TechniqueSpec("blank", lazy("reidlib.stages.anonymize", "blank")),
+              TechniqueSpec("inpaint", lazy("reidlib.stages.anonymize", "inpaint")),
+              TechniqueSpec("pixelate", lazy("reidlib.stages.anonymize", "pixelate"), {"size": "pixelate_size"}),
+              TechniqueSpec("swap", lazy("reidlib.stages.anonymize", "swap"), removes_face=False)):  # another face (chapter 8, beside Table VIII)
     register_technique(_spec)
 
 
@@ -195,10 +217,10 @@ register_detector = DETECTORS.register
 detector = DETECTORS.entry
 
 
-for _spec in (DetectorSpec("centerface", lambda d: lazy("reidlib.detection", "centerface")(
+for _spec in (DetectorSpec("centerface", lambda d: lazy("reidlib.stages.detection", "centerface")(
                   d.threshold, d.upscale, tuple(d.scales))),
-              DetectorSpec("tinyfaces", lambda d: lazy("reidlib.detection", "tinyfaces")(
+              DetectorSpec("tinyfaces", lambda d: lazy("reidlib.stages.detection", "tinyfaces")(
                   d.threshold, d.upscale, tuple(d.scales), d.checkpoint, d.templates)),
-              DetectorSpec("haar", lambda d: lazy("reidlib.detection", "haar")(d.threshold, d.upscale, tuple(d.scales)),
+              DetectorSpec("haar", lambda d: lazy("reidlib.stages.detection", "haar")(d.threshold, d.upscale, tuple(d.scales)),
                            score_range=None)):
     register_detector(_spec)

@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import registry
-from .images import is_image
+from ..core import registry
+from ..core.images import is_image
+from ..core.paths import checkout_root
 
 MARKET_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 MARKET_NAME = re.compile(r"^(-?\d+)_c(\d)s(\d)_(\d+)_(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
@@ -182,7 +183,7 @@ def prepare_cuhk03(root: str | Path, derived: str | Path, variant: str = "detect
     import h5py
     from tqdm.auto import tqdm
 
-    from .runfiles import atomic_write_bytes, atomic_write_text
+    from ..core.runfiles import atomic_write_bytes, atomic_write_text
 
     if variant not in CUHK03_VARIANTS:
         raise DatasetError(f"unknown CUHK03 variant '{variant}'; choose one of {', '.join(CUHK03_VARIANTS)}")
@@ -269,7 +270,7 @@ def make_viper_split(root: str | Path, split_file: str | Path, seed: int = VIPER
 
     An existing file is never rewritten, so the split is drawn once and reused byte-identically.
     """
-    from .runfiles import atomic_write_text
+    from ..core.runfiles import atomic_write_text
 
     split_file = Path(split_file)
     if split_file.is_file():
@@ -405,7 +406,7 @@ def table_ii_row(records: pd.DataFrame) -> dict[str, int]:
 
 def paper_table_ii() -> pd.DataFrame:
     """The paper's Table II (the project's copy in data/paper/datasets_table_II.csv)."""
-    path = Path(__file__).resolve().parent.parent / "data" / "paper" / "datasets_table_II.csv"
+    path = checkout_root() / "data" / "paper" / "datasets_table_II.csv"
     if not path.is_file():
         raise FileNotFoundError(f"the paper's Table II is missing: {path} (install from a project checkout)")
     return pd.read_csv(path).drop(columns="table")

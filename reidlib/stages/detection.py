@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import registry
-from .boxes import nms
-from .images import read_rgb
+from ..core import registry
+from ..core.boxes import nms
+from ..core.images import read_rgb
 
 DETECTION_COLUMNS = ["image", "split", "pid", "camid", "x0", "y0", "x1", "y1", "score",
                      "detector", "threshold", "source"]
@@ -257,7 +257,7 @@ def centerface(threshold: float = 0.3, upscale: int = 4, scales: tuple = ()) -> 
 def tinyfaces(threshold: float = 0.65, upscale: int = 1, scales: tuple = (), checkpoint: str = "",
               templates: str = "") -> Detector:
     """The paper's TinyFaces from a tiny-faces-pytorch checkpoint and its templates file (see `reidlib.tinyfaces`)."""
-    from . import tinyfaces as tf
+    from ..models import tinyfaces as tf
 
     if not checkpoint:
         raise FileNotFoundError("detector 'tinyfaces' needs detection.checkpoint (a tiny-faces-pytorch checkpoint "

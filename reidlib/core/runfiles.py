@@ -60,11 +60,100 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 
 from . import registry
-from .paths import project_path
+from .paths import checkout_root, project_path
 
 VARIANTS = ("orig", "anon")  # dataset variants a model trains or is tested on
 
 
+# ------------------------------------------------------------------------ paths from plain strings
+# The workflows spell their rules' paths through these with wildcards ("{dataset}", "{model}", ...);
+# the functions of a Config below call them, so both always agree.
+
+def unit_root(run: str | Path, dataset: str) -> Path:
+    """The run directory of one dataset of a grid (`reidlib.pipeline.grid`)."""
+    return Path(run) / dataset
+
+
+def trained_on(variant: str, technique: str) -> str:
+    """The folder name of a training variant: 'orig', or 'anon-<technique>'."""
+    _check_variant(variant)
+    return "orig" if variant == "orig" else f"anon-{technique}"
+
+
+def records_at(run: str | Path) -> Path:
+    """Stage 0 output: the original dataset's records."""
+    return Path(run) / "data" / "records.csv"
+
+
+def detections_at(run: str | Path) -> Path:
+    """Stage 1 output."""
+    return Path(run) / "detections" / "detections.csv"
+
+
+def recall_at(run: str | Path) -> Path:
+    """Stage 2 output."""
+    return Path(run) / "recall" / "recall.json"
+
+
+def anon_root_at(run: str | Path, technique: str, dataset: str) -> Path:
+    """Stage 3 output: the anonymized copy."""
+    return Path(run) / "anon" / technique / dataset
+
+
+def manifest_at(run: str | Path, technique: str, dataset: str) -> Path:
+    """The anonymized copy's manifest, written last: the copy is finished when it exists."""
+    return anon_root_at(run, technique, dataset) / "manifest.json"
+
+
+def model_dir_at(run: str | Path, trained: str, model: str, seed: int | str) -> Path:
+    """Stage 4 output folder of one training run (`trained`: `trained_on(variant, technique)`)."""
+    return Path(run) / "models" / trained / model / f"seed{seed}"
+
+
+def model_file_at(run: str | Path, trained: str, model: str, seed: int | str) -> Path:
+    """A training run's final model (the workflows' output of a training job: the folder keeps its
+    per-epoch checkpoint when the job fails, so the rerun resumes)."""
+    return model_dir_at(run, trained, model, seed) / "model.pt"
+
+
+def results_at(run: str | Path, technique: str, model: str, seed: int | str) -> Path:
+    """Stage 5 output of one training seed of one model under the three protocols."""
+    return Path(run) / "evaluation" / technique / model / f"seed{seed}.csv"
+
+
+def log_at(run: str | Path, name: str) -> Path:
+    """The log of one workflow job."""
+    return Path(run) / "logs" / f"{name}.log"
+
+
+def params_at(run: str | Path, name: str) -> Path:
+    """The papermill parameters file a workflow job reads (`config_file`, `settings`)."""
+    return Path(run) / "params" / f"{name}.yaml"
+
+
+CHAPTERS_DIR = Path("book") / "chapters"  # executed notebooks, relative to the project root
+BOOK_INDEX = Path("_build") / "html" / "index.html"
+
+
+PAPER_DIR = Path("data") / "paper"  # the paper's tables as CSV, relative to the project root
+
+
+def paper_files() -> list[Path]:
+    """The paper's tables (relative to the project root), for the book's reference page."""
+    return sorted(p.relative_to(checkout_root()) for p in (checkout_root() / PAPER_DIR).rglob("*.csv"))
+
+
+def chapter_path(notebook: str) -> Path:
+    """Where a chapter's executed notebook lands (relative to the project root), for the book."""
+    return CHAPTERS_DIR / f"{notebook}.ipynb"
+
+
+def notebook_path(notebook: str) -> Path:
+    """A chapter's source notebook (relative to the project root)."""
+    return Path("notebooks") / f"{notebook}.ipynb"
+
+
+# ------------------------------------------------------------------------ paths of a run
 def source_root(cfg) -> Path:
     """The original dataset as given: the user's root (read only), or the generated one in the run."""
     if cfg.dataset.root:
@@ -85,7 +174,12 @@ def dataset_root(cfg) -> Path:
 
 def anon_root(cfg) -> Path:
     """The anonymized copy of the dataset (stage 3)."""
-    return cfg.run_path / "anon" / cfg.anonymization.technique / cfg.dataset.name
+    return anon_root_at(cfg.run_path, cfg.anonymization.technique, cfg.dataset.name)
+
+
+def anon_manifest(cfg) -> Path:
+    """The anonymized copy's manifest (stage 3, written last)."""
+    return manifest_at(cfg.run_path, cfg.anonymization.technique, cfg.dataset.name)
 
 
 def _check_variant(variant: str) -> None:
@@ -97,6 +191,11 @@ def variant_root(cfg, variant: str) -> Path:
     """Dataset root of a variant: 'orig' or 'anon'."""
     _check_variant(variant)
     return dataset_root(cfg) if variant == "orig" else anon_root(cfg)
+
+
+def records_path(cfg) -> Path:
+    """Stage 0 output for the workflow: the original dataset's records."""
+    return records_at(cfg.run_path)
 
 
 def unreadable_path(cfg) -> Path:
@@ -111,27 +210,46 @@ def meta_path(path: Path) -> Path:
 
 def detections_path(cfg) -> Path:
     """Stage 1 output."""
-    return cfg.run_path / "detections" / "detections.csv"
+    return detections_at(cfg.run_path)
+
+
+def recall_path(cfg) -> Path:
+    """Stage 2 output."""
+    return recall_at(cfg.run_path)
 
 
 def audit_path(cfg) -> Path:
-    """Stage 3 audit output: residual faces per technique (summary.csv beside it)."""
+    """Stage 3 audit output: residual faces per technique (`audit_summary_path` beside it)."""
     return cfg.run_path / "audit" / "residual_faces.csv"
+
+
+def audit_summary_path(cfg) -> Path:
+    """Stage 3 audit summary: per technique, the share of images where a face is found again."""
+    return audit_path(cfg).with_name("summary.csv")
+
+
+def audit_files(cfg) -> list[Path]:
+    """The audit's outputs, or none when `anonymization.audit` is off."""
+    return [audit_path(cfg), audit_summary_path(cfg)] if cfg.anonymization.audit else []
 
 
 def model_dir(cfg, variant: str, model: str | None = None, seed: int | None = None) -> Path:
     """Stage 4 output folder of one training run: models/<orig | anon-technique>/<model>/seed<seed>
     (seed: the run's first training seed unless given)."""
-    _check_variant(variant)
-    trained_on = "orig" if variant == "orig" else f"anon-{cfg.anonymization.technique}"
     seed = cfg.training.seeds[0] if seed is None else seed
-    return cfg.run_path / "models" / trained_on / (model or cfg.training.model) / f"seed{seed}"
+    return model_dir_at(cfg.run_path, trained_on(variant, cfg.anonymization.technique),
+                        model or cfg.training.model, seed)
+
+
+def model_file(cfg, variant: str, model: str | None = None, seed: int | None = None) -> Path:
+    """A training run's final model (`model_dir`'s model.pt)."""
+    return model_dir(cfg, variant, model, seed) / "model.pt"
 
 
 def model_results_path(cfg, model: str | None = None, seed: int | None = None) -> Path:
     """Stage 5 output of one training seed of one model under the three protocols, for the run's technique."""
     seed = cfg.training.seeds[0] if seed is None else seed
-    return cfg.run_path / "evaluation" / cfg.anonymization.technique / (model or cfg.training.model) / f"seed{seed}.csv"
+    return results_at(cfg.run_path, cfg.anonymization.technique, model or cfg.training.model, seed)
 
 
 def evaluation_path(cfg) -> Path:
@@ -144,9 +262,24 @@ def statistics_path(cfg) -> Path:
     return cfg.run_path / "statistics" / "statistics.json"
 
 
+def grid_results_path(cfg) -> Path:
+    """A grid's stage 5 rows of every unit together (statistics over them: `grid_statistics_path`)."""
+    return cfg.run_path / "results.csv"
+
+
+def grid_statistics_path(cfg) -> Path:
+    """A grid's paired tests over `grid_results_path`."""
+    return cfg.run_path / "statistics.json"
+
+
 def per_query_path(cfg) -> Path:
-    """Per-query AP under each protocol (effects.csv beside it)."""
+    """Per-query AP under each protocol (`effects_path` beside it)."""
     return cfg.run_path / "per_query" / "per_query.csv"
+
+
+def effects_path(cfg) -> Path:
+    """Per-query AP change against face covariates, per group."""
+    return per_query_path(cfg).with_name("effects.csv")
 
 
 def findings_path(cfg) -> Path:
@@ -159,9 +292,19 @@ def attribution_dir(cfg) -> Path:
     return cfg.run_path / "attribution"
 
 
+def attribution_summary_path(cfg) -> Path:
+    """Chapter 8's summary, written last."""
+    return attribution_dir(cfg) / "summary.json"
+
+
 def privacy_dir(cfg) -> Path:
     """Chapter 9's results: attack points, ceiling, controls (points.csv, summary.json)."""
     return cfg.run_path / "privacy"
+
+
+def privacy_points_path(cfg) -> Path:
+    """Chapter 9's attack points, a row per technique and strength."""
+    return privacy_dir(cfg) / "points.csv"
 
 
 def sweep_path(cfg) -> Path:
@@ -258,7 +401,7 @@ def write_csv(path: Path, df: pd.DataFrame, meta: dict[str, Any]) -> None:
 def git_commit() -> str:
     """The project's current git commit, or 'unknown' outside a git checkout."""
     try:
-        root = Path(__file__).resolve().parent.parent
+        root = checkout_root()
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10)
         return out.stdout.strip() if out.returncode == 0 else "unknown"

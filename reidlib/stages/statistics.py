@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..core.paths import checkout_root
+
 COMPARISONS = {"orig_anon": ("orig_orig", "orig_anon"), "anon_anon": ("orig_orig", "anon_anon")}
 METRICS = ("mAP", "rank1")
 MIN_PAIRS = 3  # fewer pairs: no t, p or effect size is reported
@@ -66,7 +68,7 @@ def smallest_detectable(n: int, sd: float, alpha: float = 0.05, power: float = P
 
 def paper_results_path() -> Path:
     """The project's copy of the paper's Tables III-VII (data/paper/results_tables_III_VII.csv)."""
-    path = Path(__file__).resolve().parent.parent / "data" / "paper" / "results_tables_III_VII.csv"
+    path = checkout_root() / "data" / "paper" / "results_tables_III_VII.csv"
     if not path.is_file():
         raise FileNotFoundError(f"the paper's tables are missing: {path} (install from a project checkout)")
     return path

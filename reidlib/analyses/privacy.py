@@ -13,7 +13,7 @@ detector miss counts as a leak:
 
 Utility is the run's re-ID model's mAP on each copy (orig->anon), and anon/anon where a model was
 trained on it. The controls rerun the head attacker on the teaching chapter's generated worlds at
-`face_identity_share` 0 and 1 (`pipeline.sweep_config`).
+`face_identity_share` 0 and 1 (`teaching.sweep_config`).
 """
 from __future__ import annotations
 
@@ -25,11 +25,27 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from . import anonymize, evaluation, face_attack, images, models, pipeline, training
-from .boxes import iou_matrix
-from .config import Config, PrivacyConfig, TrainingConfig, from_dict, merge, to_dict
-from .runfiles import (dataset_root, detections_path, file_sha256, fingerprint_files, finished, make_meta,
-                       output_folder, privacy_dir, read_json, tree_digest, write_csv, write_json)
+from ..core import images
+from ..core.boxes import iou_matrix
+from ..core.config import Config, PrivacyConfig, TrainingConfig, derive
+from ..core.runfiles import (
+    dataset_root,
+    detections_path,
+    file_sha256,
+    fingerprint_files,
+    finished,
+    make_meta,
+    output_folder,
+    privacy_dir,
+    read_json,
+    tree_digest,
+    write_csv,
+    write_json,
+)
+from ..models import zoo
+from ..pipeline import rundir, table
+from ..stages import anonymize, evaluation, training
+from . import face_attack, teaching
 
 FARS = (1e-2, 1e-3)
 SCORES = ["rank1", *(f"tar_far{f:g}" for f in FARS)]
@@ -68,11 +84,11 @@ def run_point(cfg: Config) -> Point:
 
 def test_faces(cfg: Config) -> pd.DataFrame:
     """Every ground-truth face of the dataset with its record (image, pid, camid, split, x0..y1)."""
-    truth = pipeline.ground_truth(cfg)
+    truth = rundir.ground_truth(cfg)
     if truth is None:
         raise ValueError(f"the privacy chapter needs ground-truth face boxes (face_boxes.csv in {dataset_root(cfg)}): "
                          f"use the generated dataset")
-    return truth.merge(pipeline.records(cfg), on="image").reset_index(drop=True)
+    return truth.merge(rundir.records(cfg), on="image").reset_index(drop=True)
 
 
 def missed(faces: pd.DataFrame, detections: pd.DataFrame, iou: float = 0.5) -> np.ndarray:
@@ -137,7 +153,7 @@ def head_training(cfg: Config) -> TrainingConfig:
 def head_attack(heads: Path, faces: pd.DataFrame, model_out: Path, tcfg: TrainingConfig, seed: int) -> dict:
     """Train the head attacker on the train ids' heads, score it on the test ids' heads."""
     training.train(heads, faces, model_out, tcfg, seed, progress=False)
-    model, size = models.load_trained(model_out, "cpu")
+    model, size = zoo.load_trained(model_out, "cpu")
     test = faces[faces.split != "train"].reset_index(drop=True)
     feats = evaluation.extract(model, heads, test, size).numpy()
     return face_attack.attack_scores(feats, test, FARS)
@@ -146,14 +162,14 @@ def head_attack(heads: Path, faces: pd.DataFrame, model_out: Path, tcfg: Trainin
 def _anon_copy(cfg: Config, point: Point, dets: pd.DataFrame) -> Path:
     """The dataset anonymized at `point` with the run's detections: stage 3's copy for the run's own point."""
     if point.technique == "none":
-        return pipeline.stage_generate(cfg)
+        return rundir.stage_generate(cfg)
     if point == run_point(cfg):
-        return pipeline.stage_anonymize(cfg, progress=False)
+        return rundir.stage_anonymize(cfg, progress=False)
     out = privacy_dir(cfg) / "anon" / point.label  # the privacy folder is stamped with the whole config
     a = cfg.anonymization
     if not (out / "manifest.json").is_file():
         anonymize.anonymize_dataset(dataset_root(cfg), dets, out, point.technique, a.margin, cfg.dataset.jpeg_quality,
-                                    False, a.processes, images=list(pipeline.records(cfg).image), **point.params())
+                                    False, a.processes, images=list(rundir.records(cfg).image), **point.params())
     return out
 
 
@@ -167,14 +183,14 @@ def utility(cfg: Config, point: Point, root: Path, protocols: pd.DataFrame) -> d
     if point == run_point(cfg):
         return {"map_orig_anon": row.loc["orig_anon", "mAP"], "reid_rank1_orig_anon": row.loc["orig_anon", "rank1"],
                 "map_anon_anon": row.loc["anon_anon", "mAP"]}
-    e, recs = cfg.evaluation, pipeline.records(cfg)
-    net, size = models.load_trained(pipeline.stage_train(cfg, "orig", progress=False), cfg.training.device)
+    e, recs = cfg.evaluation, rundir.records(cfg)
+    net, size = zoo.load_trained(rundir.stage_train(cfg, "orig", progress=False), cfg.training.device)
     res = evaluation.evaluate_model(net, size, root, recs, e.metric, e.batch_size, e.flip)
     out = {"map_orig_anon": res["mAP"], "reid_rank1_orig_anon": res["rank1"], "map_anon_anon": np.nan}
     if cfg.privacy.retrain:
         trained = privacy_dir(cfg) / "models" / point.label / model
         training.train(root, recs, trained, cfg.training, cfg.seed, progress=False)
-        net, size = models.load_trained(trained, cfg.training.device)
+        net, size = zoo.load_trained(trained, cfg.training.device)
         out["map_anon_anon"] = evaluation.evaluate_model(net, size, root, recs, e.metric, e.batch_size, e.flip)["mAP"]
     return out
 
@@ -183,11 +199,9 @@ def ceiling_config(cfg: Config, width: int) -> Config:
     """A small generated set (the teaching chapter's size) whose faces are all `width` pixels wide,
     sharp, frontal and uncovered (the attacker's ceiling at that width)."""
     t = cfg.teaching
-    data = merge(to_dict(cfg), {"run_dir": str(privacy_dir(cfg) / "ceiling" / f"w{width}"),
-                                "dataset": {"name": "synthetic", "root": "", "face_size": [width, width],
-                                            **pipeline.EASY_FACES, "train_ids": 2, "test_ids": t.test_ids, "cameras": t.cameras}})
-    data["models"], data["grid"] = {}, {}
-    return from_dict(data)
+    return derive(cfg, privacy_dir(cfg) / "ceiling" / f"w{width}",
+                  dataset={"name": "synthetic", "root": "", "preset": "easy_faces", "face_size": [width, width],
+                           "train_ids": 2, "test_ids": t.test_ids, "cameras": t.cameras})
 
 
 def face_ceiling(cfg: Config, faces: pd.DataFrame, feats: np.ndarray) -> pd.DataFrame:
@@ -202,10 +216,10 @@ def face_ceiling(cfg: Config, faces: pd.DataFrame, feats: np.ndarray) -> pd.Data
             rows.append(dict(source="this run", width=label, queries=len(sel), rank1=100 * float(sel.mean())))
     for w in cfg.privacy.ceiling_sizes:
         sub = ceiling_config(cfg, int(w))
-        pipeline.stage_generate(sub)
+        rundir.stage_generate(sub)
         sf = test_faces(sub)
         sf = sf[sf.split != "train"].reset_index(drop=True)
-        f = face_features(pipeline.stage_generate(sub), sf, cfg.privacy.align)
+        f = face_features(rundir.stage_generate(sub), sf, cfg.privacy.align)
         scores = face_attack.attack_scores(f, sf, FARS)
         rows.append(dict(source="generated at one width", width=f"{int(w)}", queries=int((sf.split == "query").sum()),
                          **scores))
@@ -217,8 +231,8 @@ def controls(cfg: Config) -> pd.DataFrame:
     rows = []
     p = cfg.privacy
     for share in p.control_shares:
-        sub = pipeline.sweep_config(cfg, float(share))
-        roots = {"original": pipeline.stage_generate(sub), "anonymized": pipeline.stage_anonymize(sub, progress=False)}
+        sub = teaching.sweep_config(cfg, float(share))
+        roots = {"original": rundir.stage_generate(sub), "anonymized": rundir.stage_anonymize(sub, progress=False)}
         faces = test_faces(sub)
         for variant, root in roots.items():
             heads = write_heads(root, faces, privacy_dir(cfg) / "controls" / f"share_{share:.2f}" / "heads" /
@@ -255,17 +269,12 @@ def knee(attack: np.ndarray, utility: np.ndarray, front: np.ndarray) -> int:
     return int(idx[np.argmin(d)])
 
 
-def _conf(cfg: Config) -> dict:
-    return {k: to_dict(getattr(cfg, k)) for k in ("dataset", "detection", "recall", "anonymization", "training",
-                                                  "evaluation", "teaching", "privacy")} | {"seed": cfg.seed}
-
-
 def stage_privacy(cfg: Config, progress: bool = True) -> Path:
     """The privacy chapter's results: privacy/points.csv (a row per point); ceiling.csv, controls.csv and
     summary.json (chance, fronts, knees) beside it. Resumable: returns the file when made with this config."""
     out = privacy_dir(cfg) / "points.csv"
     base = out.parent
-    conf = _conf(cfg)
+    conf = table.conf(cfg, "privacy")
     outputs = [out, base / "ceiling.csv", base / "controls.csv", base / "summary.json"]
     if finished(Path(str(out) + ".meta.json"), conf, cfg.seed, outputs):
         return out
@@ -279,8 +288,8 @@ def _compute(cfg: Config, conf: dict, progress: bool) -> Path:
     t0 = time.perf_counter()
     p = cfg.privacy
     use_face = p.face_attacker and face_attack.available()
-    protocols = pd.read_csv(pipeline.stage_evaluate_model(cfg, progress=progress))
-    dets = pipeline.load_detections(cfg)
+    protocols = pd.read_csv(rundir.stage_evaluate_model(cfg, progress=progress))
+    dets = rundir.load_detections(cfg)
     faces = test_faces(cfg)
     test = faces[faces.split != "train"].reset_index(drop=True)
     leak = missed(test, dets, cfg.recall.iou)

@@ -20,12 +20,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import bot, registry
-from . import torchreid_models as trm
-from .config import TrainingConfig
-from .models import build_model, input_size, resolve_device
-from .runfiles import atomic_write_bytes, atomic_write_text, write_json
-from .transforms import ReidImages, train_transform
+from ..core import registry
+from ..core.config import TrainingConfig
+from ..core.runfiles import atomic_write_bytes, atomic_write_text, write_json
+from ..models import bot
+from ..models import torchreid_models as trm
+from ..models.transforms import ReidImages, train_transform
+from ..models.zoo import build_model, input_size, resolve_device
 
 
 def lr_factor(epoch: int, cfg: TrainingConfig) -> float:

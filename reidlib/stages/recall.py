@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .boxes import BOX, iou_matrix
+from ..core.boxes import BOX, iou_matrix
 
 
 @dataclass(frozen=True)
