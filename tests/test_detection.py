@@ -4,12 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from reidlib.core.config import DetectionConfig
 from reidlib.stages import datasets, detection, recall
+
+
+def det(detector: str = "centerface", threshold: float = 0.3, upscale: int = 2, **kw) -> DetectionConfig:
+    """A detection section."""
+    return DetectionConfig(detector=detector, threshold=threshold, upscale=upscale, **kw)
 
 
 def test_centerface_finds_the_generated_faces(tiny_root):
     recs = datasets.read_market(tiny_root)
-    dets = detection.detect_dataset(tiny_root, recs, "centerface", 0.3, 2, progress=False)
+    dets = detection.detect_dataset(tiny_root, recs, det("centerface", 0.3, 2), progress=False)
     assert list(dets.columns) == detection.DETECTION_COLUMNS
     truth = pd.read_csv(tiny_root / "face_boxes.csv")
     res = recall.evaluate(truth, dets, 0.5)
@@ -21,8 +27,8 @@ def test_centerface_finds_the_generated_faces(tiny_root):
 def test_upscaling_finds_more_small_faces(tiny_root):
     recs = datasets.read_market(tiny_root)
     truth = pd.read_csv(tiny_root / "face_boxes.csv")
-    r1 = recall.evaluate(truth, detection.detect_dataset(tiny_root, recs, "centerface", 0.3, 1, False))
-    r2 = recall.evaluate(truth, detection.detect_dataset(tiny_root, recs, "centerface", 0.3, 2, False))
+    r1 = recall.evaluate(truth, detection.detect_dataset(tiny_root, recs, det("centerface", 0.3, 1), progress=False))
+    r2 = recall.evaluate(truth, detection.detect_dataset(tiny_root, recs, det("centerface", 0.3, 2), progress=False))
     assert r2["recall"]["k"] > r1["recall"]["k"]
 
 
@@ -54,12 +60,12 @@ def test_haar_cascade_finds_generated_faces_when_upscaled(tiny_root):
     """OpenCV's frontal-face cascade, the weak baseline: x3 finds more than x1, with few false boxes."""
     recs = datasets.read_market(tiny_root)
     truth = pd.read_csv(tiny_root / "face_boxes.csv")
-    r1 = recall.evaluate(truth, detection.detect_dataset(tiny_root, recs, "haar", 0.0, 1, False))
-    d3 = detection.detect_dataset(tiny_root, recs, "haar", 0.0, 3, False)
+    r1 = recall.evaluate(truth, detection.detect_dataset(tiny_root, recs, det("haar", 0.0, 1), progress=False))
+    d3 = detection.detect_dataset(tiny_root, recs, det("haar", 0.0, 3), progress=False)
     r3 = recall.evaluate(truth, d3)
     assert r3["recall"]["k"] > r1["recall"]["k"] and r3["recall"]["value"] > 0.4
     assert r3["precision"]["value"] > 0.9 and (d3.detector == "haar").all()
-    strict = detection.detect_dataset(tiny_root, recs, "haar", 5.0, 3, False)
+    strict = detection.detect_dataset(tiny_root, recs, det("haar", 5.0, 3), progress=False)
     assert len(strict) < len(d3) and (strict.score >= 5.0).all()
 
 
@@ -131,14 +137,15 @@ def test_widerface_two_scales_reach_090(shared_data):
 
 def test_batching_does_not_change_the_table(tiny_root):
     recs = datasets.read_market(tiny_root)
-    one = detection.detect_dataset(tiny_root, recs, "centerface", 0.3, 2, False, batch_size=1)
-    many = detection.detect_dataset(tiny_root, recs, "centerface", 0.3, 2, False, batch_size=64)
+    one = detection.detect_dataset(tiny_root, recs, det("centerface", 0.3, 2), progress=False, batch_size=1)
+    many = detection.detect_dataset(tiny_root, recs, det("centerface", 0.3, 2), progress=False, batch_size=64)
     pd.testing.assert_frame_equal(one, many, check_exact=False, atol=2e-3)  # same boxes; float noise only
 
 
 def test_default_box_where_nothing_is_found(tiny_root):
     recs = datasets.read_market(tiny_root).head(10)
-    dets = detection.detect_dataset(tiny_root, recs, "centerface", 0.999, 2, False, default_box=(15, 4, 35, 23))
+    strict = det("centerface", 0.999, 2, default_box=[15, 4, 35, 23])
+    dets = detection.detect_dataset(tiny_root, recs, strict, progress=False)
     assert list(dets.image) == list(recs.image) and (dets.source == "default_box").all()
     assert (dets[["x0", "y0", "x1", "y1"]].to_numpy() == [15, 4, 35, 23]).all()
 
@@ -155,7 +162,7 @@ def test_unreadable_images_can_be_skipped_and_listed(tmp_path, tiny_root):
         (tmp_path / rel).write_bytes((tiny_root / rel).read_bytes())
     (tmp_path / recs.image.iloc[1]).write_bytes(b"not an image")
     errors = []
-    dets = detection.detect_dataset(tmp_path, recs, "centerface", 0.3, 2, False, errors=errors)
+    dets = detection.detect_dataset(tmp_path, recs, det("centerface", 0.3, 2), progress=False, errors=errors)
     assert [e[0] for e in errors] == [recs.image.iloc[1]] and recs.image.iloc[1] not in set(dets.image)
 
 
@@ -167,7 +174,7 @@ def test_wilson_interval_coverage_on_the_generated_set(tmp_path):
     root = synthetic.generate(tmp_path / "s", config.DatasetConfig(train_ids=30, test_ids=30, cameras=4), seed=1)
     recs = datasets.read_market(root)
     truth = pd.read_csv(root / "face_boxes.csv")
-    matched = recall.match(truth, detection.detect_dataset(root, recs, "centerface", 0.3, 2, False), 0.5)
+    matched = recall.match(truth, detection.detect_dataset(root, recs, det("centerface", 0.3, 2), progress=False), 0.5)
     exact = matched.matched.mean()
     assert 0.5 < exact < 1.0 and len(recs) >= 300
     rng = np.random.default_rng(0)

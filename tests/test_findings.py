@@ -79,13 +79,13 @@ def test_per_query_ap_averages_to_the_stage_5_map():
     q_pids, g_pids = rng.integers(0, 10, 40), rng.integers(0, 10, 120)
     q_cams, g_cams = rng.integers(0, 3, 40), rng.integers(0, 3, 120)
     dist = rng.random((40, 120))
-    ap = per_query.per_query_ap(dist, q_pids, g_pids, q_cams, g_cams)
+    ap = 100 * evaluation.per_query_ap(dist, q_pids, g_pids, q_cams, g_cams)
     whole = evaluation.rank_metrics(dist, q_pids, g_pids, q_cams, g_cams)
     assert np.isfinite(ap).sum() == whole.valid_queries
     assert np.nanmean(ap) == pytest.approx(100 * whole.mAP)
     # a query whose only match ranks first has AP 100
     d = np.array([[0.1, 0.5, 0.9]])
-    assert per_query.per_query_ap(d, [1], np.array([1, 2, 3]), [0], np.array([1, 1, 1]))[0] == 100
+    assert evaluation.per_query_ap(d, [1], np.array([1, 2, 3]), [0], np.array([1, 1, 1]))[0] == 1
 
 
 def test_query_covariates_and_effects():

@@ -85,7 +85,7 @@ def test_training_writes_its_files_and_resumes_to_the_same_weights(tmp_path, tin
     assert got_size == size
     res = evaluation.evaluate_model(model, size, tiny_root, recs)
     assert 0 <= res["rank1"] <= 100 and 0 < res["mAP"] <= 100 and 0 < res["mINP"] <= 100
-    flipped = evaluation.evaluate_model(model, size, tiny_root, recs, flip=True)
+    flipped = evaluation.evaluate_model(model, size, tiny_root, recs, config.EvaluationConfig(flip=True))
     assert 0 < flipped["mAP"] <= 100
 
 

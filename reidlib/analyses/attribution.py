@@ -257,15 +257,9 @@ def anonymized_copy(images: list[np.ndarray], recs: pd.DataFrame, boxes: dict[st
 # ---------------------------------------------------------------- per-query measures
 
 def per_query_ap(sim: np.ndarray, q: pd.DataFrame, g: pd.DataFrame) -> np.ndarray:
-    """AP of each query (Market rule, distance 1 - cosine); NaN for a query without a valid match."""
-    out = np.full(len(q), np.nan)
-    ids = (g.pid.to_numpy(), g.camid.to_numpy())
-    for i, r in enumerate(q.itertuples()):
-        try:
-            out[i] = evaluation.rank_metrics(1.0 - sim[i:i + 1], [r.pid], ids[0], [r.camid], ids[1]).mAP
-        except ValueError:
-            pass
-    return out
+    """AP of each query from cosine similarities (distance 1 - cosine; `evaluation.per_query_ap`)."""
+    return evaluation.per_query_ap(1.0 - sim, q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(),
+                                   g.camid.to_numpy())
 
 
 def true_match_mask(q: pd.DataFrame, g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

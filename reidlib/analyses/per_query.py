@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 
 from ..core.config import Config, trainings
@@ -25,7 +24,6 @@ from ..core.runfiles import (
     variant_root,
     write_csv,
 )
-from ..models import torchreid_models as trm
 from ..models.zoo import load_trained
 from ..pipeline import rundir, table
 from ..stages import evaluation
@@ -34,37 +32,11 @@ COLUMNS = ["model", "image", "pid", "camid", "ap_orig", "ap_anon", "delta_ap", "
            "detected", "det_score", "missed", "audit_hits"]
 
 
-def per_query_ap(distmat, q_pids, g_pids, q_camids, g_camids) -> np.ndarray:
-    """Average precision (percent) of every query, NaN where it has no valid match.
-
-    Each query's AP is `evaluation.rank_metrics` on that query's row alone (its mAP over one
-    query is that query's AP), so the per-query numbers average to exactly the stage 5 mAP.
-    """
-    dist = np.asarray(distmat)
-    q_pids, q_camids = np.asarray(q_pids), np.asarray(q_camids)
-    out = np.full(len(dist), np.nan)
-    for i in range(len(dist)):
-        try:
-            out[i] = 100 * evaluation.rank_metrics(dist[i:i + 1], q_pids[i:i + 1], g_pids, q_camids[i:i + 1],
-                                                   g_camids).mAP
-        except ValueError:  # no true match in another camera: not part of the mAP
-            continue
-    return out
-
-
-@torch.no_grad()
 def query_distances(model_dir: Path, root: Path, records: pd.DataFrame, cfg: Config, model: str) -> np.ndarray:
     """Query x gallery distances of a trained model on one dataset copy, as stage 5 computes them."""
-    e = cfg.evaluation
     net, size = load_trained(model_dir, trainings(cfg)[model].device)
-    q, g = records[records.split == "query"], records[records.split == "gallery"]
-    qf = evaluation.extract(net, root, q, size, e.batch_size, e.flip)
-    gf = evaluation.extract(net, root, g, size, e.batch_size, e.flip)
-    if model in e.rerank_models:
-        feats = torch.nn.functional.normalize(torch.cat([qf, gf]), dim=1)
-        return evaluation.re_ranking(feats, len(qf), min(e.k1, len(feats) - 1), min(e.k2, len(feats)),
-                                     e.lambda_value)
-    return trm.distance_matrix(qf, gf, e.metric)
+    e = cfg.evaluation
+    return evaluation.distances(net, size, root, records, e, model in e.rerank_models)
 
 
 def query_covariates(queries: pd.DataFrame, truth: pd.DataFrame | None, dets: pd.DataFrame,
@@ -118,7 +90,8 @@ def stage_per_query(cfg: Config) -> Path:
         for s in tcfg.seeds:
             mdir = rundir.stage_train(cfg, "orig", model, False, s)
             for v, aps in per_seed.items():
-                aps.append(per_query_ap(query_distances(mdir, variant_root(cfg, v), recs, cfg, model), *ids))
+                dist = query_distances(mdir, variant_root(cfg, v), recs, cfg, model)
+                aps.append(100 * evaluation.per_query_ap(dist, *ids))
         ap = {v: np.mean(aps, axis=0) for v, aps in per_seed.items()}
         parts.append(cov.assign(model=model, ap_orig=ap["orig"], ap_anon=ap["anon"],
                                 delta_ap=ap["anon"] - ap["orig"]))

@@ -185,13 +185,13 @@ def utility(cfg: Config, point: Point, root: Path, protocols: pd.DataFrame) -> d
                 "map_anon_anon": row.loc["anon_anon", "mAP"]}
     e, recs = cfg.evaluation, rundir.records(cfg)
     net, size = zoo.load_trained(rundir.stage_train(cfg, "orig", progress=False), cfg.training.device)
-    res = evaluation.evaluate_model(net, size, root, recs, e.metric, e.batch_size, e.flip)
+    res = evaluation.evaluate_model(net, size, root, recs, e)
     out = {"map_orig_anon": res["mAP"], "reid_rank1_orig_anon": res["rank1"], "map_anon_anon": np.nan}
     if cfg.privacy.retrain:
         trained = privacy_dir(cfg) / "models" / point.label / model
         training.train(root, recs, trained, cfg.training, cfg.seed, progress=False)
         net, size = zoo.load_trained(trained, cfg.training.device)
-        out["map_anon_anon"] = evaluation.evaluate_model(net, size, root, recs, e.metric, e.batch_size, e.flip)["mAP"]
+        out["map_anon_anon"] = evaluation.evaluate_model(net, size, root, recs, e)["mAP"]
     return out
 
 

@@ -147,9 +147,8 @@ def stage_detect(cfg: Config, progress: bool = True) -> Path:
             part = parts / f"{k:05d}.csv"
             if not part.is_file():
                 run = run if run is not None else detection.detector_from_config(d)  # once, if a part is missing
-                found = detection.detect_dataset(root, recs.iloc[start:start + DETECTION_PART], d.detector,
-                                                 d.threshold, progress=progress, default_box=tuple(d.default_box),
-                                                 run=run)
+                found = detection.detect_dataset(root, recs.iloc[start:start + DETECTION_PART], d, run,
+                                                 progress=progress)
                 atomic_write_text(part, found.to_csv(index=False))
             tables.append(pd.read_csv(part))  # read back, so a fresh and a resumed run build the same table
         dets = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=detection.DETECTION_COLUMNS)
@@ -214,9 +213,7 @@ def stage_anonymize(cfg: Config, progress: bool = True) -> Path:
     if outside:
         extra = pd.DataFrame({"image": outside, "split": "outside_records", "pid": -1, "camid": 0})
         errors: list | None = [] if d.skip_unreadable else None
-        found = detection.detect_dataset(root, extra, d.detector, d.threshold, progress=progress,
-                                         default_box=tuple(d.default_box), errors=errors,
-                                         run=detection.detector_from_config(d))
+        found = detection.detect_dataset(root, extra, d, errors=errors, progress=progress)
         dets = pd.concat([dets, found], ignore_index=True)
         keep += sorted(set(outside) - {img for img, _ in errors or []})
     params = anonymize.technique_params(a.technique, a)
@@ -283,10 +280,9 @@ def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool =
     stage_anonymize(cfg, progress)  # the copy orig_anon tests on (already there when an anon training made it)
     roots = {v: variant_root(cfg, v) for v in VARIANTS}
     e = cfg.evaluation
-    res = evaluation.evaluate_protocols(dirs, roots, records(cfg), cfg.dataset.name, e.metric, e.batch_size,
-                                        trainings(cfg)[model].device, cfg.anonymization.technique, e.flip,
-                                        rerank=(e.k1, e.k2, e.lambda_value) if model in e.rerank_models else None,
-                                        single_shot=e.single_gallery_shot, protocols=protocols)
+    res = evaluation.evaluate_protocols(dirs, roots, records(cfg), e, {"dataset": cfg.dataset.name,
+                                        "technique": cfg.anonymization.technique}, trainings(cfg)[model].device,
+                                        model in e.rerank_models, protocols)
     res.insert(res.columns.get_loc("model") + 1, "seed", seed)
     fp = fingerprint_files(roots["orig"]) + ":" + fingerprint_files(roots["anon"])
     write_csv(out, res, make_meta("evaluation", conf, seed, fp))

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ..core import registry
 from ..core.boxes import nms
+from ..core.config import DetectionConfig
 from ..core.images import read_rgb
 
 DETECTION_COLUMNS = ["image", "split", "pid", "camid", "x0", "y0", "x1", "y1", "score",
@@ -356,22 +357,23 @@ def _named(fn: Callable, arg, recs: list) -> np.ndarray:
         raise RuntimeError(f"face detection failed on {names}: {type(e).__name__}: {e}") from e
 
 
-def detect_dataset(root: str | Path, records: pd.DataFrame, detector: str = "centerface",
-                   threshold: float = 0.3, upscale: int = 4, progress: bool = True,
-                   batch_size: int | None = None, scales: tuple = (), default_box: tuple = (),
-                   errors: list | None = None, run: Detector | None = None, **files: str) -> pd.DataFrame:
-    """Run a detector over every record's image; one row per box (columns DETECTION_COLUMNS).
+def detect_dataset(root: str | Path, records: pd.DataFrame, section: DetectionConfig = DetectionConfig(),
+                   run: Detector | None = None, errors: list | None = None, progress: bool = True,
+                   batch_size: int | None = None) -> pd.DataFrame:
+    """Run the detector of a `detection` config section over every record's image; one row per box (columns
+    DETECTION_COLUMNS).
 
     Detectors with a `batch` method get crops of one size together, `batch_size` per network call
     (None: the detector's own choice, for CenterFace the fastest on this CPU); rows keep the
-    records' order, so the table depends on the batching only through float rounding. `default_box` (x0, y0, x1, y1)
-    is written, with source `default_box`, for every image where nothing was found (the paper's
-    VIPeR fallback). An unreadable image is an error naming it, unless a list is passed as
+    records' order, so the table depends on the batching only through float rounding. The section's
+    `default_box` (x0, y0, x1, y1) is written, with source `default_box`, for every image where nothing was
+    found (the paper's VIPeR fallback). An unreadable image is an error naming it, unless a list is passed as
     `errors`: then it is skipped and (image, reason) appended there. `run` is a detector already
-    built (by `make_detector`) for these settings, reused rather than built again.
+    built (`detector_from_config`) for this section, reused rather than built again.
     """
     root = Path(root)
-    run = run if run is not None else make_detector(detector, threshold, upscale, scales, **files)
+    detector, threshold, default_box = section.detector, section.threshold, tuple(section.default_box)
+    run = run if run is not None else detector_from_config(section)
     if batch_size is not None and getattr(run, "batch_size", batch_size) != batch_size:
         run = copy.copy(run)
         run.batch_size = batch_size

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..core.config import EvaluationConfig
 from ..models import torchreid_models as trm
 from ..models.transforms import ReidImages, test_transform
 from ..models.zoo import display_name, load_trained
@@ -245,29 +246,55 @@ def extract(model: torch.nn.Module, root: str | Path, records: pd.DataFrame, siz
     return torch.cat(feats)
 
 
-def evaluate_model(model: torch.nn.Module, size: tuple[int, int], root: str | Path, records: pd.DataFrame,
-                   metric: str = "euclidean", batch_size: int = 64, flip: bool = False,
-                   rerank: tuple[int, int, float] | None = None, single_shot: bool = False) -> dict[str, float]:
-    """mAP, Rank-1, Rank-5 and mINP (percent) of a model on the query/gallery split of one dataset copy.
-
-    `single_shot` takes Rank-k from CUHK03's classic single-gallery-shot CMC (mAP is unchanged).
-
-    With `rerank` = (k1, k2, lambda), the test is BoT's (paper Section IV-A): features L2-normalised
-    (so Euclidean distance orders as cosine does), then k-reciprocal re-ranking.
-    """
+def distances(model: torch.nn.Module, size: tuple[int, int], root: str | Path, records: pd.DataFrame,
+              section: EvaluationConfig = EvaluationConfig(), rerank: bool = False) -> np.ndarray:
+    """Query x gallery distances of a model on one dataset copy: `section.metric` between features, or, with
+    `rerank`, BoT's test (paper Section IV-A): L2-normalised features (Euclidean then orders as cosine does)
+    and k-reciprocal re-ranking with `section.k1`, `k2`, `lambda_value`."""
     q = records[records.split == "query"]
     g = records[records.split == "gallery"]
-    device = next(model.parameters()).device  # rank metrics and re-ranking run where the model does
-    qf, gf = extract(model, root, q, size, batch_size, flip), extract(model, root, g, size, batch_size, flip)
-    if rerank is not None:
-        k1, k2, lam = rerank
+    device = next(model.parameters()).device  # re-ranking runs where the model does
+    e = section
+    qf, gf = extract(model, root, q, size, e.batch_size, e.flip), extract(model, root, g, size, e.batch_size, e.flip)
+    if rerank:
         feats = torch.nn.functional.normalize(torch.cat([qf, gf]), dim=1)
-        dist = re_ranking(feats, len(qf), min(k1, len(feats) - 1), min(k2, len(feats)), lam, device=device)
-    else:
-        dist = trm.distance_matrix(qf, gf, metric)
-    ids = (q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(), g.camid.to_numpy())
+        return re_ranking(feats, len(qf), min(e.k1, len(feats) - 1), min(e.k2, len(feats)), e.lambda_value,
+                          device=device)
+    return trm.distance_matrix(qf, gf, e.metric)
+
+
+def query_ids(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(query pids, gallery pids, query cameras, gallery cameras) of a records table."""
+    q, g = records[records.split == "query"], records[records.split == "gallery"]
+    return q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(), g.camid.to_numpy()
+
+
+def per_query_ap(distmat, q_pids, g_pids, q_camids, g_camids) -> np.ndarray:
+    """Average precision (a fraction) of every query, NaN where it has no valid match.
+
+    Each query's AP is `rank_metrics` on that query's row alone (its mAP over one query is that query's AP),
+    so the per-query numbers average to exactly the protocol's mAP.
+    """
+    dist = np.asarray(distmat)
+    q_pids, q_camids = np.asarray(q_pids), np.asarray(q_camids)
+    out = np.full(len(dist), np.nan)
+    for i in range(len(dist)):
+        try:
+            out[i] = rank_metrics(dist[i:i + 1], q_pids[i:i + 1], g_pids, q_camids[i:i + 1], g_camids).mAP
+        except ValueError:  # no true match in another camera: not part of the mAP
+            continue
+    return out
+
+
+def evaluate_model(model: torch.nn.Module, size: tuple[int, int], root: str | Path, records: pd.DataFrame,
+                   section: EvaluationConfig = EvaluationConfig(), rerank: bool = False) -> dict[str, float]:
+    """mAP, Rank-1, Rank-5 and mINP (percent) of a model on the query/gallery split of one dataset copy
+    (`distances`); `section.single_gallery_shot` takes Rank-k from CUHK03's classic CMC (mAP is unchanged)."""
+    device = next(model.parameters()).device  # rank metrics run where the model does
+    dist = distances(model, size, root, records, section, rerank)
+    ids = query_ids(records)
     r = rank_metrics(dist, *ids, device=device)
-    cmc = single_shot_cmc(dist, *ids) if single_shot else r.cmc
+    cmc = single_shot_cmc(dist, *ids) if section.single_gallery_shot else r.cmc
     own, base = own_camera_share(dist, ids[2], ids[3])
     return {"mAP": 100 * r.mAP, "rank1": 100 * float(cmc[0]),
             "rank5": 100 * float(cmc[min(4, len(cmc) - 1)]), "mINP": 100 * r.mINP,
@@ -298,14 +325,12 @@ def own_camera_share(dist, q_camids: np.ndarray, g_camids: np.ndarray, k: int = 
 
 
 def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], records: pd.DataFrame,
-                       dataset: str, metric: str = "euclidean", batch_size: int = 64,
-                       device: str = "cpu", technique: str = "blur", flip: bool = False,
-                       rerank: tuple[int, int, float] | None = None, single_shot: bool = False,
+                       section: EvaluationConfig, labels: dict[str, str], device: str = "cpu", rerank: bool = False,
                        protocols: Sequence[str] = tuple(PROTOCOLS)) -> pd.DataFrame:
     """One row per protocol (of `protocols`); `model_dirs` and `roots` are keyed by variant ('orig', 'anon').
 
-    `technique` names the anonymization of the 'anon' variant (recorded on every row, so results
-    of several techniques stack into one table, as in the paper's Table VIII).
+    `labels` are recorded on every row: the `dataset`, and the `technique` that made the 'anon' variant (so
+    results of several techniques stack into one table, as in the paper's Table VIII).
     """
     rows, cache = [], {}
     for protocol, (train_v, test_v) in PROTOCOLS.items():
@@ -315,11 +340,10 @@ def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], reco
             cache[train_v] = load_trained(model_dirs[train_v], device)
         model, size = cache[train_v]
         arch = json.loads((Path(model_dirs[train_v]) / "pids.json").read_text())["model"]
-        name = display_name(arch)
-        res = evaluate_model(model, size, roots[test_v], records, metric, batch_size, flip, rerank, single_shot)
-        rows.append(dict(dataset=dataset, model=name, protocol=protocol, train_variant=train_v,
-                         test_variant=test_v, technique=technique,
-                         distance=f"{'cosine' if rerank else metric}{'+rerank' if rerank else ''}", **res))
+        res = evaluate_model(model, size, roots[test_v], records, section, rerank)
+        rows.append(dict(dataset=labels["dataset"], model=display_name(arch), protocol=protocol, train_variant=train_v,
+                         test_variant=test_v, technique=labels["technique"],
+                         distance="cosine+rerank" if rerank else section.metric, **res))
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     cols = ["mAP", "rank1", "rank5", "mINP", "own_camera_top10", "own_camera_base"]
     out[cols] = out[cols].astype(float).round(4)
