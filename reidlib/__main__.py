@@ -22,6 +22,7 @@ from .stages import datasets
 
 # errors that name what is wrong: printed as one line each, no traceback (exit 2; --debug shows it)
 USER_ERRORS = (config.ConfigError, datasets.DatasetError, runfiles.StaleOutputError, runfiles.BusyOutputError,
+               runfiles.ForeignFilesError,
                FileNotFoundError, FileExistsError, ValueError, RuntimeError)
 
 

@@ -1,6 +1,7 @@
 """The privacy chapter: attack scores, the dlib face attacker, head crops, the front, the stage."""
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import cv2
@@ -10,10 +11,11 @@ import pytest
 
 from reidlib.analyses import face_attack, privacy
 from reidlib.core import config
+from reidlib.models import faces as dlib_faces
 from reidlib.stages import anonymize, datasets, synthetic
 from tests.conftest import tiny_dataset_config
 
-needs_dlib = pytest.mark.skipif(not face_attack.available(),
+needs_dlib = pytest.mark.skipif(not dlib_faces.available(),
                                 reason="dlib / face_recognition_models not installed (pip install dlib-bin "
                                        "face_recognition_models)")
 
@@ -44,13 +46,13 @@ def test_attack_scores_need_matches():
 
 
 def test_model_files_are_found_without_importing_their_package():
-    if face_attack.importlib.util.find_spec("face_recognition_models") is None:
+    if importlib.util.find_spec("face_recognition_models") is None:
         pytest.skip("face_recognition_models not installed")
-    path = face_attack.model_file("descriptor")
+    path = dlib_faces.model_file("descriptor")
     assert path.is_file() and path.name == "dlib_face_recognition_resnet_model_v1.dat"
     assert "face_recognition_models" not in sys.modules
     with pytest.raises(ValueError, match="unknown dlib model"):
-        face_attack.model_file("nose")
+        dlib_faces.model_file("nose")
 
 
 def test_face_chip_uses_only_the_box():
@@ -58,10 +60,10 @@ def test_face_chip_uses_only_the_box():
     wiped = img.copy()
     wiped[:20] = 7  # everything around the box changes
     wiped[40:] = 200
-    a, b = face_attack.face_chip(img, (20, 25, 40, 39)), face_attack.face_chip(wiped, (20, 25, 40, 39))
+    a, b = dlib_faces.face_chip(img, (20, 25, 40, 39)), dlib_faces.face_chip(wiped, (20, 25, 40, 39))
     assert a.shape == (150, 150, 3) and np.array_equal(a, b)
     with pytest.raises(ValueError, match="empty face box"):
-        face_attack.face_chip(img, (70, 5, 90, 20))
+        dlib_faces.face_chip(img, (70, 5, 90, 20))
 
 
 def _generated(tmp_path, width: int):
@@ -84,8 +86,8 @@ def test_face_attacker_finds_unmodified_faces_and_not_zeroed_ones(tmp_path):
     for r in faces.itertuples():
         box = (r.x0, r.y0, r.x1, r.y1)
         img = cv2.cvtColor(cv2.imread(str(root / r.image)), cv2.COLOR_BGR2RGB)
-        chips.append(face_attack.face_chip(anonymize.anonymize_image(img, [box], "zero"), box))
-    zeroed = face_attack.attack_scores(face_attack.describe(chips), faces)
+        chips.append(dlib_faces.face_chip(anonymize.anonymize_image(img, [box], "zero"), box))
+    zeroed = face_attack.attack_scores(dlib_faces.describe(chips), faces)
     assert zeroed == pytest.approx(chance)
 
 

@@ -213,10 +213,10 @@ def swap_pool(cfg: Config, records: pd.DataFrame, boxes: dict[str, np.ndarray]) 
     The generated set: its own face pool (lfw_subset), the identity's face excluded; a real dataset:
     one face crop per training identity (test identities are disjoint from them).
     """
+    ids_file = rundir.stage_generate(cfg) / "identities.csv"  # (generated first: the pool never depends on history)
     if cfg.attribution.swap_pool == "lfw" or (cfg.attribution.swap_pool == "auto" and cfg.dataset.name == "synthetic"
-                                               and (dataset_root(cfg) / "identities.csv").is_file()):
+                                               and ids_file.is_file()):
         faces = list(images.lfw_faces())
-        ids_file = dataset_root(cfg) / "identities.csv"
         own = {}
         if ids_file.is_file():
             own = {int(r.pid): [int(r.face_index)] for r in pd.read_csv(ids_file).itertuples()}
@@ -460,8 +460,8 @@ def control_config(cfg: Config, share: float) -> Config:
 
 
 def control_seeds(cfg: Config) -> list[int]:
-    """The training seeds analysed in each control: the first `attribution.control_seeds` of training.seeds."""
-    return list(cfg.training.seeds[:cfg.attribution.control_seeds])
+    """The training seeds analysed in each control: the first `attribution.control_seeds` of training.seeds (0: all)."""
+    return list(cfg.training.seeds[:cfg.attribution.control_seeds or None])
 
 
 def summarize(shares: pd.DataFrame, inter: pd.DataFrame, confidence: float = 0.95, seed: int = 0

@@ -42,6 +42,7 @@ from ..core.runfiles import (
     write_csv,
     write_json,
 )
+from ..models import faces as dlib_faces
 from ..models import zoo
 from ..pipeline import rundir, table
 from ..stages import anonymize, evaluation, training
@@ -109,10 +110,10 @@ def _rgb(path: Path) -> np.ndarray:
 def face_features(root: Path, faces: pd.DataFrame, align: str = "box", cache: dict | None = None) -> np.ndarray:
     """dlib descriptors of the ground-truth faces of the copy at `root` (chips seen before come from `cache`)."""
     cache = {} if cache is None else cache
-    chips = [face_attack.face_chip(_rgb(root / r.image), (r.x0, r.y0, r.x1, r.y1), align) for r in faces.itertuples()]
+    chips = [dlib_faces.face_chip(_rgb(root / r.image), (r.x0, r.y0, r.x1, r.y1), align) for r in faces.itertuples()]
     keys = [c.tobytes() for c in chips]
     new = [i for i, k in enumerate(keys) if k not in cache]
-    for i, f in zip(new, face_attack.describe([chips[i] for i in new])):
+    for i, f in zip(new, dlib_faces.describe([chips[i] for i in new])):
         cache[keys[i]] = f
     return np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 128), np.float32)
 
@@ -287,7 +288,7 @@ def _compute(cfg: Config, conf: dict, progress: bool) -> Path:
     base = out.parent
     t0 = time.perf_counter()
     p = cfg.privacy
-    use_face = p.face_attacker and face_attack.available()
+    use_face = p.face_attacker and dlib_faces.available()
     protocols = pd.read_csv(rundir.stage_evaluate_model(cfg, progress=progress))
     dets = rundir.load_detections(cfg)
     faces = test_faces(cfg)

@@ -42,6 +42,22 @@ def _out_of_range(value: Any, lo: float | None, hi: float | None, above: bool) -
     return False
 
 
+def _nonempty(key: str, values: list) -> None:
+    """A list the run needs at least one entry of."""
+    if not values:
+        raise ConfigError(f"config key {key} is empty: list at least one entry")
+
+
+def _shares(key: str, shares: list) -> None:
+    """Face-identity shares: at least one, distinct, each naming its own run folder (share_0.25: two decimals)."""
+    _nonempty(key, shares)
+    names = [f"{float(x):.2f}" for x in shares]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(f"config key {key} = {shares!r}: shares must differ in their first two decimals "
+                          f"(each runs in a folder share_<x.xx>); {', '.join(dup)} repeats")
+
+
 def _known(kind: str, name: str, names: Any) -> None:
     """A name checked against a registry (`reidlib.registry`), or an error listing the known ones."""
     if name not in names:
@@ -70,6 +86,7 @@ class DatasetConfig:
     profile: float = ranged(0.2, 0, 1)  # share of faces seen from the side (narrower, off centre)
     occluded: float = ranged(0.1, 0, 1)  # share of faces partly covered (scarf or hat brim)
     jpeg_quality: int = ranged(95, 0, 100)
+    outside_links: str = "refuse"  # links under root that lead outside it: refuse (named) | skip (left out, listed)
 
     def __post_init__(self) -> None:
         _known("dataset.name", self.name, registry.DATASETS)
@@ -77,6 +94,8 @@ class DatasetConfig:
             _known("dataset.preset", self.preset, DATASET_PRESETS)
         if not registry.DATASETS[self.name].generated and not self.root:
             raise ConfigError(f"dataset.root must name the folder holding {self.name} (only 'synthetic' is generated)")
+        if self.outside_links not in ("refuse", "skip"):
+            raise ConfigError(f"config key dataset.outside_links = {self.outside_links!r}: choose refuse or skip")
         if self.face_size[0] > self.face_size[1]:
             raise ConfigError(f"config key dataset.face_size = {list(self.face_size)}: min must not exceed max")
 
@@ -136,6 +155,9 @@ class AnonymizationConfig:
     blur_width_ratio: float = ranged(0.125, 0, above=True)  # Gaussian sigma = ratio x face-box width
     pixelate_size: int = ranged(6, 1)
     margin: int = ranged(0, 0)
+    # exact: a JPEG keeps its own coefficients outside the 16x16 blocks touching a face box, so the copy differs
+    # from the original only there; reencode: the whole image encoded again (at dataset.jpeg_quality), as tools do
+    encode: str = "exact"
     processes: int = ranged(2, 1)  # worker processes writing the anonymized copy
     audit: bool = True  # rerun the detector on all five techniques' output (residual faces)
     # images under the dataset root that no record lists (Market's pid -1 junk, gt_bbox/, ...):
@@ -144,6 +166,8 @@ class AnonymizationConfig:
 
     def __post_init__(self) -> None:
         _known("anonymization.technique", self.technique, registry.TECHNIQUES)
+        if self.encode not in ("exact", "reencode"):
+            raise ConfigError(f"config key anonymization.encode = {self.encode!r}: choose exact or reencode")
         if self.outside_records not in ("omit", "anonymize"):
             raise ConfigError(f"config key anonymization.outside_records = {self.outside_records!r}: "
                               f"choose omit or anonymize")
@@ -166,7 +190,7 @@ class TrainingConfig:
     weight_decay: float = ranged(5e-4, 0)
     lr_decay: float = ranged(0.1, 0, 1, above=True)
     lr_step: int = ranged(3, 1)  # decay every lr_step epochs, unless lr_milestones are given
-    lr_milestones: list = field(default_factory=list)  # epochs after which lr is multiplied by lr_decay
+    lr_milestones: list = field(default_factory=list, metadata={"items": int})  # epochs after which lr is x lr_decay
     warmup_epochs: int = ranged(0, 0)  # linear warmup: epoch t runs at lr x t / warmup_epochs
     augment: str = "translate"  # translate (torchreid's Random2DTranslation) | pad_crop (BoT)
     erasing: float = ranged(0.0, 0, 1)  # random erasing probability (BoT: 0.5)
@@ -186,6 +210,8 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         _known("training.model", self.model, registry.MODELS)
+        if any(m < 1 for m in self.lr_milestones):
+            raise ConfigError(f"config key training.lr_milestones = {self.lr_milestones!r}: list epochs (integers >= 1)")
         if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in self.seeds) \
                 or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"config key training.seeds = {self.seeds!r}: list one or more distinct integer seeds")
@@ -273,6 +299,12 @@ class TeachingConfig:
     # controls' measure of face importance (orig -> anon) needs only the original-trained models
     retrain: bool = False
 
+    def __post_init__(self) -> None:
+        _shares("teaching.shares", self.shares)
+        if len(self.shares) < 2:
+            raise ConfigError(f"config key teaching.shares = {self.shares!r}: the sweep's ends are the controls, "
+                              f"so list at least two shares (e.g. [0.0, 1.0])")
+
 
 @dataclass
 class AttributionConfig:
@@ -281,7 +313,7 @@ class AttributionConfig:
     techniques: list = field(default_factory=lambda: ["blur", "swap"])  # face-only interventions (any technique)
     control_shares: list = field(default_factory=lambda: [0.0, 1.0],
                                  metadata={"range": (0, 1, False)})  # dataset.face_identity_share controls
-    control_seeds: int = ranged(3, 1)  # training seeds analysed per control (the first of training.seeds): the seed noise
+    control_seeds: int = ranged(0, 0)  # training seeds analysed per control (the first of training.seeds; 0: all)
     control_models: list = field(default_factory=list)  # models trained in the controls beside training.model
     max_pairs: int = ranged(40, 1)  # query-gallery pairs per kind (true / hardest false match) and model
     top: int = ranged(10, 1)  # gallery images shown per ranked list
@@ -289,6 +321,8 @@ class AttributionConfig:
     swap_pool: str = "auto"  # faces a swap draws: lfw (the generated set's pool) | dataset (training crops) | auto
 
     def __post_init__(self) -> None:
+        _nonempty("attribution.techniques", self.techniques)
+        _shares("attribution.control_shares", self.control_shares)
         for t in self.techniques:
             _known("attribution.techniques entry", t, registry.TECHNIQUES)
         for m in self.control_models:
@@ -318,6 +352,9 @@ class PrivacyConfig:
     control_seeds: list = field(default_factory=lambda: [0, 1])  # head-attacker training seeds at each control
 
     def __post_init__(self) -> None:
+        _shares("privacy.control_shares", self.control_shares)
+        _nonempty("privacy.control_seeds", self.control_seeds)
+        _known("privacy.head_model", self.head_model, registry.MODELS)
         bad = [t for t in self.techniques if t not in ("zero", "blank", "inpaint")]
         if bad:
             raise ConfigError(f"unknown privacy.techniques {bad}; choose from zero, blank, inpaint "
@@ -364,7 +401,16 @@ class Config:
                                                               "instances": 4}})
 
     def __post_init__(self) -> None:
-        trainings(self)  # every extra model's section is checked when the config is loaded
+        trained = trainings(self)  # every extra model's section is checked when the config is loaded
+        a, seeds = self.attribution, self.training.seeds
+        if a.control_seeds > len(seeds):
+            raise ConfigError(f"config key attribution.control_seeds = {a.control_seeds} asks for more seeds than "
+                              f"training.seeds has ({seeds}): lower it or list more training seeds")
+        missing = [m for m in a.control_models if m not in trained]
+        if missing:
+            raise ConfigError(f"config key attribution.control_models lists {', '.join(missing)}, which this run does "
+                              f"not train (training.model or an entry of models): add {'it' if len(missing) == 1 else 'them'} "
+                              f"to models, or drop {'it' if len(missing) == 1 else 'them'}")
         if self.dataset.root:  # outputs never go into the user's dataset
             root = project_path(self.dataset.root).resolve()
             run = self.run_path.resolve()
@@ -377,6 +423,12 @@ class Config:
         """The run directory as an absolute path (relative ones are taken from the project root)."""
         p = Path(self.run_dir)
         return p if p.is_absolute() else project_root() / p
+
+
+SECTIONS: dict[type, str] = {DatasetConfig: "dataset", DetectionConfig: "detection", RecallConfig: "recall",
+                              AnonymizationConfig: "anonymization", TrainingConfig: "training",
+                              EvaluationConfig: "evaluation", StatisticsConfig: "statistics", GridConfig: "grid",
+                              TeachingConfig: "teaching", AttributionConfig: "attribution", PrivacyConfig: "privacy"}
 
 
 def trainings(cfg: Config) -> dict[str, TrainingConfig]:
@@ -419,7 +471,7 @@ def _build(cls: type, data: dict[str, Any], where: str, errors: list[str] | None
         default = getattr(cls(), name)
         key = f"{where}.{name}" if where else name
         try:
-            kwargs[name] = _value(default, value, key, errors)
+            kwargs[name] = _value(default, value, key, errors, f.metadata.get("items"))
         except ConfigError as e:
             errors.append(str(e))
             continue
@@ -432,13 +484,17 @@ def _build(cls: type, data: dict[str, Any], where: str, errors: list[str] | None
         try:
             out = cls(**kwargs)
         except ConfigError as e:
-            errors.extend(str(e).splitlines())
+            own = SECTIONS.get(cls)
+            lines = str(e).splitlines()
+            if own and where and where != own:  # a section met under another key: models.bot_r18 is a training section
+                lines = [line.replace(f"{own}.", f"{where}.") for line in lines]
+            errors.extend(lines)
     if top and errors:
         raise ConfigError("\n".join(dict.fromkeys(errors)))
     return out if out is not None else cls()
 
 
-def _value(default: Any, value: Any, key: str, errors: list[str]) -> Any:
+def _value(default: Any, value: Any, key: str, errors: list[str], items: type | None = None) -> Any:
     """`value` coerced to the type of `default`, or a ConfigError naming `key`."""
     if is_dataclass(default):
         return _build(type(default), value, key, errors)
@@ -455,7 +511,8 @@ def _value(default: Any, value: Any, key: str, errors: list[str]) -> Any:
     if isinstance(default, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key {key} must be a list, got {value!r}")
-        return [_scalar(type(default[0]), v, key) for v in value] if default else list(value)
+        kind = items or (type(default[0]) if default else None)
+        return [_scalar(kind, v, key) for v in value] if kind else list(value)
     if isinstance(default, (int, float, str)):
         return _scalar(type(default), value, key)
     return value

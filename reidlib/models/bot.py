@@ -4,31 +4,49 @@ ResNet-50 (torchvision) with the last stride set to 1, global average pooling, a
 batch-norm without bias between the pooled feature and a bias-free classifier. Training uses the
 feature before the BN for the triplet and center losses and the logits for label-smoothed
 cross-entropy; testing uses the feature after the BN. `bot_r18` is the same recipe on ResNet-18,
-the default run's CPU-sized BoT (ResNet-50 from scratch does not learn on a few hundred crops).
+the default run's CPU-sized BoT (ResNet-50 from scratch does not learn on a few hundred crops);
+`bot_mnv2` on torchvision's MobileNetV2 features (1280 channels, its last stride also set to 1),
+whose ImageNet weights ship offline inside a package (`reidlib.models.zoo.imagenet_file`).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import resnet18, resnet50
+from torchvision.models import mobilenet_v2, resnet18, resnet50
 
 FEATURE_DIM = 2048
-BACKBONES = {"resnet50": resnet50, "resnet18": resnet18}  # name -> torchvision builder
+BACKBONES = {"resnet50": resnet50, "resnet18": resnet18, "mobilenet_v2": mobilenet_v2}  # name -> torchvision builder
+
+
+def _last_stride_1(block: nn.Module) -> None:
+    """Set every stride-2 convolution of `block` to stride 1 (BoT's last-stride trick: 16x8 map at 256x128)."""
+    for conv in block.modules():
+        if isinstance(conv, nn.Conv2d) and conv.stride == (2, 2):
+            conv.stride = (1, 1)
+
+
+def _trunk(backbone: str) -> tuple[nn.Sequential, int]:
+    """The backbone as one feature-map module (ImageNet head removed, last stride 1) and its channels."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown BoT backbone '{backbone}'; choose one of {', '.join(BACKBONES)}")
+    net = BACKBONES[backbone](weights=None)
+    if backbone.startswith("mobilenet"):
+        features = net.features
+        _last_stride_1(features[14])  # the last stride-2 block (96 -> 160 channels)
+        return features, features[-1].out_channels
+    _last_stride_1(net.layer4[0])
+    return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
+                         net.layer1, net.layer2, net.layer3, net.layer4), net.fc.in_features
 
 
 class BoT(nn.Module):
-    """ResNet-50 (or `backbone`), last stride 1, BNNeck; `forward` gives (logits, feature) in training,
-    the BN feature in eval."""
+    """ResNet-50 (or `backbone`: resnet18, mobilenet_v2), last stride 1, BNNeck; `forward` gives
+    (logits, feature) in training, the BN feature in eval."""
 
     def __init__(self, num_classes: int, backbone: str = "resnet50"):
         super().__init__()
-        trunk = BACKBONES[backbone](weights=None)
-        dim = trunk.fc.in_features
-        for conv in (*trunk.layer4[0].children(), *trunk.layer4[0].downsample):  # last stride 1: 16x8 map at 256x128
-            if getattr(conv, "stride", None) == (2, 2):
-                conv.stride = (1, 1)
-        self.base = nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool,
-                                  trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4)
+        self.backbone = backbone
+        self.base, dim = _trunk(backbone)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = dim
         self.bottleneck = nn.BatchNorm1d(dim)
@@ -46,7 +64,13 @@ class BoT(nn.Module):
         return self.classifier(bn), feat
 
     def load_imagenet(self, src: dict[str, torch.Tensor]) -> int:
-        """Copy a torchvision ResNet ImageNet state dict (of this backbone) into the trunk; returns the tensors copied."""
+        """Copy a torchvision ImageNet state dict (of this backbone) into the trunk; returns the tensors copied.
+
+        MobileNetV2 weights are taken in order (any `classifier.*` head dropped), whatever their names:
+        every tensor must have the shape of the trunk's tensor at its place, else a ValueError names it.
+        """
+        if self.backbone.startswith("mobilenet"):
+            return self._load_in_order(src)
         names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
         own = self.base.state_dict()
         copied = 0
@@ -62,6 +86,21 @@ class BoT(nn.Module):
                              f"{self.feature_dim}-d)")
         self.base.load_state_dict(own)
         return copied
+
+    def _load_in_order(self, src: dict[str, torch.Tensor]) -> int:
+        own = self.base.state_dict()
+        theirs = [(k, v) for k, v in src.items() if not k.startswith("classifier.")]
+        if len(theirs) != len(own):
+            raise ValueError(f"the ImageNet weights hold {len(theirs)} tensors, but this BoT's {self.backbone} "
+                             f"trunk takes {len(own)} (in order)")
+        for i, ((key, mine), (name, v)) in enumerate(zip(own.items(), theirs)):
+            if not isinstance(v, torch.Tensor) or v.shape != mine.shape:
+                shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+                raise ValueError(f"ImageNet tensor {i} '{name}' has shape {shape}, but this BoT's {self.backbone} "
+                                 f"trunk takes {tuple(mine.shape)} there ('{key}')")
+            own[key] = v.to(mine.dtype)
+        self.base.load_state_dict(own)
+        return len(own)
 
 
 class CenterLoss(nn.Module):

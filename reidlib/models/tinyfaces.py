@@ -20,6 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.models import resnet101
 
+from . import checkpoints
+
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 RECEPTIVE_FIELD = {"stride": (8, 8), "offset": (-1, -1)}  # of the res3 score grid, in input pixels
 LOG_SIZE_CLIP = float(np.log(1000 / 16))  # largest log size change decoded (torchvision's box-coder bound)
@@ -65,10 +67,8 @@ def load(checkpoint: str | Path, templates: str | Path) -> tuple[TinyFacesNet, n
         raise FileNotFoundError(f"TinyFaces checkpoint not found: {checkpoint}. Put the tiny-faces-pytorch "
                                 f"checkpoint (a dict with a 'model' state dict) there; nothing is downloaded")
     t = load_templates(templates)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    state = state.get("model", state) if isinstance(state, dict) else state
     net = TinyFacesNet(len(t))
-    net.load_state_dict(state)
+    checkpoints.load_into(net, checkpoints.state_dict(checkpoint, "TinyFaces"), checkpoint, "TinyFaces")
     return net.eval(), t
 
 

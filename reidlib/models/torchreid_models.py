@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import checkpoints
+
 with warnings.catch_warnings():  # torchreid warns that its Cython evaluator is absent
     warnings.simplefilter("ignore")
     from torchreid.reid import metrics as _metrics
@@ -46,12 +48,9 @@ def _hacnn_theta_on_input_device(model: nn.Module) -> None:
     model.transform_theta = types.MethodType(transform_theta, model)
 
 
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load a checkpoint's state dict safely (`weights_only=True`), unwrapping a `state_dict` key."""
-    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+def load_state_dict(path: str | Path, what: str = "state dict") -> dict[str, torch.Tensor]:
+    """Load a checkpoint's state dict safely (`weights_only=True`; `reidlib.models.checkpoints`)."""
+    return checkpoints.state_dict(path, what)
 
 
 def build(name: str, num_classes: int, pretrained: str = "none") -> nn.Module:
@@ -75,7 +74,7 @@ def build(name: str, num_classes: int, pretrained: str = "none") -> nn.Module:
                 f"ImageNet weights for '{name}' not found at {path}. Put the backbone's ImageNet "
                 f"state dict there (e.g. torchvision's resnet50-*.pth from the torch cache "
                 f"~/.cache/torch/hub/checkpoints/), or set training.pretrained: none")
-        load_matching(model, load_state_dict(path), f"{path}")
+        load_matching(model, load_state_dict(path, f"{name} ImageNet"), f"{path}")
     return model
 
 

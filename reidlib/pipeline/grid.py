@@ -72,7 +72,23 @@ def units(data: dict[str, Any], check_roots: bool = True) -> list[Unit]:
                     continue
                 t_cfg = from_dict(merge(base, {**over, "anonymization": {"technique": t}}))
                 out.append(Unit(name, t, t_cfg, tuple(m for m in models if m in g.technique_models)))
+    _check_selectors(g, out)
     return out
+
+
+def _check_selectors(g, out: list[Unit]) -> None:
+    """Refuse `grid.techniques` whose selectors pick no job (datasets or models the grid does not have)."""
+    if not g.techniques:
+        return
+    names = {u.dataset for u in out}
+    stray = [d for d in g.technique_datasets if d not in names]
+    if stray:
+        raise ConfigError(f"config key grid.technique_datasets lists {', '.join(stray)}, not a dataset of this grid "
+                          f"({', '.join(sorted(names))}): grid.techniques would run on none of them")
+    trained = {m for u in out if u.dataset in g.technique_datasets for m in trainings(u.config)}
+    if not set(g.technique_models) & trained:
+        raise ConfigError(f"config key grid.technique_models = {list(g.technique_models)} names no model these "
+                          f"datasets train ({', '.join(sorted(trained))}): grid.techniques would train nothing")
 
 
 def unit(data: dict[str, Any], dataset: str | None = None, technique: str | None = None) -> Config:

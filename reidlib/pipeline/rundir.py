@@ -9,6 +9,8 @@ the stage table (`reidlib.pipeline.table.conf`).
 from __future__ import annotations
 
 import shutil
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +22,8 @@ from ..core.runfiles import (
     anon_manifest,
     anon_root,
     atomic_write_text,
+    audit_changes_path,
+    audit_files,
     audit_path,
     audit_summary_path,
     dataset_root,
@@ -47,6 +51,7 @@ from ..core.runfiles import (
     write_csv,
     write_json,
 )
+from ..models import faces as dlib_faces
 from ..stages import (
     anonymize,
     datasets,
@@ -77,11 +82,15 @@ def stage_generate(cfg: Config, replace_stale: bool = False) -> Path:
         if prepare is not None:  # files a format needs, made once outside the user's tree
             prepare(source, derived_root(cfg), d)
         return root
-    if replace_stale and root.exists():
-        try:
-            synthetic.generate(root, cfg.dataset, cfg.seed)
-        except FileExistsError:
-            shutil.rmtree(root)
+    try:
+        return synthetic.generate(root, cfg.dataset, cfg.seed)
+    except synthetic.IncompleteDatasetError as e:  # ours, inside the run directory: made again
+        print(f"note: {e}; generating it again", file=sys.stderr)
+        shutil.rmtree(root)
+    except FileExistsError:
+        if not replace_stale:
+            raise
+        shutil.rmtree(root)
     return synthetic.generate(root, cfg.dataset, cfg.seed)
 
 
@@ -98,6 +107,11 @@ def records(cfg: Config, variant: str = "orig", usable: bool = True) -> pd.DataF
     out the images that cannot be decoded when `detection.skip_unreadable` is set (see `unreadable`)."""
     root = stage_generate(cfg) if variant == "orig" else variant_root(cfg, variant)
     recs = datasets.read_section(cfg.dataset, root, derived_root(cfg))
+    outside = [rel for rel in recs.image if not images.inside(root, rel)]  # links that lead out of the root
+    if outside:
+        if cfg.dataset.outside_links == "refuse":
+            raise images.outside_error(root, outside[0])
+        recs = recs[~recs.image.isin(set(outside))].reset_index(drop=True)
     if usable and cfg.detection.skip_unreadable:
         bad = set(unreadable(cfg).image)
         recs = recs[~recs.image.isin(bad)].reset_index(drop=True)
@@ -126,8 +140,9 @@ def unreadable(cfg: Config) -> pd.DataFrame:
 
 
 def ground_truth(cfg: Config) -> pd.DataFrame | None:
-    """Ground-truth face boxes when the dataset has them (the generated one does)."""
-    path = dataset_root(cfg) / "face_boxes.csv"
+    """Ground-truth face boxes when the dataset has them (the generated one does: it is generated first, so the
+    answer never depends on whether an earlier stage happened to make it)."""
+    path = stage_generate(cfg) / "face_boxes.csv" if not cfg.dataset.root else dataset_root(cfg) / "face_boxes.csv"
     return pd.read_csv(path) if path.is_file() else None
 
 
@@ -165,7 +180,12 @@ def load_detections(cfg: Config) -> pd.DataFrame:
 def stage_recall(cfg: Config) -> Path:
     """Stage 2: recall and precision against ground truth, with 95% intervals."""
     out = recall_path(cfg)
-    conf = table.conf(cfg, "recall")
+    stage_generate(cfg)
+    truth_file = dataset_root(cfg) / "face_boxes.csv"
+    sheet = project_path(cfg.recall.inspection_file) if cfg.recall.inspection_file else None
+    conf = {**table.conf(cfg, "recall"),  # what it reads beside the config: edited, it is read again
+            "truth_sha256": file_sha256(truth_file) if truth_file.is_file() else None,
+            "inspection_sha256": file_sha256(sheet) if sheet is not None and sheet.is_file() else None}
     if finished(out, conf, cfg.seed, [out], rebuild_stale=True):
         return out
     dets = load_detections(cfg)
@@ -175,8 +195,7 @@ def stage_recall(cfg: Config) -> Path:
         sample = recall.inspection_sample(records(cfg), cfg.recall.inspect, cfg.seed)
         write_csv(out.with_name("inspection_template.csv"), recall.inspection_template(sample, dets),
                   make_meta("recall", conf, cfg.seed, fingerprint_files(dataset_root(cfg))))
-        if cfg.recall.inspection_file:
-            sheet = project_path(cfg.recall.inspection_file)
+        if sheet is not None:
             if not sheet.is_file():
                 raise FileNotFoundError(f"recall.inspection_file not found: {sheet}")
             r = recall.recall_from_inspection(pd.read_csv(sheet, keep_default_na=False), cfg.recall.confidence)
@@ -190,24 +209,38 @@ def stage_recall(cfg: Config) -> Path:
     return out
 
 
+def writer(cfg: Config) -> anonymize.Writer:
+    """How the run's anonymized copy writes each image (`anonymization` section, the dataset's JPEG quality)."""
+    return anonymize.Writer.of(cfg.anonymization, cfg.dataset.jpeg_quality)
+
+
+def _copy_complete(out: Path) -> bool:
+    """Whether every file an anonymized copy's manifest lists is still there (a deleted one is rebuilt)."""
+    manifest = read_json(out / "manifest.json")
+    return all((out / rel).is_file() for rel in manifest["files"])
+
+
 def stage_anonymize(cfg: Config, progress: bool = True) -> Path:
     """Stage 3: the anonymized copy of the dataset; returns its root.
 
     The copy holds only images that went through detection: the records' (unreadable ones left
     out), and the images no record lists (junk, `gt_bbox/`) only with `anonymization.outside_records:
-    anonymize`, detected here first; otherwise they are left out. The manifest lists what was left out.
+    anonymize`, detected here first; otherwise they are left out. Beside them only the files the dataset's
+    reader needs (`DatasetSpec.list_files`): never the generated set's identities or face boxes. The manifest
+    lists what was left out. A copy missing one of its files is made again.
     """
     out = anon_root(cfg)
     conf = table.conf(cfg, "anonymize")
     meta = out / "anonymization.meta.json"
-    if finished(meta, conf, cfg.seed, [anon_manifest(cfg)]):
+    if finished(meta, conf, cfg.seed, [anon_manifest(cfg)]) and _copy_complete(out):
         return out
     dets = load_detections(cfg)
     root, recs, a, d = dataset_root(cfg), records(cfg), cfg.anonymization, cfg.detection
+    skip = cfg.dataset.outside_links == "skip"
     keep = list(recs.image)
     if a.outside_records == "anonymize":
         listed = set(keep) | set(unreadable(cfg).image)
-        outside = [rel for rel in images.image_files(root) if rel not in listed]
+        outside = [rel for rel in images.image_files(root, [] if skip else None) if rel not in listed]
     else:
         outside = []  # left out: anonymize_dataset lists them in the manifest
     if outside:
@@ -216,30 +249,40 @@ def stage_anonymize(cfg: Config, progress: bool = True) -> Path:
         found = detection.detect_dataset(root, extra, d, errors=errors, progress=progress)
         dets = pd.concat([dets, found], ignore_index=True)
         keep += sorted(set(outside) - {img for img, _ in errors or []})
-    params = anonymize.technique_params(a.technique, a)
     with output_folder(out, conf, cfg.seed):
-        manifest = anonymize.anonymize_dataset(root, dets, out, a.technique, a.margin, cfg.dataset.jpeg_quality,
-                                               progress, a.processes, images=keep,
-                                               notes={"outside_records": a.outside_records}, **params)
+        manifest = anonymize.anonymize_dataset(root, dets, out, writer(cfg), images=keep,
+                                               lists=registry.dataset(cfg.dataset.name).list_files,
+                                               notes={"outside_records": a.outside_records}, progress=progress,
+                                               processes=a.processes, skip_outside=skip)
         write_json(meta, make_meta("anonymization", conf, cfg.seed, manifest["source_fingerprint"]))
     return out
 
 
+def copy_digest(cfg: Config) -> str:
+    """The anonymized copy's files and their bytes, as one digest (what a model trained on it depends on)."""
+    return tree_digest(read_json(anon_manifest(cfg))["files"].items())
+
+
 def stage_audit(cfg: Config, progress: bool = True) -> Path | None:
-    """Stage 3 audit: rerun the detector on every image under each of the five techniques."""
+    """Stage 3 audit: every image as the copy would write it under each technique: faces the detector still
+    finds, pixels changed outside the face boxes, and whether a swapped-in face still passes for its owner's."""
     if not cfg.anonymization.audit:
         return None
     out = audit_path(cfg)
     conf = table.conf(cfg, "audit")
-    if finished(meta_path(out), conf, cfg.seed, [out, audit_summary_path(cfg)], rebuild_stale=True):
+    if finished(meta_path(out), conf, cfg.seed, audit_files(cfg), rebuild_stale=True):
         return out
     dets = load_detections(cfg)
     recs = records(cfg)
-    d, a = cfg.detection, cfg.anonymization
-    residual = anonymize.residual_audit(dataset_root(cfg), recs, dets, detection.detector_from_config(d),
-                                        margin=a.margin, progress=progress, section=a)
+    a = cfg.anonymization
+    writers = {t: replace(writer(cfg), technique=t, params=anonymize.technique_params(t, a))
+               for t in anonymize.audited()}
+    residual, per_image = anonymize.residual_audit(dataset_root(cfg), recs, dets,
+                                                   detection.detector_from_config(cfg.detection), writers,
+                                                   progress=progress, owners=dlib_faces.available())
     meta = make_meta("audit", conf, cfg.seed, fingerprint_files(dataset_root(cfg)))
-    write_csv(audit_summary_path(cfg), anonymize.audit_summary(residual, recs), meta)
+    write_csv(audit_changes_path(cfg), per_image, meta)
+    write_csv(audit_summary_path(cfg), anonymize.audit_summary(residual, per_image, recs), meta)
     write_csv(out, residual, meta)
     return out
 
@@ -251,11 +294,13 @@ def stage_train(cfg: Config, variant: str = "orig", model: str | None = None, pr
     tcfg = trainings(cfg)[model or cfg.training.model]
     seed = tcfg.seeds[0] if seed is None else seed
     out = model_dir(cfg, variant, tcfg.model, seed)
+    root = stage_generate(cfg) if variant == "orig" else stage_anonymize(cfg, progress)
     conf = table.conf(cfg, "train", tcfg.model, variant)
+    if variant == "anon":  # trained on the copy's bytes: a copy written otherwise makes it stale
+        conf["copy_sha256"] = copy_digest(cfg)
     meta = out / "model.pt.meta.json"
     if finished(meta, conf, seed, [out / "model.pt"]):
         return out
-    root = stage_generate(cfg) if variant == "orig" else stage_anonymize(cfg, progress)
     recs = records(cfg, variant)
     with output_folder(out, conf, seed):  # a checkpoint resumes only under the same recipe and seed
         training.train(root, recs, out, tcfg, seed, progress=progress)
@@ -272,12 +317,13 @@ def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool =
     model = model or cfg.training.model
     seed = trainings(cfg)[model].seeds[0] if seed is None else seed
     out = model_results_path(cfg, model, seed)
-    conf = {**table.conf(cfg, "evaluate_model", model), **({} if retrain else {"retrain": False})}
+    stage_anonymize(cfg, progress)  # the copy orig_anon tests on
+    conf = {**table.conf(cfg, "evaluate_model", model), "copy_sha256": copy_digest(cfg),
+            **({} if retrain else {"retrain": False})}
     if finished(meta_path(out), conf, seed, [out], rebuild_stale=True):
         return out
     protocols = tuple(evaluation.PROTOCOLS) if retrain else ("orig_orig", "orig_anon")
     dirs = {v: stage_train(cfg, v, model, progress, seed) for v in {evaluation.PROTOCOLS[p][0] for p in protocols}}
-    stage_anonymize(cfg, progress)  # the copy orig_anon tests on (already there when an anon training made it)
     roots = {v: variant_root(cfg, v) for v in VARIANTS}
     e = cfg.evaluation
     res = evaluation.evaluate_protocols(dirs, roots, records(cfg), e, {"dataset": cfg.dataset.name,

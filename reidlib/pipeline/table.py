@@ -146,6 +146,21 @@ for _s in (
 
 
 # --------------------------------------------------------------------------- what a stage depends on
+SPEED_ONLY = {"anonymization": ("processes",), "training": ("num_workers",)}  # change how fast, not what
+
+
+def _section(cfg: Config, name: str) -> Any:
+    """A config section as a stamp holds it: speed-only keys left out (in every model's section too)."""
+    value = to_dict(getattr(cfg, name))
+    if name == "models":
+        return {m: {k: v for k, v in (sec or {}).items() if k not in SPEED_ONLY["training"]} for m, sec in value.items()}
+    return {k: v for k, v in value.items() if k not in SPEED_ONLY.get(name, ())}
+
+
+def _recipe(t) -> dict[str, Any]:
+    return {k: v for k, v in recipe(t).items() if k not in SPEED_ONLY["training"]}
+
+
 def conf(cfg: Config, name: str, model: str | None = None, variant: str | None = None) -> dict[str, Any]:
     """The configuration a stage's outputs depend on: the stamp its metadata records (a change rebuilds or
     refuses them) and the workflow's rerun trigger. `model` narrows `recipe` to one model's; `variant`
@@ -156,16 +171,16 @@ def conf(cfg: Config, name: str, model: str | None = None, variant: str | None =
             out["data_seed"] = cfg.seed
         elif s == "recipe":
             if model is not None:
-                out["training"] = recipe(trainings(cfg)[model])
+                out["training"] = _recipe(trainings(cfg)[model])
             else:
-                out["trainings"] = {m: recipe(t) for m, t in trainings(cfg).items()}
+                out["trainings"] = {m: _recipe(t) for m, t in trainings(cfg).items()}
         elif s == "copy":
             if variant != "orig":
-                out.update(detection=to_dict(cfg.detection), anonymization=to_dict(cfg.anonymization))
+                out.update(detection=_section(cfg, "detection"), anonymization=_section(cfg, "anonymization"))
             if variant is not None:
                 out["variant"] = variant
         else:
-            out[s] = to_dict(getattr(cfg, s))
+            out[s] = _section(cfg, s)
     return out
 
 
@@ -174,9 +189,25 @@ def outputs(cfg: Config, name: str) -> list[Path]:
     return list(stage(name).outputs(cfg))
 
 
+def seed_all(seed: int) -> None:
+    """Python's, NumPy's and (when loaded) torch's global generators set to `seed`: a stage starts from the
+    same state whatever ran before it in the process."""
+    import random
+    import sys
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
 def call(name: str, cfg: Config, progress: bool = True, **options: Any) -> Path:
-    """Run one stage through its function, with the options (variant, model, seed) it takes."""
+    """Run one stage through its function, with the options (variant, model, seed) it takes, from a known
+    random state (`seed_all`)."""
     fn = stage(name).function()
+    seed_all(cfg.seed)
     accepted = inspect.signature(fn).parameters
     given = {"progress": progress, **{k: v for k, v in options.items() if v is not None}}
     unknown = sorted(k for k, v in options.items() if v is not None and k not in accepted)

@@ -9,6 +9,7 @@ nearest neighbour).
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import multiprocessing
@@ -17,8 +18,9 @@ import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import cv2
 import numpy as np
@@ -27,7 +29,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from tqdm.auto import tqdm
 
-from ..core import registry
+from ..core import jpeg, registry
 from ..core.boxes import boxes_by_image, iou_matrix
 from ..core.images import (
     decode_image,
@@ -35,7 +37,6 @@ from ..core.images import (
     is_image,
     lfw_faces,
     list_files,
-    read_image,
 )
 from ..core.runfiles import fingerprinted, tree_digest, write_bytes, write_json
 
@@ -169,6 +170,11 @@ def swap(img: np.ndarray, box: Box, faces: np.ndarray | list | None = None, seed
     return out
 
 
+def keep(img: np.ndarray, box: Box) -> np.ndarray:
+    """The null technique: the face left as it is (the copy then measures what writing it costs)."""
+    return img
+
+
 def face_removing() -> tuple[str, ...]:
     """The registered techniques that take the face away (all but the swap): the audit's."""
     return tuple(n for n, spec in registry.TECHNIQUES.items() if spec.removes_face)
@@ -193,9 +199,53 @@ def anonymize_image(img: np.ndarray, boxes: Iterable[Iterable[float]], technique
     return out
 
 
-def _write_one(src: str, out: str, rel: str, boxes, technique: str, margin: int, jpeg_quality: int,
-               params: dict, done: tuple[str, str] | None = None) -> tuple[str, str, str]:
-    """Anonymize (or copy, for non-images) one file; returns (rel, sha256 of the source, of the copy).
+@dataclass(frozen=True)
+class Writer:
+    """How each image of a copy is written: the technique and its keyword arguments, the margin grown around
+    each box, and the encoding. `exact` keeps a JPEG's own coefficients outside the 16x16 blocks (MCUs)
+    that overlap a face box, so outside them the copy decodes to the original's pixels (`reidlib.core.jpeg`);
+    `reencode` encodes the whole image again at `jpeg_quality`, as anonymization tools do."""
+
+    technique: str = "blur"
+    params: dict = field(default_factory=dict)
+    margin: int = 0
+    jpeg_quality: int = 95
+    encode: str = "exact"
+
+    @classmethod
+    def of(cls, section: Any, jpeg_quality: int = 95) -> "Writer":
+        """The writer an `anonymization` config section describes (the dataset's `jpeg_quality` for reencode)."""
+        return cls(section.technique, technique_params(section.technique, section), section.margin, jpeg_quality,
+                   section.encode)
+
+    def write(self, raw: bytes, rel: str, boxes: np.ndarray, source: str = "") -> bytes:
+        """The copy's bytes of one image file (`raw`, at relative path `rel`) with its face `boxes` anonymized.
+
+        An image the technique leaves unchanged (no box, or the `none` technique) keeps its bytes in exact
+        mode; a lossless file (PNG, BMP) is written losslessly, so it is exact outside the boxes anyway.
+        """
+        suffix = os.path.splitext(rel)[1]
+        if self.encode == "exact" and len(boxes) == 0:
+            return raw
+        img = decode_image(raw, source or rel)
+        edited = anonymize_image(img, boxes, self.technique, self.margin, **self.params)
+        if self.encode == "reencode":
+            return encode_image(edited, suffix, self.jpeg_quality)
+        if edited is img or np.array_equal(edited, img):
+            return raw
+        if suffix.lower() in (".jpg", ".jpeg"):
+            changed = [c for c in (clip_box(b, img.shape, self.margin) for b in boxes) if c is not None]
+            return jpeg.exact_jpeg(raw, edited, np.asarray(changed, float).reshape(-1, 4), source or rel,
+                                   source_path=source or None)
+        return encode_image(edited, suffix)
+
+
+ENCODINGS = ("exact", "reencode")
+
+
+def _write_one(src: str, out: str, rel: str, boxes, writer: Writer,
+               done: tuple[str, str] | None = None) -> tuple[str, str, str]:
+    """Anonymize (or copy, for a reader's list file) one file; returns (rel, sha256 of the source, of the copy).
 
     `done`: the (source, copy) hashes a killed run recorded for this file; when the source still
     has that hash the file is kept, otherwise rewritten. Paths are strings (pathlib's parsing
@@ -207,12 +257,7 @@ def _write_one(src: str, out: str, rel: str, boxes, technique: str, margin: int,
     src_sha = hashlib.sha256(raw).hexdigest()
     if done is not None and done[0] == src_sha:
         return rel, src_sha, done[1]
-    if is_image(rel):
-        img = decode_image(raw, source)
-        data = encode_image(anonymize_image(img, boxes, technique, margin, **params), os.path.splitext(rel)[1],
-                            jpeg_quality)
-    else:
-        data = raw
+    data = writer.write(raw, rel, boxes, source) if is_image(rel) else raw
     write_bytes(os.path.join(out, rel), data)
     return rel, src_sha, hashlib.sha256(data).hexdigest()
 
@@ -236,10 +281,9 @@ def _worker_init(parent: int) -> None:
 
 def _write_chunk(job: tuple) -> list[tuple[str, str, str]]:
     """Worker: one chunk of files (module-level so that process pools can pickle it)."""
-    src, out, items, technique, margin, jpeg_quality, params = job
+    src, out, items, writer = job
     cv2.setNumThreads(1)
-    return [_write_one(src, out, rel, boxes, technique, margin, jpeg_quality, params, done)
-            for rel, boxes, done in items]
+    return [_write_one(src, out, rel, boxes, writer, done) for rel, boxes, done in items]
 
 
 JOURNAL = ".copied.jsonl"  # one line per finished chunk: [[rel, source sha256, copy sha256], ...]
@@ -261,9 +305,6 @@ def _read_journal(out: str) -> dict[str, tuple[str, str]]:
                 break
             done.update({rel: (s, c) for rel, s, c in chunk if rel in present})
     return done
-
-
-LIST_SUFFIXES = (".txt", ".csv", ".json", ".mat")  # dataset readers' list files, copied as they are
 
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
@@ -291,47 +332,52 @@ def writer_pool(processes: int) -> ProcessPoolExecutor:
     return pool
 
 
-def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path,
-                      technique: str = "blur", margin: int = 0, jpeg_quality: int = 95,
+def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path, writer: Writer = Writer(),
+                      images: Iterable[str] | None = None, lists: Iterable[str] = (), notes: dict | None = None,
                       progress: bool = True, processes: int = 1, chunk: int = 64,
-                      images: Iterable[str] | None = None, notes: dict | None = None, **params) -> dict:
+                      skip_outside: bool = False) -> dict:
     """Write an anonymized copy of dataset `src` to `out`, same relative paths, plus manifest.json.
 
-    The copy holds `images` (relative paths; None: every image under `src`), each anonymized with
-    its boxes in `detections`, and the readers' list files (LIST_SUFFIXES) as they are; everything
-    else is left out and listed in the manifest under `omitted`. Originals are only read; `out` may
-    not lie inside `src`. Files are written in chunks, and each finished chunk is recorded in a
-    journal (`JOURNAL`), so an interrupted run resumes: recorded files are kept, the rest rewritten
-    (one file write instead of a temporary file and a rename each; callers make sure `out` holds only
-    work of the same settings: `runfiles.output_folder`). The manifest (fingerprint of the copied source files, detections
-    hash, parameters, per-file sha256 of the copy, `notes`) is written last.
+    The copy holds `images` (relative paths; None: every image under `src`), each written by `writer` with
+    its boxes in `detections`, and the files matching `lists` (the reader's list files, `DatasetSpec.list_files`)
+    as they are; everything else is left out and listed in the manifest under `omitted`. Links leading
+    outside `src` are refused, or with `skip_outside` left out and listed under `outside_links`. Originals
+    are only read; `out` may not lie inside `src`. Files are written in chunks, and each finished chunk is
+    recorded in a journal (`JOURNAL`), so an interrupted run resumes: recorded files are kept, the rest
+    rewritten (callers make sure `out` holds only work of the same settings: `runfiles.output_folder`). The
+    manifest (fingerprint of the copied source files, detections hash, the writer, per-file sha256 of the
+    copy, `notes`) is written last.
     """
     src, out = Path(src).resolve(), Path(out).resolve()
     if not src.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {src}")
     if out == src or src in out.parents:
         raise ValueError(f"refusing to write the anonymized copy inside the source dataset: {out}")
-    registry.technique(technique)  # unknown names fail before anything is written
+    registry.technique(writer.technique)  # unknown names fail before anything is written
+    if writer.encode not in ENCODINGS:
+        raise ValueError(f"unknown encoding '{writer.encode}'; choose {' or '.join(ENCODINGS)}")
     boxes = boxes_by_image(detections)
-    files = list_files(src)
+    skipped: list[str] | None = [] if skip_outside else None
+    files = list_files(src, skipped)
     all_images = {r for r in files if is_image(r)}
     wanted = all_images if images is None else set(images)
     missing = sorted(wanted - all_images)
     if missing:
         raise FileNotFoundError(f"image to anonymize not found under {src}: {missing[0]} ({len(missing)} missing)")
-    lists = {r for r in files if r not in all_images and os.path.splitext(r)[1].lower() in LIST_SUFFIXES}
-    rels = sorted(wanted | lists)
+    patterns = tuple(lists)
+    listed = {r for r in files if r not in all_images and any(fnmatch.fnmatch(r, p) for p in patterns)}
+    rels = sorted(wanted | listed)
     omitted = sorted(set(files) - set(rels))
     src_s, out_s = str(src), str(out)
     journaled = _read_journal(out_s)
     none = np.empty((0, 4))
-    jobs = [(src_s, out_s, [(r, boxes.get(r, none), journaled.get(r)) for r in rels[i:i + chunk]], technique,
-             margin, jpeg_quality, params) for i in range(0, len(rels), chunk)]
+    jobs = [(src_s, out_s, [(r, boxes.get(r, none), journaled.get(r)) for r in rels[i:i + chunk]], writer)
+            for i in range(0, len(rels), chunk)]
     done: list[tuple[str, str, str]] = []
     out.mkdir(parents=True, exist_ok=True)
     journal = open(out / JOURNAL, "a", encoding="utf-8")
     try:
-        with tqdm(total=len(rels), desc=f"anonymize ({technique})", disable=not progress) as bar:
+        with tqdm(total=len(rels), desc=f"anonymize ({writer.technique}, {writer.encode})", disable=not progress) as bar:
             parts = (writer_pool(processes).map(_write_chunk, jobs) if processes > 1 and len(jobs) > 1
                      else map(_write_chunk, jobs))
             for part in parts:
@@ -344,32 +390,82 @@ def anonymize_dataset(src: str | Path, detections: pd.DataFrame, out: str | Path
     source_fp = tree_digest((rel, sha) for rel, sha, _ in done if fingerprinted(rel.rsplit("/", 1)[-1]))
     manifest = {"source": str(src), "source_fingerprint": source_fp,
                 "detections_sha256": hashlib.sha256(detections.to_csv(index=False).encode()).hexdigest(),
-                "technique": technique, "params": {**params, "margin": margin, "jpeg_quality": jpeg_quality},
-                "files": {rel: out_sha for rel, _, out_sha in sorted(done)}, "omitted": omitted, **(notes or {})}
+                "technique": writer.technique, "encode": writer.encode,
+                "params": {**writer.params, "margin": writer.margin,
+                           **({"jpeg_quality": writer.jpeg_quality} if writer.encode == "reencode" else {})},
+                "files": {rel: out_sha for rel, _, out_sha in sorted(done)}, "omitted": omitted,
+                "outside_links": sorted(skipped or []), **(notes or {})}
     write_json(out / "manifest.json", manifest)
     (out / JOURNAL).unlink()
     return manifest
 
 
-def residual_audit(root: str | Path, records: pd.DataFrame, detections: pd.DataFrame, detect,
-                   techniques: tuple[str, ...] | None = None, margin: int = 0, progress: bool = True,
-                   section=None) -> pd.DataFrame:
-    """Rerun the detector on each image anonymized in memory by each technique; one row per residual box.
+def audited() -> tuple[str, ...]:
+    """The techniques the residual-face audit checks: every registered one that changes the face (not `none`)."""
+    return tuple(n for n, spec in registry.TECHNIQUES.items() if spec.changes_face)
 
-    A residual box is a face still found after anonymization: `where` says whether it overlaps
-    an anonymized box (IoU >= 0.3: the region still looks like a face to the detector, which is
-    not the same as the person being recognisable) or lies elsewhere (a face the first pass
-    missed, or a false alarm). Images are encoded and decoded as JPEG first, as the copy would be.
+
+def changed_pixels(original: np.ndarray, copy: np.ndarray, boxes: np.ndarray, raw: bytes, rel: str) -> dict:
+    """Where a copy differs from its original: pixels changed outside the face boxes, and outside the JPEG blocks
+    (MCUs, with the chroma seam) that touch a box, which an exact copy leaves at exactly 0; the largest change
+    outside the boxes (grey levels)."""
+    diff = np.abs(original.astype(np.int16) - copy.astype(np.int16)).max(axis=-1) if copy.ndim == 3 else \
+        np.abs(original.astype(np.int16) - copy.astype(np.int16))
+    in_box = np.zeros(diff.shape, bool)
+    for x0, y0, x1, y1 in np.asarray(boxes, float).reshape(-1, 4).astype(int):
+        in_box[y0:y1, x0:x1] = True
+    touched = (jpeg.touched_mask(original.shape, boxes, jpeg.sampling_of(raw))
+               if os.path.splitext(rel)[1].lower() in (".jpg", ".jpeg") and len(boxes) else in_box)
+    outside, beyond = ~in_box, ~(touched | in_box)
+    return {"pixels_outside_boxes": int(outside.sum()), "changed_outside_boxes": int((diff[outside] > 0).sum()),
+            "pixels_outside_blocks": int(beyond.sum()), "changed_outside_blocks": int((diff[beyond] > 0).sum()),
+            "max_change_outside_boxes": int(diff[outside].max()) if outside.any() else 0}
+
+
+def owner_distances(original: np.ndarray, copy: np.ndarray, boxes: np.ndarray) -> list[float]:
+    """dlib descriptor distance between each face box of the original and the same box of the copy: below
+    `faces.VERIFY_DISTANCE` the copy's face still passes for its owner's (the swap's promise, checked)."""
+    from ..models import faces
+
+    chips = [(faces.face_chip(cv2.cvtColor(original, cv2.COLOR_BGR2RGB), b),
+              faces.face_chip(cv2.cvtColor(copy, cv2.COLOR_BGR2RGB), b)) for b in np.asarray(boxes).reshape(-1, 4)]
+    if not chips:
+        return []
+    d = faces.describe([c for pair in chips for c in pair])
+    return [float(x) for x in faces.distance(d[0::2], d[1::2])]
+
+
+RESIDUAL_COLUMNS = ["image", "split", "technique", "x0", "y0", "x1", "y1", "score", "iou_with_anonymized", "where"]
+
+
+def residual_audit(root: str | Path, records: pd.DataFrame, detections: pd.DataFrame, detect,
+                   writers: dict[str, Writer], progress: bool = True, owners: bool = False
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each image as each writer writes it into a copy, checked: the detector rerun on it (one row per residual
+    box: a face still found), and per image the pixels changed outside its boxes (`changed_pixels`) and, for
+    a technique that puts a face there (`owners`, the swap), how close that face is to its owner's.
+
+    A residual box's `where` says whether it overlaps an anonymized box (IoU >= 0.3: the region still looks
+    like a face to the detector, which is not the same as the person being recognisable) or lies elsewhere
+    (a face the first pass missed, or a false alarm).
     """
     root = Path(root)
     boxes = boxes_by_image(detections)
-    rows = []
+    rows, per_image = [], []
     for r in tqdm(records.itertuples(), total=len(records), desc="residual-face audit", disable=not progress):
-        img = read_image(root / r.image)
+        path = root / r.image
+        raw = path.read_bytes()
+        img = decode_image(raw, path)
         b = boxes.get(r.image, np.empty((0, 4)))
-        for t in techniques or face_removing():
-            anon = anonymize_image(img, b, t, margin, **technique_params(t, section))
-            anon = decode_image(encode_image(anon, ".jpg"), r.image)
+        for t, w in writers.items():
+            anon = decode_image(w.write(raw, r.image, b, str(path)), path)
+            changed = [c for c in (clip_box(x, img.shape, w.margin) for x in b) if c is not None]
+            info = {"image": r.image, "split": r.split, "technique": t, "faces": len(changed),
+                    **changed_pixels(img, anon, np.asarray(changed, float).reshape(-1, 4), raw, r.image)}
+            if owners and not registry.technique(t).removes_face and changed:
+                dist = owner_distances(img, anon, np.asarray(changed, float))
+                info.update(owner_distance=min(dist), matches_owner=int(sum(d < _verify() for d in dist)))
+            per_image.append(info)
             found = detect(cv2.cvtColor(anon, cv2.COLOR_BGR2RGB))
             if len(found) == 0:
                 continue
@@ -378,22 +474,38 @@ def residual_audit(root: str | Path, records: pd.DataFrame, detections: pd.DataF
                 rows.append(dict(image=r.image, split=r.split, technique=t, x0=float(x0), y0=float(y0),
                                  x1=float(x1), y1=float(y1), score=float(score), iou_with_anonymized=float(iou),
                                  where="anonymized box" if iou >= 0.3 else "elsewhere"))
-    return pd.DataFrame(rows, columns=["image", "split", "technique", "x0", "y0", "x1", "y1", "score",
-                                       "iou_with_anonymized", "where"])
+    return pd.DataFrame(rows, columns=RESIDUAL_COLUMNS), pd.DataFrame(per_image)
 
 
-def audit_summary(residual: pd.DataFrame, records: pd.DataFrame, techniques: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Per technique: share of images where any face is found again, and where one is found in an anonymized box."""
+def _verify() -> float:
+    from ..models import faces
+
+    return faces.VERIFY_DISTANCE
+
+
+def audit_summary(residual: pd.DataFrame, per_image: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """Per technique: the share of images where any face is found again, and where one is found in an anonymized
+    box; the share of pixels changed outside the boxes and outside the touched JPEG blocks; for a swap, the
+    share of swapped faces that still pass for their owner's (NaN where not measured)."""
     n = len(records)
     rows = []
-    for t in techniques or face_removing():
+    for t in dict.fromkeys(per_image.technique) if len(per_image) else ():
         found = residual[residual.technique == t]
         in_box = found[found["where"] == "anonymized box"]
+        mine = per_image[per_image.technique == t]
         share = (lambda k: k / n) if n else (lambda k: float("nan"))
+        owner = (float(mine.matches_owner.sum() / mine.faces[mine.matches_owner.notna()].sum())
+                 if "matches_owner" in mine and mine.matches_owner.notna().any() else float("nan"))
         rows.append(dict(technique=t, images=n,
                          images_with_face_found=found.image.nunique(),
                          share_with_face_found=share(found.image.nunique()),
                          images_with_face_in_box=in_box.image.nunique(),
                          share_with_face_in_box=share(in_box.image.nunique()),
-                         max_score_in_box=float(in_box.score.max()) if len(in_box) else 0.0))
+                         max_score_in_box=float(in_box.score.max()) if len(in_box) else 0.0,
+                         share_changed_outside_boxes=float(mine.changed_outside_boxes.sum()
+                                                           / max(mine.pixels_outside_boxes.sum(), 1)),
+                         share_changed_outside_blocks=float(mine.changed_outside_blocks.sum()
+                                                            / max(mine.pixels_outside_blocks.sum(), 1)),
+                         max_change_outside_boxes=int(mine.max_change_outside_boxes.max()),
+                         share_swapped_matching_owner=owner))
     return pd.DataFrame(rows)

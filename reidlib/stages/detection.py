@@ -30,11 +30,16 @@ DETECTION_COLUMNS = ["image", "split", "pid", "camid", "x0", "y0", "x1", "y1", "
                      "detector", "threshold", "source"]
 Detector = Callable[[np.ndarray], np.ndarray]  # RGB uint8 image -> (N, 5) x0, y0, x1, y1, score
 MAX_NET_PIXELS = 4096 * 4096  # an upscaled input past this is shrunk first (onnxruntime then needs ~1.6 GB)
+# A re-ID crop's face spans about a tenth to a third of its width; the detectors find faces of 16 to a few
+# hundred pixels. An upscaled crop wider than this is seen at this width instead: a 5000 px crop (a face of
+# 1,000 px, far above what the networks learned) is seen as a 512 px one, its face about 100 px wide.
+MAX_NET_WIDTH = 512
 
 
 def bounded_scale(h: int, w: int, upscale: float) -> float:
-    """`upscale`, lowered where the upscaled crop would exceed MAX_NET_PIXELS (oversized images)."""
-    return min(float(upscale), float(np.sqrt(MAX_NET_PIXELS / max(h * w, 1))))
+    """The scale a crop is seen at: `upscale`, lowered for a large crop so that it is at most MAX_NET_WIDTH
+    pixels wide (its face at a size the detector finds) and MAX_NET_PIXELS in all (memory)."""
+    return min(float(upscale), MAX_NET_WIDTH / max(w, 1), float(np.sqrt(MAX_NET_PIXELS / max(h * w, 1))))
 
 
 def centerface_onnx_path() -> Path:

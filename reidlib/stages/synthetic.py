@@ -28,6 +28,11 @@ WIDTH, HEIGHT = 64, 128
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 DONE_MARKER = ".complete"
 TRUTH_CONDITIONS = ("blur", "profile", "occluded")  # face_boxes.csv's columns on how each face is seen
+TRUTH_FILES = ("face_boxes.csv", "identities.csv")  # beside the images: what is true of them (never copied)
+
+
+class IncompleteDatasetError(FileExistsError):
+    """A generated dataset that has lost files since it was made (the run generates it again)."""
 
 
 @dataclass(frozen=True)
@@ -115,13 +120,24 @@ def make_cameras(cfg: DatasetConfig, seed: int) -> list[Camera]:
                    floor=_color(rng, 40, 160)) for c in range(cfg.cameras)]
 
 
-def render(person: Identity, cam: Camera, face: np.ndarray | None, face_w: int,
-           rng: np.random.Generator, look: FaceLook = FaceLook()) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
-    """Draw one 64x128 RGB crop; returns it and the face box (x0, y0, x1, y1) or None.
+def _poly(img: np.ndarray, pts, color) -> None:
+    """A filled, antialiased polygon (sub-pixel corners)."""
+    cv2.fillPoly(img, [np.round(np.array(pts) * 16).astype(np.int32)], [float(c) for c in color],
+                 lineType=cv2.LINE_AA, shift=4)
 
-    The box is the whole visible face, covered part included (as an annotator draws it).
-    """
-    img = np.empty((HEIGHT, WIDTH, 3), np.float32)
+
+@dataclass(frozen=True)
+class Head:
+    """Where the head sits in a crop: its centre and size."""
+
+    cx: float
+    cy: float
+    width: float
+    height: float
+
+
+def _background(img: np.ndarray, cam: Camera, rng: np.random.Generator) -> None:
+    """The camera's backdrop: a lit wall, the floor, a few boxes of clutter, sensor noise."""
     grad = np.linspace(0.85, 1.1, HEIGHT, dtype=np.float32)[:, None, None]
     img[:] = np.array(cam.background, np.float32) * grad
     floor_y = int(rng.integers(95, 115))
@@ -132,93 +148,108 @@ def render(person: Identity, cam: Camera, face: np.ndarray | None, face_w: int,
                       [float(v) for v in rng.integers(30, 220, 3)], -1)
     img += rng.normal(0, 6, img.shape).astype(np.float32)
 
+
+def _body(img: np.ndarray, person: Identity, face_w: int, rng: np.random.Generator) -> Head:
+    """Legs, shoes, torso, arms, bag and neck, scaled with the face; returns where the head goes."""
     s = 0.9 + (face_w - 8) / 12 * 0.2
     cx = WIDTH / 2 + rng.uniform(-4, 4)
     top = 4 + rng.uniform(-2, 4)
     head_w, head_h = face_w * 1.35, face_w * 1.55
-    head_c = (cx, top + head_h / 2)
     neck_y = top + head_h
     torso_w = 26 * s * person.build
     torso_h = 42 * s
     leg_h = min(HEIGHT - (neck_y + torso_h) - 2, 52 * s)
     sk = np.array(person.skin) * 255
-
-    def poly(pts, color):
-        cv2.fillPoly(img, [np.round(np.array(pts) * 16).astype(np.int32)], [float(c) for c in color],
-                     lineType=cv2.LINE_AA, shift=4)
-
-    # legs and shoes
     stance = rng.uniform(0, 5)
     hip = neck_y + torso_h
-    for side in (-1, 1):
+    for side in (-1, 1):  # legs and shoes
         x0 = cx + side * (2 + stance / 2)
         xo = cx + side * (torso_w / 2 - 1)
-        poly([(min(x0, xo), hip - 2), (max(x0, xo), hip - 2),
-              (max(x0, xo) + side * stance / 2, hip + leg_h), (min(x0, xo) + side * stance / 2, hip + leg_h)],
-             person.lower)
+        _poly(img, [(min(x0, xo), hip - 2), (max(x0, xo), hip - 2),
+                    (max(x0, xo) + side * stance / 2, hip + leg_h), (min(x0, xo) + side * stance / 2, hip + leg_h)],
+              person.lower)
         fx = (x0 + xo) / 2 + side * stance / 2
-        poly([(fx - 5, hip + leg_h - 3), (fx + 5, hip + leg_h - 3), (fx + 6, hip + leg_h + 1),
-              (fx - 6, hip + leg_h + 1)], person.shoes)
-    # torso and arms
-    sh = (cx - torso_w / 2, neck_y + 2), (cx + torso_w / 2, neck_y + 2)
-    poly([sh[0], sh[1], (cx + torso_w / 2 - 2, hip), (cx - torso_w / 2 + 2, hip)], person.upper)
+        _poly(img, [(fx - 5, hip + leg_h - 3), (fx + 5, hip + leg_h - 3), (fx + 6, hip + leg_h + 1),
+                    (fx - 6, hip + leg_h + 1)], person.shoes)
+    sh = (cx - torso_w / 2, neck_y + 2), (cx + torso_w / 2, neck_y + 2)  # torso, its pattern, arms
+    _poly(img, [sh[0], sh[1], (cx + torso_w / 2 - 2, hip), (cx - torso_w / 2 + 2, hip)], person.upper)
     if person.pattern == 1:
         for y in np.arange(neck_y + 6, hip - 2, 6 * s):
-            poly([(cx - torso_w / 2 + 1, y), (cx + torso_w / 2 - 1, y), (cx + torso_w / 2 - 1, y + 2.5 * s),
-                  (cx - torso_w / 2 + 1, y + 2.5 * s)], person.stripe)
+            _poly(img, [(cx - torso_w / 2 + 1, y), (cx + torso_w / 2 - 1, y), (cx + torso_w / 2 - 1, y + 2.5 * s),
+                        (cx - torso_w / 2 + 1, y + 2.5 * s)], person.stripe)
     elif person.pattern == 2:
-        poly([(cx - 3, neck_y + 2), (cx + 3, neck_y + 2), (cx + 3, hip), (cx - 3, hip)], person.stripe)
+        _poly(img, [(cx - 3, neck_y + 2), (cx + 3, neck_y + 2), (cx + 3, hip), (cx - 3, hip)], person.stripe)
     for side in (-1, 1):
         ax = cx + side * torso_w / 2
-        poly([(ax, neck_y + 3), (ax + side * 5 * s, neck_y + 4), (ax + side * 6 * s, hip + 4),
-              (ax + side * 2, hip + 4)], person.upper)
+        _poly(img, [(ax, neck_y + 3), (ax + side * 5 * s, neck_y + 4), (ax + side * 6 * s, hip + 4),
+                    (ax + side * 2, hip + 4)], person.upper)
         cv2.circle(img, (int(ax + side * 4 * s), int(hip + 6)), max(2, int(2.5 * s)),
                    [float(c) for c in sk], -1, cv2.LINE_AA)
     if person.bag:
-        poly([(cx + torso_w / 2 - 2, hip - 12), (cx + torso_w / 2 + 7, hip - 12),
-              (cx + torso_w / 2 + 8, hip + 6), (cx + torso_w / 2 - 1, hip + 6)], person.stripe[::-1])
-    # neck and head
-    poly([(cx - 3, neck_y - 3), (cx + 3, neck_y - 3), (cx + 3, neck_y + 3), (cx - 3, neck_y + 3)], sk)
-    center = (int(round(head_c[0] * 16)), int(round(head_c[1] * 16)))
-    axes = (int(round(head_w / 2 * 16)), int(round(head_h / 2 * 16)))
-    box = None
+        _poly(img, [(cx + torso_w / 2 - 2, hip - 12), (cx + torso_w / 2 + 7, hip - 12),
+                    (cx + torso_w / 2 + 8, hip + 6), (cx + torso_w / 2 - 1, hip + 6)], person.stripe[::-1])
+    _poly(img, [(cx - 3, neck_y - 3), (cx + 3, neck_y - 3), (cx + 3, neck_y + 3), (cx - 3, neck_y + 3)], sk)
+    return Head(cx, top + head_h / 2, head_w, head_h)
+
+
+def _head_and_face(img: np.ndarray, person: Identity, head: Head, face: np.ndarray | None, face_w: int,
+                   look: FaceLook) -> tuple[int, int, int, int] | None:
+    """The head, and on it the face as `look` says it is seen (or the back of the head); the face box."""
+    sk = np.array(person.skin) * 255
+    center = (int(round(head.cx * 16)), int(round(head.cy * 16)))
+    axes = (int(round(head.width / 2 * 16)), int(round(head.height / 2 * 16)))
     if face is None:  # turned away: the back of the head is hair
         cv2.ellipse(img, center, axes, 0, 0, 360, [float(c) for c in person.hair], -1, cv2.LINE_AA, 4)
-    else:
-        cv2.ellipse(img, center, axes, 0, 0, 360, [float(c) for c in sk], -1, cv2.LINE_AA, 4)
-        cv2.ellipse(img, center, axes, 0, 180, 360, [float(c) for c in person.hair], -1, cv2.LINE_AA, 4)
-        vis_w = max(2, int(round(face_w * look.squeeze)))  # a profile shows a narrower face
-        x0 = int(round(head_c[0] - face_w / 2)) + (0 if vis_w == face_w else
-                                                   (face_w - vis_w if look.side > 0 else 0))
-        y0 = int(round(head_c[1] - face_w * 0.42))
-        patch = cv2.resize(face, (vis_w, face_w), interpolation=cv2.INTER_AREA)
-        rgb = np.clip(patch[..., None] * 1.25 * sk[None, None, :], 0, 255)
-        yy, xx = np.mgrid[0:face_w, 0:vis_w]
-        r = ((xx + 0.5 - vis_w / 2) / (vis_w / 2)) ** 2 + ((yy + 0.5 - face_w / 2) / (face_w / 2)) ** 2
-        alpha = np.clip((1.15 - r) / 0.3, 0, 1)[..., None]
-        xs0, ys0 = max(x0, 0), max(y0, 0)
-        xs1, ys1 = min(x0 + vis_w, WIDTH), min(y0 + face_w, HEIGHT)
-        sub = (slice(ys0 - y0, ys1 - y0), slice(xs0 - x0, xs1 - x0))
-        region = img[ys0:ys1, xs0:xs1]
-        img[ys0:ys1, xs0:xs1] = alpha[sub] * rgb[sub] + (1 - alpha[sub]) * region
-        box = (xs0, ys0, xs1, ys1)
-        if look.blur > 0.05:  # defocus or motion on the face (and its edge) only
-            pad = int(np.ceil(3 * look.blur))
-            bx0, by0, bx1, by1 = max(xs0 - pad, 0), max(ys0 - pad, 0), min(xs1 + pad, WIDTH), min(ys1 + pad, HEIGHT)
-            soft = cv2.GaussianBlur(img[by0:by1, bx0:bx1], (0, 0), look.blur)
-            img[ys0:ys1, xs0:xs1] = soft[ys0 - by0:ys1 - by0, xs0 - bx0:xs1 - bx0]
-        if look.covered > 0:  # a scarf pulled up from below, or a hat brim from above
-            cover = int(round(face_w * look.covered))
-            cy0, cy1 = (y0 + face_w - cover, y0 + face_w + 2) if look.from_below else (y0 - 3, y0 + cover)
-            color = person.upper if look.from_below else person.hair
-            poly([(x0 - 2, cy0), (x0 + vis_w + 2, cy0), (x0 + vis_w + 2, cy1), (x0 - 2, cy1)], color)
+        return None
+    cv2.ellipse(img, center, axes, 0, 0, 360, [float(c) for c in sk], -1, cv2.LINE_AA, 4)
+    cv2.ellipse(img, center, axes, 0, 180, 360, [float(c) for c in person.hair], -1, cv2.LINE_AA, 4)
+    vis_w = max(2, int(round(face_w * look.squeeze)))  # a profile shows a narrower face
+    x0 = int(round(head.cx - face_w / 2)) + (0 if vis_w == face_w else (face_w - vis_w if look.side > 0 else 0))
+    y0 = int(round(head.cy - face_w * 0.42))
+    patch = cv2.resize(face, (vis_w, face_w), interpolation=cv2.INTER_AREA)
+    rgb = np.clip(patch[..., None] * 1.25 * sk[None, None, :], 0, 255)
+    yy, xx = np.mgrid[0:face_w, 0:vis_w]
+    r = ((xx + 0.5 - vis_w / 2) / (vis_w / 2)) ** 2 + ((yy + 0.5 - face_w / 2) / (face_w / 2)) ** 2
+    alpha = np.clip((1.15 - r) / 0.3, 0, 1)[..., None]
+    xs0, ys0 = max(x0, 0), max(y0, 0)
+    xs1, ys1 = min(x0 + vis_w, WIDTH), min(y0 + face_w, HEIGHT)
+    sub = (slice(ys0 - y0, ys1 - y0), slice(xs0 - x0, xs1 - x0))
+    region = img[ys0:ys1, xs0:xs1]
+    img[ys0:ys1, xs0:xs1] = alpha[sub] * rgb[sub] + (1 - alpha[sub]) * region
+    if look.blur > 0.05:  # defocus or motion on the face (and its edge) only
+        pad = int(np.ceil(3 * look.blur))
+        bx0, by0, bx1, by1 = max(xs0 - pad, 0), max(ys0 - pad, 0), min(xs1 + pad, WIDTH), min(ys1 + pad, HEIGHT)
+        soft = cv2.GaussianBlur(img[by0:by1, bx0:bx1], (0, 0), look.blur)
+        img[ys0:ys1, xs0:xs1] = soft[ys0 - by0:ys1 - by0, xs0 - bx0:xs1 - bx0]
+    if look.covered > 0:  # a scarf pulled up from below, or a hat brim from above
+        cover = int(round(face_w * look.covered))
+        cy0, cy1 = (y0 + face_w - cover, y0 + face_w + 2) if look.from_below else (y0 - 3, y0 + cover)
+        color = person.upper if look.from_below else person.hair
+        _poly(img, [(x0 - 2, cy0), (x0 + vis_w + 2, cy0), (x0 + vis_w + 2, cy1), (x0 - 2, cy1)], color)
+    return (xs0, ys0, xs1, ys1)
 
-    # camera: illumination, colour cast, optics blur, sensor noise
+
+def _camera(img: np.ndarray, cam: Camera, rng: np.random.Generator) -> np.ndarray:
+    """The camera's illumination, colour cast, optics blur and sensor noise; the crop as uint8."""
     img = img * cam.gain * np.array(cam.cast, np.float32)
     if cam.blur > 0.05:
         img = cv2.GaussianBlur(img, (0, 0), cam.blur)
     img += rng.normal(0, 3, img.shape).astype(np.float32)
-    return np.clip(img, 0, 255).round().astype(np.uint8), box
+    return np.clip(img, 0, 255).round().astype(np.uint8)
+
+
+def render(person: Identity, cam: Camera, face: np.ndarray | None, face_w: int,
+           rng: np.random.Generator, look: FaceLook = FaceLook()) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """Draw one 64x128 RGB crop; returns it and the face box (x0, y0, x1, y1) or None.
+
+    In four phases: the background, the body, the head and face, the camera. The box is the whole
+    visible face, covered part included (as an annotator draws it).
+    """
+    img = np.empty((HEIGHT, WIDTH, 3), np.float32)
+    _background(img, cam, rng)
+    head = _body(img, person, face_w, rng)
+    box = _head_and_face(img, person, head, face, face_w, look)
+    return _camera(img, cam, rng), box
 
 
 def plan(cfg: DatasetConfig, seed: int) -> pd.DataFrame:
@@ -268,6 +299,10 @@ def generate(root: str | Path, cfg: DatasetConfig, seed: int) -> Path:
         if (root / DONE_MARKER).read_text().strip() != stamp:
             raise FileExistsError(f"{root} was generated with another configuration; remove it "
                                   f"or choose another run_dir")
+        lost = [f for f in TRUTH_FILES if not (root / f).is_file()]
+        lost += [rel for rel in plan(cfg, seed).image if not (root / rel).is_file()][:3]
+        if lost:
+            raise IncompleteDatasetError(f"{root} has lost {', '.join(lost)} since it was generated")
         return root
     if root.exists():
         raise FileExistsError(f"{root} exists but is not a complete generated dataset; remove it")

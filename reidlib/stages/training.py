@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..core import registry
 from ..core.config import TrainingConfig
 from ..core.runfiles import atomic_write_bytes, atomic_write_text, write_json
-from ..models import bot
+from ..models import bot, checkpoints
 from ..models import torchreid_models as trm
 from ..models.transforms import ReidImages, train_transform
 from ..models.zoo import build_model, input_size, resolve_device
@@ -122,7 +122,7 @@ class Trainer:
         """Load a checkpoint when there is one; the epoch to start from and the log so far."""
         if not ckpt.is_file():
             return 0, []
-        state = torch.load(ckpt, map_location=self.device, weights_only=True)
+        state = checkpoints.read(ckpt, "training-resume", self.device)
         self.model.load_state_dict(state["model"])
         self.losses.load_state_dict(state["losses"])
         self.opt.load_state_dict(state["optimizer"])
