@@ -45,8 +45,8 @@ def face_change(cfg: config.Config, anon_root: Path) -> float:
     truth = rundir.ground_truth(cfg)
     diffs = []
     for r in truth.itertuples():
-        a = anonymize.read_image(runfiles.dataset_root(cfg) / r.image).astype(float)
-        b = anonymize.read_image(anon_root / r.image).astype(float)
+        a = images.read_image(runfiles.dataset_root(cfg) / r.image).astype(float)
+        b = images.read_image(anon_root / r.image).astype(float)
         diffs.append(np.abs(a - b)[int(r.y0):int(r.y1), int(r.x0):int(r.x1)].mean())
     return float(np.mean(diffs))
 
@@ -218,7 +218,7 @@ def test_junk_and_gt_bbox_are_anonymized_when_asked(tmp_path):
     for rel in extra:
         assert rel in manifest["files"]
         b = boxes[rel].iloc[0]
-        face = anonymize.read_image(anon / rel)[int(b.y0) + 2:int(b.y1) - 2, int(b.x0) + 2:int(b.x1) - 2]
+        face = images.read_image(anon / rel)[int(b.y0) + 2:int(b.y1) - 2, int(b.x0) + 2:int(b.x1) - 2]
         assert face.mean() < 10, f"{rel}: the face is still there"
 
 

@@ -22,7 +22,7 @@ from reidlib.pipeline import rundir
 PROJECT = Path(__file__).resolve().parent.parent
 LIB = PROJECT / "reidlib"
 # the rooms of the library, bottom first: a folder imports only from its own and the folders before it
-LAYERS = ("core", "book", "models", "stages", "pipeline", "analyses")
+LAYERS = ("core", "book", "models", "stages", "pipeline", "analyses", "pages")
 
 
 def module_name(path: Path) -> str:
@@ -159,7 +159,8 @@ def read_list(root: Path, section, derived: Path) -> pd.DataFrame:
 @pytest.fixture
 def toys(monkeypatch):
     monkeypatch.setitem(registry.MODELS, "toy", registry.ModelSpec("toy", "Toy", ToyNet, (32, 16), None))
-    monkeypatch.setitem(registry.DATASETS, "peoplelist", registry.DatasetSpec("peoplelist", "People", read_list))
+    monkeypatch.setitem(registry.DATASETS, "peoplelist", registry.DatasetSpec("peoplelist", "People", read_list,
+                                                                                   list_files=("people.csv",)))
     monkeypatch.setitem(registry.TECHNIQUES, "invert", registry.TechniqueSpec("invert", invert, {"level": "pixelate_size"}))
 
 

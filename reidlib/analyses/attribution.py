@@ -18,6 +18,7 @@ anonymization. Here, for every query-gallery pair:
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,14 @@ def face_boxes(cfg: Config) -> dict[str, np.ndarray]:
     return boxes_by_image(table)
 
 
+def intervention_boxes(cfg: Config) -> dict[str, np.ndarray]:
+    """Where the interventions anonymize (`attribution.boxes`): stage 1's detections, as the run's copy (the
+    protocol of chapter 5), or the true faces (falling back to detections where the dataset has none)."""
+    if cfg.attribution.boxes == "truth":
+        return face_boxes(cfg)
+    return boxes_by_image(rundir.load_detections(cfg))
+
+
 def box_mask(boxes: np.ndarray, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """Union of `boxes` (image pixels of an image of `shape`) as a float mask at the model's input `size`."""
     h, w = shape
@@ -194,10 +203,17 @@ def box_mask(boxes: np.ndarray, shape: tuple[int, int], size: tuple[int, int]) -
     return m
 
 
-def to_input(images: list[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
-    """BGR uint8 images as the model's normalised input batch (the test transform of stage 5)."""
+def to_input(images: list[np.ndarray | bytes], size: tuple[int, int]) -> torch.Tensor:
+    """Images as the model's normalised input batch (the test transform of stage 5): BGR uint8 arrays, or
+    encoded files (bytes), decoded as stage 5 decodes them (PIL), so the features are stage 5's."""
     t = test_transform(size)
-    return torch.stack([t(Image.fromarray(np.ascontiguousarray(im[..., ::-1]))) for im in images])
+
+    def pil(im):
+        if isinstance(im, (bytes, bytearray)):
+            return Image.open(io.BytesIO(im)).convert("RGB")
+        return Image.fromarray(np.ascontiguousarray(im[..., ::-1]))
+
+    return torch.stack([t(pil(im)) for im in images])
 
 
 @torch.no_grad()
@@ -240,18 +256,43 @@ def swap_pool(cfg: Config, records: pd.DataFrame, boxes: dict[str, np.ndarray]) 
     return faces, own
 
 
-def anonymized_copy(images: list[np.ndarray], recs: pd.DataFrame, boxes: dict[str, np.ndarray], technique: str,
-                    params: dict, pool=None, seed: int = 0) -> list[np.ndarray]:
-    """The images with only their face boxes anonymized by `technique` (in memory, no JPEG round trip)."""
+def anonymized_copy(raws: list[bytes], recs: pd.DataFrame, boxes: dict[str, np.ndarray], writer: anonymize.Writer,
+                    pool=None, seed: int = 0) -> list[bytes]:
+    """The images' files with only their face boxes anonymized, written as the run's anonymized copy writes
+    them (`writer`: technique, parameters, encoding); an image left unchanged keeps its very bytes object."""
     out = []
-    for img, r in zip(images, recs.itertuples()):
+    for raw, r in zip(raws, recs.itertuples()):
         b = boxes.get(r.image, np.empty((0, 4)))
-        extra = {}
-        if technique == "swap":
+        w = writer
+        if writer.technique == "swap":
             faces, own = pool
-            extra = dict(faces=faces, seed=seed, exclude=own.get(int(r.pid), []))
-        out.append(anonymize.anonymize_image(img, b, technique, 0, **params, **extra))
+            w = replace(writer, params={**writer.params, "faces": faces, "seed": seed,
+                                        "exclude": own.get(int(r.pid), [])})
+        data = w.write(raw, r.image, b) if len(b) else raw
+        out.append(raw if data == raw else data)
     return out
+
+
+def technique_writer(cfg: Config, technique: str) -> anonymize.Writer:
+    """The run's copy writer (`rundir.writer`) with another technique and its parameters."""
+    return replace(rundir.writer(cfg), technique=technique,
+                   params=anonymize.technique_params(technique, cfg.anonymization))
+
+
+def technique_gallery(cfg: Config) -> list[tuple[str, np.ndarray]]:
+    """One query of the run with a face, as the original and as each intervention writes it: (title, RGB)."""
+    recs = rundir.records(cfg)
+    boxes = intervention_boxes(cfg)
+    q = recs[(recs.split == "query") & recs.image.isin([k for k, b in boxes.items() if len(b)])]
+    if q.empty:
+        return []
+    one = q.iloc[:1]
+    raw = (dataset_root(cfg) / one.image.iloc[0]).read_bytes()
+    pool = swap_pool(cfg, recs, boxes) if "swap" in cfg.attribution.techniques else None
+    shown = [("original", raw)] + [
+        (t, anonymized_copy([raw], one, boxes, technique_writer(cfg, t), pool, cfg.seed)[0])
+        for t in cfg.attribution.techniques]
+    return [(t, np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))) for t, b in shown]
 
 
 # ---------------------------------------------------------------- per-query measures
@@ -260,6 +301,16 @@ def per_query_ap(sim: np.ndarray, q: pd.DataFrame, g: pd.DataFrame) -> np.ndarra
     """AP of each query from cosine similarities (distance 1 - cosine; `evaluation.per_query_ap`)."""
     return evaluation.per_query_ap(1.0 - sim, q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(),
                                    g.camid.to_numpy())
+
+
+def stage5_ap(qf: torch.Tensor, gf: torch.Tensor, q: pd.DataFrame, g: pd.DataFrame, cfg: Config, arch: str
+              ) -> np.ndarray:
+    """AP of each query under stage 5's distance for this model (`evaluation.feature_distances`: the run's
+    metric, or cosine and re-ranking for the models tested so), so that a face-only change of every test
+    image gives exactly stage 5's orig -> anon change of mAP."""
+    e = cfg.evaluation
+    dist = evaluation.feature_distances(qf, gf, e, arch in e.rerank_models)
+    return evaluation.per_query_ap(dist, q.pid.to_numpy(), g.pid.to_numpy(), q.camid.to_numpy(), g.camid.to_numpy())
 
 
 def true_match_mask(q: pd.DataFrame, g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -306,14 +357,16 @@ def face_share(cmap: np.ndarray, mask: np.ndarray) -> float:
 class _Test:
     """A run's test images (query, then gallery) with their face masks."""
 
-    def __init__(self, cfg: Config, boxes: dict[str, np.ndarray]):
+    def __init__(self, cfg: Config, boxes: dict[str, np.ndarray], anon_boxes: dict[str, np.ndarray] | None = None):
         recs = rundir.records(cfg)
         self.q = recs[recs.split == "query"].reset_index(drop=True)
         self.g = recs[recs.split == "gallery"].reset_index(drop=True)
         self.all = pd.concat([self.q, self.g], ignore_index=True)
         root = dataset_root(cfg)
-        self.images = [read_image(root / p) for p in self.all.image]
-        self.boxes = boxes
+        self.raws = [(root / p).read_bytes() for p in self.all.image]
+        self.images = [images.decode_image(raw, root / p) for raw, p in zip(self.raws, self.all.image)]
+        self.boxes = boxes  # the faces: where the face share is read
+        self.anon_boxes = boxes if anon_boxes is None else anon_boxes  # where the interventions anonymize
         self.nq = len(self.q)
 
 
@@ -321,12 +374,12 @@ def _model_rows(run: str, arch: str, trained_on: str, model: nn.Module, size, te
                 pool) -> tuple[list[dict], list[dict], dict]:
     """Face share ratios and interventions of one trained model on one run's test set."""
     a = cfg.attribution
-    x = to_input(test.images, size)
+    x = to_input(test.raws, size)
     feats = embed(model, x)
     nq = test.nq
     sim = cosine(feats[:nq], feats[nq:])
     true, kept = true_match_mask(test.q, test.g)
-    ap0 = per_query_ap(sim, test.q, test.g)
+    ap0 = stage5_ap(feats[:nq], feats[nq:], test.q, test.g, cfg, arch)
     masks = [box_mask(test.boxes.get(p, np.empty((0, 4))), im.shape[:2], size) for p, im in
              zip(test.all.image, test.images)]
     has_face = np.array([m.any() for m in masks])
@@ -359,9 +412,8 @@ def _model_rows(run: str, arch: str, trained_on: str, model: nn.Module, size, te
     inter = []
     anon_feats = {}
     for t in a.techniques:
-        params = anonymize.technique_params(t, cfg.anonymization)
-        anon = anonymized_copy(test.images, test.all, test.boxes, t, params, pool, cfg.seed)
-        changed = [k for k, (im, orig) in enumerate(zip(anon, test.images)) if im is not orig]
+        anon = anonymized_copy(test.raws, test.all, test.anon_boxes, technique_writer(cfg, t), pool, cfg.seed)
+        changed = [k for k, (im, orig) in enumerate(zip(anon, test.raws)) if im is not orig]
         fa = feats.clone()  # images without a face box are unchanged: only the others are embedded again
         if changed:
             fa[changed] = embed(model, to_input([anon[k] for k in changed], size))
@@ -370,24 +422,25 @@ def _model_rows(run: str, arch: str, trained_on: str, model: nn.Module, size, te
             fq = fa[:nq] if placement in ("query", "both") else feats[:nq]
             fg = fa[nq:] if placement in ("gallery", "both") else feats[nq:]
             s1 = cosine(fq, fg)
-            ap1 = per_query_ap(s1, test.q, test.g)
+            ap1 = stage5_ap(fq, fg, test.q, test.g, cfg, arch)
             for i in range(nq):
                 if not true[i].any():
                     continue
                 inter.append(dict(run=run, model=name, trained_on=trained_on, technique=t, placement=placement,
                                   query=i, image=test.q.image[i], sim_true=float(sim[i, true[i]].mean()),
                                   sim_true_after=float(s1[i, true[i]].mean()), ap=ap0[i], ap_after=ap1[i]))
-    state = dict(x=x, feats=feats, sim=sim, kept=kept, true=true, anon=anon_feats, ap0=ap0, method=method)
+    state = dict(x=x, feats=feats, sim=sim, kept=kept, true=true, anon=anon_feats, ap0=ap0, method=method, arch=arch)
     return share.to_dict("records"), inter, state
 
 
-def _ranked(arch: str, model: nn.Module, size, test: _Test, st: dict, technique: str, top: int
+def _ranked(arch: str, model: nn.Module, size, test: _Test, st: dict, technique: str, top: int, cfg: Config
             ) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Top-`top` gallery lists (orig and anonymized) with saliency, for the best, median and worst query by AP change."""
     name, nq = display_name(arch), test.nq
-    anon, fa = st["anon"][technique]
+    files, fa = st["anon"][technique]
+    anon = [images.decode_image(f, "anonymized") for f in files]
     s1 = cosine(fa[:nq], fa[nq:])
-    ap1 = per_query_ap(s1, test.q, test.g)
+    ap1 = stage5_ap(fa[:nq], fa[nq:], test.q, test.g, cfg, arch)
     delta = ap1 - st["ap0"]
     ok = np.flatnonzero(np.isfinite(delta))
     if not len(ok):
@@ -395,7 +448,7 @@ def _ranked(arch: str, model: nn.Module, size, test: _Test, st: dict, technique:
     order = ok[np.argsort(delta[ok], kind="stable")]
     cases = {"best": order[-1], "median": order[len(order) // 2], "worst": order[0]}
     rows, arrays = [], {}
-    xa = to_input(anon, size)
+    xa = to_input(files, size)
     G = {}
     if st["method"] == "decomposition":
         G = {"orig": lambda idx: location_features(model, st["x"][idx]),
@@ -430,7 +483,7 @@ def analyse_run(cfg: Config, run: str, models: list[str], ranked: bool = False, 
     """Face share ratios, interventions (and ranked lists) of one run's models trained on `variants`,
     at one training seed (the first by default)."""
     boxes = face_boxes(cfg)
-    test = _Test(cfg, boxes)
+    test = _Test(cfg, boxes, intervention_boxes(cfg))
     pool = swap_pool(cfg, rundir.records(cfg), boxes) if "swap" in cfg.attribution.techniques else None
     shares, inters, ranks, arrays = [], [], [], {}
     for m in models:
@@ -442,7 +495,7 @@ def analyse_run(cfg: Config, run: str, models: list[str], ranked: bool = False, 
             if ranked and v == "orig":
                 r, arr = _ranked(m, model, size, test, st, cfg.anonymization.technique
                                  if cfg.anonymization.technique in cfg.attribution.techniques
-                                 else cfg.attribution.techniques[0], cfg.attribution.top)
+                                 else cfg.attribution.techniques[0], cfg.attribution.top, cfg)
                 ranks += r
                 arrays.update(arr)
     return pd.DataFrame(shares), pd.DataFrame(inters), pd.DataFrame(ranks), arrays

@@ -319,6 +319,9 @@ class AttributionConfig:
     top: int = ranged(10, 1)  # gallery images shown per ranked list
     confidence: float = ranged(0.95, 0, 1, above=True)  # bootstrap intervals over queries
     swap_pool: str = "auto"  # faces a swap draws: lfw (the generated set's pool) | dataset (training crops) | auto
+    # where the interventions anonymize: detected (stage 1's boxes, as the protocol of chapter 5) | truth (the
+    # true faces, generated worlds); written as the run's copy is (anonymization.encode)
+    boxes: str = "detected"
 
     def __post_init__(self) -> None:
         _nonempty("attribution.techniques", self.techniques)
@@ -328,6 +331,7 @@ class AttributionConfig:
         for m in self.control_models:
             _known("attribution.control_models entry", m, registry.MODELS)
         _known("attribution.swap_pool", self.swap_pool, ("auto", "lfw", "dataset"))
+        _known("attribution.boxes", self.boxes, ("detected", "truth"))
 
 
 @dataclass

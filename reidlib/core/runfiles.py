@@ -288,6 +288,21 @@ def effects_path(cfg) -> Path:
     return per_query_path(cfg).with_name("effects.csv")
 
 
+def decomposition_dir(cfg) -> Path:
+    """The drop taken apart: its test copies and tables."""
+    return cfg.run_path / "decomposition"
+
+
+def decomposition_scores_path(cfg) -> Path:
+    """Every orig-trained model's (and seed's) scores on the originals and on each test copy."""
+    return decomposition_dir(cfg) / "scores.csv"
+
+
+def decomposition_summary_path(cfg) -> Path:
+    """The parts of the drop with their spread and tests (drops.csv beside it: per model and seed)."""
+    return decomposition_dir(cfg) / "summary.csv"
+
+
 def findings_path(cfg) -> Path:
     """The Findings chapter's claims, verdicts and tests."""
     return cfg.run_path / "findings" / "findings.json"

@@ -256,6 +256,13 @@ def distances(model: torch.nn.Module, size: tuple[int, int], root: str | Path, r
     device = next(model.parameters()).device  # re-ranking runs where the model does
     e = section
     qf, gf = extract(model, root, q, size, e.batch_size, e.flip), extract(model, root, g, size, e.batch_size, e.flip)
+    return feature_distances(qf, gf, e, rerank, device)
+
+
+def feature_distances(qf: torch.Tensor, gf: torch.Tensor, section: EvaluationConfig = EvaluationConfig(),
+                      rerank: bool = False, device: str | torch.device = "cpu") -> np.ndarray:
+    """Query x gallery distances between features, as stage 5 computes them (`distances`)."""
+    e = section
     if rerank:
         feats = torch.nn.functional.normalize(torch.cat([qf, gf]), dim=1)
         return re_ranking(feats, len(qf), min(e.k1, len(feats) - 1), min(e.k2, len(feats)), e.lambda_value,
