@@ -18,7 +18,7 @@ from dataset_trees import (
     write_images,
 )
 
-from reidlib.core import config, runfiles
+from reidlib.core import config, registry, runfiles
 from reidlib.pipeline import rundir
 from reidlib.stages import anonymize, datasets
 
@@ -183,7 +183,8 @@ def test_pipeline_reads_each_format_and_its_anonymized_copy(tmp_path, name):
     recs = rundir.records(cfg)
     assert all((root / p).is_file() for p in recs.image)
     empty = pd.DataFrame(columns=["image", "x0", "y0", "x1", "y1"])
-    anonymize.anonymize_dataset(root, empty, runfiles.anon_root(cfg), "blur", progress=False)
+    anonymize.anonymize_dataset(root, empty, runfiles.anon_root(cfg), anonymize.Writer("blur"), progress=False,
+                                lists=registry.dataset(name).list_files)  # the reader's list files, as stage 3
     pd.testing.assert_frame_equal(rundir.records(cfg, "anon"), recs)  # the same reader reads the copy
     assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*")) == before  # nothing written into it
 

@@ -2,7 +2,7 @@
 
 A chapter's code cells may select rows (comparisons inside `df[...]`), call the library, draw figures and
 glue what the library returns. They may not decide (`if`, conditional expressions, comparisons outside a
-row selection, loops with a condition), define functions, or build prose (f-strings, string joins or
+row selection, loops with a condition), define functions, or build prose (f-strings with words, string joins or
 concatenation) except as a figure's own text (titles, axis labels, legends).
 """
 from __future__ import annotations
@@ -25,6 +25,11 @@ def _cell_code(source: str) -> str:
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 
+def _has_words(node: ast.JoinedStr) -> bool:
+    """Whether an f-string's literal text holds a letter."""
+    return any(isinstance(v, ast.Constant) and any(ch.isalpha() for ch in str(v.value)) for v in node.values)
+
+
 def violations(source: str) -> list[str]:
     """Where a cell decides or writes prose instead of showing (empty when it only shows)."""
     tree = ast.parse(_cell_code(source))
@@ -37,7 +42,9 @@ def violations(source: str) -> list[str]:
         elif isinstance(node, ast.Compare) and not in_subscript:
             found.append(f"line {line}: comparison outside a row selection")
         elif isinstance(node, ast.JoinedStr) and not in_figure_text:
-            found.append(f"line {line}: f-string (prose belongs in reidlib)")
+            if _has_words(node):  # a number formatted alone ('{x:.1f}', '{a} ± {b}') is not prose
+                found.append(f"line {line}: f-string with words (prose belongs in reidlib)")
+            return
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join"
               and isinstance(node.func.value, ast.Constant) and not in_figure_text):
             found.append(f"line {line}: string join (prose belongs in reidlib)")
@@ -59,6 +66,7 @@ def test_the_checker_finds_decisions_and_prose_and_passes_showing():
     assert violations('x = "yes" if a > b else "no"')
     assert violations("if found:\n    glue('v', 1)")
     assert violations('glue("s", f"{n} queries")')
+    assert not violations('glue("chance", f"{chance:.1f}", display=False)')
     assert violations('glue("s", ", ".join(names))')
     assert violations("def f(d):\n    return d")
     assert violations("sep = a.max() < b.min()")

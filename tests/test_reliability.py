@@ -16,7 +16,7 @@ import pytest
 from dataset_trees import airport_tree
 
 from reidlib import __main__ as cli
-from reidlib.core import config, runfiles
+from reidlib.core import config, images, runfiles
 from reidlib.pipeline import rundir
 from reidlib.stages import anonymize, datasets, detection, training
 
@@ -282,6 +282,8 @@ def test_oversized_crops_are_shrunk_before_detection(monkeypatch):
     assert detection.bounded_scale(128, 64, 2) == 2
     big = detection.bounded_scale(8000, 4000, 2)
     assert 8000 * 4000 * big ** 2 <= detection.MAX_NET_PIXELS * 1.0001
+    crop = detection.bounded_scale(10000, 5000, 2, detection.MAX_NET_WIDTH)  # a re-ID crop: its face found
+    assert 5000 * crop == pytest.approx(detection.MAX_NET_WIDTH) and crop < big  # a photograph keeps its width
     monkeypatch.setattr(detection, "MAX_NET_PIXELS", 96 * 96)
     seen = []
     import reidlib.stages.detection as d

@@ -36,7 +36,7 @@ def test_anonymization_and_audit_stages(tmp_path):
     anon = rundir.stage_anonymize(cfg, progress=False)
     assert datasets.read_market(anon, cfg.dataset.name).equals(rundir.records(cfg))
     summary = pd.read_csv(rundir.stage_audit(cfg, progress=False).with_name("summary.csv"))
-    assert list(summary.technique) == ["blur", "zero", "blank", "inpaint", "pixelate"]
+    assert list(summary.technique) == ["blur", "zero", "blank", "inpaint", "pixelate", "swap"]
     assert summary.share_with_face_found.between(0, 1).all()
     # zeroed boxes leave no face to find where a face was anonymized
     assert summary.set_index("technique").loc["zero", "images_with_face_in_box"] == 0
@@ -48,9 +48,9 @@ def test_parallel_copy_equals_serial_copy(tmp_path):
     cfg = tiny(tmp_path)
     root = rundir.stage_generate(cfg)
     dets = pd.read_csv(root / "face_boxes.csv").assign(score=1.0)
-    one = anonymize.anonymize_dataset(root, dets, tmp_path / "one", "pixelate", progress=False, processes=1, size=6)
-    two = anonymize.anonymize_dataset(root, dets, tmp_path / "two", "pixelate", progress=False, processes=2,
-                                      chunk=8, size=6)
+    writer = anonymize.Writer("pixelate", {"size": 6})
+    one = anonymize.anonymize_dataset(root, dets, tmp_path / "one", writer, progress=False, processes=1)
+    two = anonymize.anonymize_dataset(root, dets, tmp_path / "two", writer, progress=False, processes=2, chunk=8)
     assert one["files"] == two["files"]
 
 

@@ -18,6 +18,7 @@ a one-sided paired t-test over (model, seed) runs; the face part is what measure
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,11 +77,11 @@ def scores(cfg: Config, progress: bool = False) -> pd.DataFrame:
     for model, seed in table.model_seeds(cfg):
         base = pd.read_csv(rundir.stage_evaluate_model(cfg, model, progress, seed))
         orig = base[base.protocol == "orig_orig"].iloc[0]
-        rows.append(dict(model=orig.model, seed=seed, copy="orig", mAP=orig.mAP, rank1=orig.rank1))
+        rows.append({"model": orig.model, "seed": seed, "copy": "orig", "mAP": orig.mAP, "rank1": orig.rank1})
         net, size = load_trained(rundir.stage_train(cfg, "orig", model, progress, seed), "cpu")
         for name, root in copies.items():
             r = evaluation.evaluate_model(net, size, root, test, e, model in e.rerank_models)
-            rows.append(dict(model=orig.model, seed=seed, copy=name, mAP=round(r["mAP"], 4), rank1=round(r["rank1"], 4)))
+            rows.append({"model": orig.model, "seed": seed, "copy": name, "mAP": round(r["mAP"], 4), "rank1": round(r["rank1"], 4)})
     return pd.DataFrame(rows)
 
 
@@ -102,7 +103,7 @@ def drops(s: pd.DataFrame) -> pd.DataFrame:
             got["interaction"] = got["protocol"] - got["re-encoding"] - got["face"]
         for part in PART_ORDER:
             if part in got:
-                rows += [dict(part=part, metric=metric, model=m, seed=sd, drop=float(v)) for (m, sd), v in got[part].items()]
+                rows += [{"part": part, "metric": metric, "model": m, "seed": sd, "drop": float(v)} for (m, sd), v in got[part].items()]
     return pd.DataFrame(rows)
 
 
@@ -115,10 +116,10 @@ def summary(d: pd.DataFrame, alpha: float = 0.05, margins=(1.0,), seed: int = 0)
         long = long.assign(dataset="run", **{metric: long["value"]})
         t = statistics.paired_test(long, metric, "before", "after", seed, alpha, unit="run")
         eq = statistics.tost(long, metric, "before", "after", float(min(margins)), alpha, unit="run")
-        rows.append(dict(part=part, metric=metric, runs=t["n_pairs"], mean_drop=t["mean_difference"],
-                         drop_sd=t["sd_difference"], p_value=t["p_value"], ci_low=t["ci_low"], ci_high=t["ci_high"],
-                         tost_margin=eq["margin"], tost_p=eq["p_tost"], equivalent=eq["equivalent"],
-                         why_not_shown=t["why_not_shown"]))
+        rows.append({"part": part, "metric": metric, "runs": t["n_pairs"], "mean_drop": t["mean_difference"],
+                         "drop_sd": t["sd_difference"], "p_value": t["p_value"], "ci_low": t["ci_low"], "ci_high": t["ci_high"],
+                         "tost_margin": eq["margin"], "tost_p": eq["p_tost"], "equivalent": eq["equivalent"],
+                         "why_not_shown": t["why_not_shown"]})
     return pd.DataFrame(rows)
 
 
@@ -149,3 +150,32 @@ def load(cfg: Config) -> dict[str, pd.DataFrame]:
     return {"scores": pd.read_csv(decomposition_scores_path(cfg)), "drops": pd.read_csv(decomposition_dir(cfg) / "drops.csv"),
             "summary": pd.read_csv(out, keep_default_na=False, na_values=[""])}
 
+
+
+def face_verdict(summary_table: pd.DataFrame, metric: str = "mAP", alpha: float = 0.05) -> dict:
+    """What the face part of the drop says: "drop" (greater than 0 at `alpha`, the 95% interval above 0),
+    "equivalent" (TOST: within ±margin of 0), "inconclusive" (neither), or "not tested" (why_not_shown);
+    with the face part's share of the protocol's drop and the re-encoding part's."""
+    rows = summary_table[summary_table.metric == metric].set_index("part")
+    if "face" not in rows.index:
+        return {"verdict": "not tested", "why": "no face part in this run", "metric": metric}
+    face = rows.loc["face"]
+    protocol = rows.loc["protocol"].mean_drop if "protocol" in rows.index else float("nan")
+    reenc = rows.loc["re-encoding"].mean_drop if "re-encoding" in rows.index else float("nan")
+    if isinstance(face.why_not_shown, str) and face.why_not_shown:
+        verdict = "not tested"
+    elif face.p_value < alpha and face.ci_low > 0:
+        verdict = "drop"
+    elif bool(face.equivalent):
+        verdict = "equivalent"
+    else:
+        verdict = "inconclusive"
+
+    def share(part: float) -> float:  # a part as a fraction of the protocol's drop (NaN when that is ~0)
+        return part / protocol if math.isfinite(protocol) and abs(protocol) > 1e-9 else float("nan")
+
+    return {"verdict": verdict, "metric": metric, "face": float(face.mean_drop), "face_sd": float(face.drop_sd),
+                "face_low": float(face.ci_low), "face_high": float(face.ci_high), "p_value": float(face.p_value),
+                "margin": float(face.tost_margin), "runs": int(face.runs), "protocol": float(protocol),
+                "reencoding": float(reenc), "face_share": share(float(face.mean_drop)), "reencoding_share": share(float(reenc)),
+                "why": face.why_not_shown if isinstance(face.why_not_shown, str) else ""}

@@ -18,7 +18,7 @@ trained on it. The controls rerun the head attacker on the teaching chapter's ge
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -169,8 +169,9 @@ def _anon_copy(cfg: Config, point: Point, dets: pd.DataFrame) -> Path:
     out = privacy_dir(cfg) / "anon" / point.label  # the privacy folder is stamped with the whole config
     a = cfg.anonymization
     if not (out / "manifest.json").is_file():
-        anonymize.anonymize_dataset(dataset_root(cfg), dets, out, point.technique, a.margin, cfg.dataset.jpeg_quality,
-                                    False, a.processes, images=list(rundir.records(cfg).image), **point.params())
+        writer = replace(rundir.writer(cfg), technique=point.technique, params=point.params())  # written as stage 3's
+        anonymize.anonymize_dataset(dataset_root(cfg), dets, out, writer, images=list(rundir.records(cfg).image),
+                                    progress=False, processes=a.processes)
     return out
 
 

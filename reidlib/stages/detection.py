@@ -31,15 +31,17 @@ DETECTION_COLUMNS = ["image", "split", "pid", "camid", "x0", "y0", "x1", "y1", "
 Detector = Callable[[np.ndarray], np.ndarray]  # RGB uint8 image -> (N, 5) x0, y0, x1, y1, score
 MAX_NET_PIXELS = 4096 * 4096  # an upscaled input past this is shrunk first (onnxruntime then needs ~1.6 GB)
 # A re-ID crop's face spans about a tenth to a third of its width; the detectors find faces of 16 to a few
-# hundred pixels. An upscaled crop wider than this is seen at this width instead: a 5000 px crop (a face of
-# 1,000 px, far above what the networks learned) is seen as a 512 px one, its face about 100 px wide.
+# hundred pixels. An upscaled re-ID crop wider than this is seen at this width instead: a 5000 px crop (a face
+# of 1,000 px, far above what the networks learned) is seen as a 512 px one, its face about 100 px wide.
+# Only re-ID crops (`detect_dataset`) are bounded so: a scene photograph's faces are small at any width.
 MAX_NET_WIDTH = 512
 
 
-def bounded_scale(h: int, w: int, upscale: float) -> float:
-    """The scale a crop is seen at: `upscale`, lowered for a large crop so that it is at most MAX_NET_WIDTH
-    pixels wide (its face at a size the detector finds) and MAX_NET_PIXELS in all (memory)."""
-    return min(float(upscale), MAX_NET_WIDTH / max(w, 1), float(np.sqrt(MAX_NET_PIXELS / max(h * w, 1))))
+def bounded_scale(h: int, w: int, upscale: float, max_width: float | None = None) -> float:
+    """The scale an image is seen at: `upscale`, lowered so that it is at most `max_width` pixels wide (a
+    re-ID crop: its face at a size the detector finds) and MAX_NET_PIXELS in all (memory)."""
+    width = max_width / max(w, 1) if max_width else float("inf")
+    return min(float(upscale), width, float(np.sqrt(MAX_NET_PIXELS / max(h * w, 1))))
 
 
 def centerface_onnx_path() -> Path:
@@ -220,6 +222,7 @@ class CenterFace:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"CenterFace batch_size must be at least 1, got {batch_size}")
         self.batch_size, self.threads, self.callers = batch_size, threads, callers
+        self.max_width: float | None = None  # set for re-ID crops by `detect_dataset` (MAX_NET_WIDTH)
 
     def setting(self, imgs: list[np.ndarray], upscale: float) -> Setting:
         """How to run these crops: the fixed parts as given (`callers` only with both fixed), the rest chosen at first use."""
@@ -241,7 +244,7 @@ class CenterFace:
         h, w = imgs[0].shape[:2]
         if any(im.shape[:2] != (h, w) for im in imgs):
             raise ValueError("a CenterFace batch takes crops of one size; group them first")
-        upscale = bounded_scale(h, w, upscale)
+        upscale = bounded_scale(h, w, upscale, self.max_width)
 
         def boxes(result) -> list[np.ndarray]:  # decoded beside the network call, on the caller's thread
             (heat, scale, offset, _), (net_h, net_w) = result
@@ -290,9 +293,10 @@ class Haar:
             raise FileNotFoundError(f"OpenCV's face cascade not found or unreadable at {path}; reinstall opencv-python")
         self.threshold, self.min_neighbors, self.nms_iou = threshold, min_neighbors, nms_iou
         self.scales = tuple(scales) or (upscale,)
+        self.max_width: float | None = None  # set for re-ID crops by `detect_dataset` (MAX_NET_WIDTH)
 
     def _at(self, gray: np.ndarray, up: float) -> np.ndarray:
-        up = bounded_scale(*gray.shape[:2], up)
+        up = bounded_scale(*gray.shape[:2], up, self.max_width)
         big = cv2.resize(gray, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
         rects, _, weights = self.cascade.detectMultiScale3(big, scaleFactor=1.1, minNeighbors=self.min_neighbors,
                                                            outputRejectLevels=True)
@@ -379,6 +383,8 @@ def detect_dataset(root: str | Path, records: pd.DataFrame, section: DetectionCo
     root = Path(root)
     detector, threshold, default_box = section.detector, section.threshold, tuple(section.default_box)
     run = run if run is not None else detector_from_config(section)
+    if hasattr(run, "max_width"):
+        run.max_width = MAX_NET_WIDTH  # re-ID crops: an oversized crop is seen at a width where its face is found
     if batch_size is not None and getattr(run, "batch_size", batch_size) != batch_size:
         run = copy.copy(run)
         run.batch_size = batch_size
