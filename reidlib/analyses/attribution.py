@@ -585,3 +585,37 @@ def load(cfg: Config) -> dict[str, pd.DataFrame]:
                                                     "interventions_summary", "ranked_lists")}
     out["arrays"] = dict(np.load(d / "ranked_lists.npz"))
     return out
+
+
+# ---------------------------------------------------------------- what the chapter concludes
+
+def control_separation(summary: pd.DataFrame) -> pd.DataFrame:
+    """Whether the controls tell faces with and without identity apart, per model: the face share ratios of
+    true matches (models trained on original images) of the first control (`low`) and the last (`high`),
+    `separated` when every interval of the first lies below every interval of the last (all seeds).
+
+    `summary` is `face_share_summary`; returns one row per model: model, low, high, separated.
+    """
+    ctrl = summary[(summary.run != "default") & (summary.trained_on == "orig")]
+    rows = []
+    for m in dict.fromkeys(ctrl.model):
+        d = ctrl[(ctrl.model == m) & (ctrl.kind == "true match")]
+        if d.empty:
+            continue
+        low, high = d.run.iloc[0], d.run.iloc[-1]
+        below = d[d.run == low].ratio_high.max() < d[d.run == high].ratio_low.min()
+        rows.append({"model": m, "low": low, "high": high, "separated": bool(below)})
+    return pd.DataFrame(rows, columns=["model", "low", "high", "separated"])
+
+
+def swap_and_removal(summary: pd.DataFrame, model: str, technique: str) -> dict[str, float]:
+    """Change of AP (points) of `model` trained on original images, faces anonymized in query and gallery, under
+    the face swap (`swap`) and under the run's `technique` (`removal`); empty when either was not run.
+
+    `summary` is `interventions_summary` of one run (the run's own, `run == "default"`).
+    """
+    d = summary[(summary.model == model) & (summary.trained_on == "orig") & (summary.placement == "both")]
+    change = d.drop_duplicates("technique").set_index("technique").ap_change
+    if "swap" not in change.index or technique not in change.index:
+        return {}
+    return {"swap": float(change["swap"]), "removal": float(change[technique])}

@@ -28,6 +28,7 @@ from ..core.runfiles import (
 )
 from ..pipeline import rundir, table
 from ..stages import statistics
+from . import decomposition as drop_parts
 from . import per_query, teaching
 
 VERDICTS = ("reproduced", "not reproduced", "cannot tell here")
@@ -355,12 +356,14 @@ def stage_findings(cfg: Config) -> Path:
     run, run_sha = run_results(cfg)
     sweep_path = teaching.stage_sweep(cfg, progress=False)
     pq_path = per_query.stage_per_query(cfg) if not cfg.statistics.results else None
+    parts_path = drop_parts.stage_decompose(cfg) if not cfg.statistics.results else None
     recall_path = rundir.stage_recall(cfg)
     paper_dir = statistics.paper_results_path().parent
     inputs = tree_digest([("run", run_sha), ("sweep", file_sha256(sweep_path)),
                           ("recall", hashlib.sha256(json.dumps(read_json(recall_path).get("recall", {}),
                                                                sort_keys=True).encode()).hexdigest())]
                          + ([("per_query", file_sha256(pq_path))] if pq_path else [])
+                         + ([("drop_parts", file_sha256(parts_path))] if parts_path else [])
                          + [(p.name, file_sha256(p)) for p in sorted(paper_dir.glob("*.csv"))])
     conf = table.conf(cfg, "findings")
     if out.is_file():  # a summary of its inputs: reused when they and the config are the same, else remade
@@ -390,6 +393,10 @@ def stage_findings(cfg: Config) -> Path:
     if pq_path is not None:
         result["per_query_effects"] = pd.read_csv(effects_path(cfg), keep_default_na=False,
                                                   na_values=[""]).fillna({"why_not_shown": ""}).to_dict(orient="records")
+    if parts_path is not None:  # the drop taken apart: the verdict on faces rests on the face part
+        parts = drop_parts.load(cfg)["summary"]
+        result["drop_parts"] = parts.fillna({"why_not_shown": ""}).to_dict(orient="records")
+        result["face_part"] = drop_parts.face_verdict(parts, "mAP", s.alpha)
     write_json(out, result)
     return out
 

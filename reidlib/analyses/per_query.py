@@ -220,3 +220,21 @@ def loser_gallery(losers: pd.DataFrame, orig_root: Path, anon_root: Path):
             "anonymized": [rgb(Path(anon_root) / i) for i in losers.image]}
     titles = [f"{m}\n{d:+.0f}" for m, d in zip(losers.model, losers.delta_ap)]
     return plots.image_rows(rows, titles)
+
+
+EFFECT_COLUMNS = ["model", "factor", "level", "queries", "mean_delta_ap", "ci_low", "ci_high", "why_not_shown"]
+
+
+def applies(cfg: Config) -> bool:
+    """Whether the per-query analysis runs: it needs this run's own models, so not for a results table
+    given in `statistics.results`."""
+    return not cfg.statistics.results
+
+
+def load(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """This run's per-query table and per-group effects (`stage_per_query`, computed on first use), or two
+    empty tables with their columns where the analysis does not apply (`applies`)."""
+    if not applies(cfg):
+        return pd.DataFrame(columns=COLUMNS), pd.DataFrame(columns=EFFECT_COLUMNS)
+    path = stage_per_query(cfg)
+    return pd.read_csv(path), pd.read_csv(effects_path(cfg)).fillna({"why_not_shown": ""})

@@ -349,3 +349,56 @@ def load(cfg: Config) -> dict:
     base = out.parent
     return {"points": pd.read_csv(out), "ceiling": pd.read_csv(base / "ceiling.csv"),
             "controls": pd.read_csv(base / "controls.csv"), "summary": read_json(base / "summary.json")}
+
+
+# ---------------------------------------------------------------- what the chapter reads off the results
+
+CEILING_LEVEL = 50.0  # a face attacker "works" at a width where its Rank-1 reaches this share (percent)
+
+
+def original(points_table: pd.DataFrame) -> pd.Series:
+    """The row of the unmodified images (technique 'none')."""
+    return points_table[points_table.technique == "none"].iloc[0]
+
+
+def attackers(summary: dict) -> list[str]:
+    """The attackers that were run: the face attacker (when it was) and the head attacker."""
+    return ["face", "head"] if summary["face_attacker"] else ["head"]
+
+
+def knees(summary: dict, protocol: str = "orig_anon") -> dict[str, dict]:
+    """Each attacker's front under `protocol` (knee label, its attack Rank-1 and mAP), keyed by attacker."""
+    return {f["attacker"]: f for f in summary["fronts"] if f["protocol"] == protocol}
+
+
+def ceiling_shown(summary: dict, ceiling: pd.DataFrame) -> bool:
+    """Whether there is a face attacker's ceiling to show (it was run and scored some faces)."""
+    return bool(summary["face_attacker"]) and len(ceiling) > 0
+
+
+def ceiling_summary(ceiling: pd.DataFrame, level: float = CEILING_LEVEL) -> dict:
+    """The ceiling's lowest and highest Rank-1, the width of the highest, and the first width (in the table's
+    order) at which Rank-1 reaches `level` (None when none does)."""
+    best = ceiling.loc[ceiling.rank1.idxmax()]
+    works = ceiling[ceiling.rank1 >= level]
+    return {"low": float(ceiling.rank1.min()), "high": float(ceiling.rank1.max()), "best_width": str(best.width),
+            "passes_at": str(works.width.iloc[0]) if len(works) else None, "level": level}
+
+
+def control_gains(ctrl: pd.DataFrame) -> pd.DataFrame:
+    """What anonymization takes from the head attacker (original minus anonymized Rank-1, points) at each
+    control share: the mean over seeds and the seeds' spread (max minus min)."""
+    wide = ctrl.pivot_table(index=["face_identity_share", "seed"], columns="variant", values="rank1")
+    gain = (wide.original - wide.anonymized).groupby(level=0)
+    return pd.DataFrame({"mean": gain.mean(), "spread": gain.max() - gain.min()})
+
+
+def control_verdict(ctrl: pd.DataFrame) -> dict:
+    """Whether the controls pass: anonymization takes more from the head attacker at the highest share than at
+    the lowest (or than nothing), by more than the largest seed spread. With the gains it compares."""
+    g = control_gains(ctrl)
+    lo, hi = g.index.min(), g.index.max()
+    spread = float(g.spread.max())
+    low, high = float(g.loc[lo, "mean"]), float(g.loc[hi, "mean"])
+    return {"low_share": float(lo), "high_share": float(hi), "low_gain": low, "high_gain": high, "spread": spread,
+            "found": bool(high > max(low, 0.0) + spread)}

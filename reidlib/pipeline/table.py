@@ -142,7 +142,8 @@ for _s in (
           lambda c: [runfiles.privacy_points_path(c)], ("detect", "anonymize", "evaluate_model", "sweep"),
           "09_privacy", "Beyond the paper"),
     Stage("findings", "reidlib.analyses.findings:stage_findings", ("statistics", "teaching", "seed"),
-          lambda c: [runfiles.findings_path(c)], ("evaluate", "sweep", "recall", "per_query"), "00_findings",
+          lambda c: [runfiles.findings_path(c)], ("evaluate", "sweep", "recall", "per_query", "decompose"),
+          "00_findings",
           "Findings", data=lambda c: PAPER_TABLES + ["data/paper/techniques_table_VIII.csv"] + _results_table(c)),
 ):
     register(_s)

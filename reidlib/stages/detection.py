@@ -427,3 +427,54 @@ def detection_rates(records: pd.DataFrame, dets: pd.DataFrame) -> pd.DataFrame:
     """Share of images with at least one detection, per split and camera."""
     hit = records.assign(detected=records.image.isin(set(dets.image)))
     return hit.groupby(["split", "camid"]).detected.agg(images="size", with_face="sum", rate="mean").reset_index()
+
+
+# ---------------------------------------------------------------- what a run's detections say (chapter 1)
+
+def detected_share(rates: pd.DataFrame) -> float:
+    """The share of all crops (every split and camera of `detection_rates`) with at least one detection."""
+    return float(rates.with_face.sum() / rates.images.sum())
+
+
+def camera_rates(rates: pd.DataFrame) -> pd.Series:
+    """The share of crops with at least one detection per camera, over all splits (index: camid)."""
+    by_cam = rates.groupby("camid")[["with_face", "images"]].sum()
+    return by_cam.with_face / by_cam.images
+
+
+def kept_at(dets: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """The detector's boxes a rerun at a stricter `threshold` keeps: this run's boxes scoring at least it.
+
+    Exact, not an estimate: non-maximum suppression lets a box be removed only by a higher-scoring one, so
+    dropping the boxes below a threshold never changes which of those above it survive.
+    """
+    found = dets[dets.source == "detector"]
+    return found[found.score >= threshold]
+
+
+def missed_records(records: pd.DataFrame, dets: pd.DataFrame) -> pd.DataFrame:
+    """The records where the detector found nothing (a default box written there does not count as found)."""
+    return records[~records.image.isin(set(dets.image[dets.source == "detector"]))]
+
+
+def crop_size(root: str | Path, records: pd.DataFrame) -> tuple[int, int]:
+    """(width, height) of the first record's crop."""
+    h, w = read_rgb(Path(root) / records.image.iloc[0]).shape[:2]
+    return w, h
+
+
+def default_box_view(records: pd.DataFrame, dets: pd.DataFrame, section: DetectionConfig,
+                     size: tuple[int, int], limit: int = 24) -> dict:
+    """The default boxes to show where nothing was found: the run's own (`written`), or else, on each crop the
+    detector missed, the paper's VIPeR box stretched to `size` = (width, height). Keys: written, box, size,
+    rows (one box per crop, DETECTION_COLUMNS), images (the first `limit` of those crops), crops (how many
+    crops hold one), total (all crops)."""
+    fallback = dets[dets.source == "default_box"]
+    if len(fallback):
+        box, rows = tuple(section.default_box), fallback
+    else:
+        box = paper_default_box(*size)
+        rows = default_box_rows(missed_records(records, dets), box, section.detector, section.threshold)
+    return {"written": bool(len(fallback)), "box": box, "size": tuple(size), "rows": rows,
+            "images": rows.image.drop_duplicates().head(limit).tolist(), "crops": int(rows.image.nunique()),
+            "total": len(records)}

@@ -433,3 +433,43 @@ def describe_seed_spread(spread: pd.DataFrame, after: str = "orig_anon") -> str:
         parts.append(f"{r.model}: mean drop {r.mean_drop:.2f} points against a seed-to-seed SD of "
                      f"{r.seed_sd:.2f} over {seeds}{ratio}{test}.")
     return " ".join(parts)
+
+
+def load_paper_claims() -> pd.DataFrame:
+    """The averages Section IV-B states (data/paper/claims_section_IV_B.csv): metric, protocol, claimed_mean,
+    claimed_p_below."""
+    return pd.read_csv(paper_results_path().parent / "claims_section_IV_B.csv")
+
+
+def check_claims(results: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
+    """Each stated average beside the mean of the tables over every (dataset, model) cell: the claims'
+    columns plus `mean_from_tables` and `difference` (tables minus stated, points)."""
+    means = results.groupby("protocol")[list(METRICS)].mean().stack().rename("mean_from_tables")
+    means.index.names = ["protocol", "metric"]
+    check = claims.merge(means.reset_index(), on=["metric", "protocol"])
+    check["difference"] = check.mean_from_tables - check.claimed_mean
+    return check
+
+
+def largest_gain(results: pd.DataFrame, metric: str = "mAP", before: str = "orig_orig",
+                 after: str = "orig_anon") -> dict:
+    """The (dataset, model) cell whose `metric` rises most from `before` to `after` (the pair the paired
+    t-test leans on): its dataset, model and gain (after minus before, points)."""
+    wide = results.pivot_table(index=["dataset", "model"], columns="protocol", values=metric)
+    wide = wide.reindex(columns=[before, after])
+    gain = (wide[after] - wide[before]).dropna().sort_values()
+    if gain.empty:
+        raise ValueError(f"no (dataset, model) cell has {metric} under both {before} and {after}")
+    dataset, model = gain.index[-1]
+    return {"dataset": dataset, "model": model, "gain": float(gain.iloc[-1])}
+
+
+def pooled_row(tests: pd.DataFrame, metric: str = "mAP", after: str = "orig_anon") -> dict:
+    """One comparison's pooled row of a `test_all` table (dataset "all" where the tests were also run within
+    datasets), as a dict."""
+    rows = tests[(tests.metric == metric) & (tests["after"] == after)]
+    if "dataset" in rows.columns:
+        rows = rows[rows.dataset == "all"]
+    if rows.empty:
+        raise ValueError(f"no pooled test of {metric} against {after} in the table")
+    return rows.iloc[0].to_dict()

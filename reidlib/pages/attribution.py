@@ -1,0 +1,214 @@
+"""What chapter 8 shows (beyond the paper, whose Section IV measures faces only through mAP after anonymization;
+Table VIII beside the run's techniques): face share ratios per model and in the controls, face-only
+interventions, and ranked lists with saliency."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from ..analyses import attribution
+from ..book import tables
+
+TRAINED = {"orig": "trained on original images", "anon": "trained on anonymized images"}
+PLACE = {"query": "query only", "gallery": "gallery only", "both": "query and gallery"}
+KINDS = {"true match": "true matches", "hardest false match": "hardest false matches"}  # plural, as a list reads
+PAPER_COLUMN = "paper, BoT on Market-1501 (Table VIII)"
+TABLE_INDEX = "technique (trained on original, tested with faces anonymized)"
+
+
+def names(values: pd.Series) -> str:
+    """'HACNN, BoT': the distinct values in their order of appearance."""
+    return ", ".join(str(v) for v in dict.fromkeys(values))
+
+
+def method_list(main: pd.DataFrame) -> str:
+    """'HACNN: grad-cam; BoT: decomposition': how each model's face share is measured."""
+    return "; ".join(f"{m}: {g.method.iloc[0]}" for m, g in main.groupby("model", sort=False))
+
+
+def interval(r) -> str:
+    """'1.12 [0.95, 1.30]': a face share ratio (a row of `face_share_summary`) with its interval."""
+    return f"{r.ratio:.2f} [{r.ratio_low:.2f}, {r.ratio_high:.2f}]"
+
+
+def share_plot(data: pd.DataFrame, ax, x: str = "trained", hue: str = "kind") -> None:
+    """Mean face share ratio with its bootstrap interval, one group of dots per `x`, one colour per `hue`."""
+    xs = list(dict.fromkeys(data[x]))
+    hues = list(dict.fromkeys(data[hue]))
+    width = 0.8 / max(len(hues), 1)
+    for k, h in enumerate(hues):
+        d = data[data[hue] == h].set_index(x).reindex(xs)
+        pos = np.arange(len(xs)) + (k - (len(hues) - 1) / 2) * width
+        ax.errorbar(pos, d.ratio, yerr=[d.ratio - d.ratio_low, d.ratio_high - d.ratio], fmt="o", capsize=4,
+                    label=str(h))
+    ax.axhline(1, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xticks(range(len(xs)), xs)
+    ax.set_ylabel("face share ratio")
+    ax.legend(fontsize=8)
+
+
+def share_figure(main: pd.DataFrame):
+    """The face share ratio of every model of the run (true and hardest false matches), trained on original and on
+    anonymized images, one panel per model."""
+    data = main.assign(trained=main.trained_on.map(TRAINED))
+    models = list(dict.fromkeys(data.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.4), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        d = data[data.model == m]
+        share_plot(d, ax)
+        ax.set_title(f"{m} ({d.method.iloc[0]})")
+    fig.tight_layout()
+    return fig
+
+
+def share_list(main: pd.DataFrame) -> str:
+    """One Markdown item per row: model, training, kind of match, ratio [interval]."""
+    return "\n".join(f"- {r.model} ({TRAINED[r.trained_on]}, {KINDS.get(r.kind, r.kind)}): {interval(r)}"
+                     for r in main.itertuples())
+
+
+def controls(share: pd.DataFrame) -> pd.DataFrame:
+    """The controls' rows of `face_share_summary` (models trained on original images), each labelled
+    'share 0, seed 0' in `control`."""
+    ctrl = share[(share.run != "default") & (share.trained_on == "orig")].copy()
+    ctrl["control"] = ctrl.run + ", seed " + ctrl.control_seed.astype(str)
+    return ctrl
+
+
+def controls_figure(share: pd.DataFrame):
+    """The face share ratio in each control and seed, one panel per model trained in the controls."""
+    ctrl = controls(share)
+    models = list(dict.fromkeys(ctrl.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.4), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        d = ctrl[ctrl.model == m]
+        share_plot(d, ax, x="control")
+        ax.set_title(f"{m} ({d.method.iloc[0]}), trained on original images")
+        ax.set_xlabel("")
+    fig.tight_layout()
+    return fig
+
+
+SEPARATION_WORDS = {True: "The ratio rises with the share, and the intervals do not overlap.",
+                    False: "The intervals overlap: at this size the measure cannot separate the two controls."}
+
+
+def control_list(share: pd.DataFrame) -> str:
+    """One Markdown item per model: the true matches' ratios [intervals] in the first and the last control (one
+    per seed), and whether they separate (`attribution.control_separation`)."""
+    tm = controls(share)
+    tm = tm[tm.kind == "true match"]
+    lines = []
+    for v in attribution.control_separation(share).itertuples():
+        d = tm[tm.model == v.model]
+        low = ", ".join(interval(r) for r in d[d.run == v.low].itertuples())
+        high = ", ".join(interval(r) for r in d[d.run == v.high].itertuples())
+        lines.append(f"- {v.model}: {v.low}: {low}; {v.high}: {high}. {SEPARATION_WORDS[v.separated]}")
+    return "\n".join(lines)
+
+
+def techniques_figure(shown: list[tuple[str, np.ndarray]]):
+    """One query's crop as the original and under each technique (`attribution.technique_gallery`), side by side."""
+    n = max(len(shown), 1)
+    fig, axes = plt.subplots(1, n, figsize=(1.3 * n, 2.6), squeeze=False)
+    for ax, (t, im) in zip(axes[0], shown):
+        ax.imshow(im)
+        ax.set_title(t, fontsize=9)
+    for ax in axes[0]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def interventions_figure(inter: pd.DataFrame, models: list[str]):
+    """Heatmaps of the mean change of AP (top) and of true-match similarity (bottom) per technique and placement,
+    one column per model trained on original images; `inter` is one run's `interventions_summary`."""
+    d = inter.assign(where=inter.placement.map(PLACE))
+    fig, axes = plt.subplots(2, len(models), figsize=(4.8 * len(models), 6.4), squeeze=False)
+    for k, m in enumerate(models):
+        for row, (col, label, fmt) in enumerate((("ap_change", "AP change (points)", ".1f"),
+                                                 ("sim_change", "similarity change", ".2f"))):
+            w = d[(d.model == m) & (d.trained_on == "orig")].pivot_table(index="technique", columns="where",
+                                                                         values=col, sort=False)
+            w = w.reindex(columns=[PLACE[p] for p in attribution.PLACEMENTS])
+            lim = np.nanmax(np.abs(w.to_numpy())) or 1.0
+            sns.heatmap(w, annot=True, fmt=fmt, cmap="RdBu", vmin=-lim, vmax=lim, ax=axes[row, k], cbar=False)
+            axes[row, k].set_title(f"{m}: {label}")
+            axes[row, k].set_xlabel("face anonymized in")
+    fig.tight_layout()
+    return fig
+
+
+def techniques_table(inter: pd.DataFrame, paper: pd.DataFrame):
+    """mAP of each model trained on original images with every test face anonymized by one technique, beside the
+    paper's Table VIII (its orig→anon column); `inter` is one run's `interventions_summary`."""
+    both = inter[(inter.placement == "both") & (inter.trained_on == "orig")]
+    table = both.pivot_table(index="technique", columns="model", values="mAP_after", sort=False)
+    table.columns = [f"this run, {c}" for c in table.columns]
+    viii = paper[paper.protocol == "orig_anon"].set_index("technique").mAP.rename(PAPER_COLUMN)
+    table = table.join(viii, how="left").rename_axis("technique").reset_index()
+    return tables.shown(table, index="technique", digits=1, headers={"technique": TABLE_INDEX})
+
+
+def swap_text(changes: dict[str, float], model: str, technique: str) -> str:
+    """The sentence comparing the face swap with removing the face (`attribution.swap_and_removal`), or none."""
+    if not changes:
+        return ""
+    return (f"For {model}, the face swap moves AP by {changes['swap']:.1f} points and removing the face "
+            f"({technique}) by {changes['removal']:.1f} points.")
+
+
+def _ranked_rows(sub, r: pd.DataFrame, arrays: dict[str, np.ndarray]) -> None:
+    """One row of panels per list key: the query, then its ranked gallery images with saliency, framed by match."""
+    rows = list(dict.fromkeys(r.key))
+    top = int(r["rank"].max())
+    axes = sub.subplots(len(rows), top + 1, squeeze=False)
+    for i, key in enumerate(rows):
+        g = r[r.key == key].sort_values("rank")
+        q = g.iloc[0]
+        axes[i, 0].imshow(arrays[f"{key}/query"])
+        axes[i, 0].set_title(f"{q.case}, {q.view}, AP {100 * q.ap:.0f}", fontsize=6)
+        for j, e in enumerate(g.itertuples(), start=1):
+            im = arrays[f"{key}/{e.rank - 1}/image"]
+            sal = arrays[f"{key}/{e.rank - 1}/saliency"]
+            ax = axes[i, j]
+            ax.imshow(im)
+            ax.imshow(sal, cmap="jet", alpha=0.4, extent=(-0.5, im.shape[1] - 0.5, im.shape[0] - 0.5, -0.5),
+                      interpolation="bilinear")
+            for s in ax.spines.values():
+                s.set_edgecolor("tab:green" if e.correct else "tab:red")
+                s.set_linewidth(3)
+            ax.set_title(f"{e.similarity:.2f}", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def ranked_figure(ranked: pd.DataFrame, arrays: dict[str, np.ndarray], main: pd.DataFrame):
+    """The ranked lists (`ranked_lists`) of every model, best, median and worst query, original then anonymized,
+    each gallery image with its saliency and a green (true match) or red frame; `main` names each model's method."""
+    models = list(dict.fromkeys(ranked.model))
+    nrows = [ranked[ranked.model == m].key.nunique() for m in models]
+    fig = plt.figure(figsize=(0.95 * (int(ranked["rank"].max()) + 1), 2.0 * sum(nrows) + 0.4 * len(models)),
+                     layout="constrained")
+    for sub, m in zip(np.atleast_1d(fig.subfigures(len(models), 1, height_ratios=nrows)), models):
+        _ranked_rows(sub, ranked[ranked.model == m], arrays)
+        sub.suptitle(f"{m} ({main[main.model == m].method.iloc[0]} saliency)", fontsize=10)
+    return fig
+
+
+def summary_list(main: pd.DataFrame, inter: pd.DataFrame, models: list[str]) -> str:
+    """The run in three Markdown items: true-match face share ratios trained on original and on anonymized images,
+    and each model's AP change per technique with faces anonymized in query and gallery."""
+    tm = main[main.kind == "true match"]
+    orig, anon = tm[tm.trained_on == "orig"], tm[tm.trained_on == "anon"]
+    both = inter[(inter.placement == "both") & (inter.trained_on == "orig")]
+    changes = "; ".join(f"{m} {', '.join(f'{r.technique} {r.ap_change:+.1f}' for r in both[both.model == m].itertuples())}"
+                        for m in models)
+    return "\n".join([
+        "- Face share ratio, true matches, trained on original images: "
+        + "; ".join(f"{r.model} {interval(r)} ({r.method})" for r in orig.itertuples()),
+        "- Trained on anonymized images: " + "; ".join(f"{r.model} {interval(r)}" for r in anon.itertuples()),
+        "- AP change with faces anonymized in query and gallery: " + changes])

@@ -1,0 +1,68 @@
+"""The Findings chapter's sentences (reidlib.pages.findings): built from the results, keyed as glued."""
+from __future__ import annotations
+
+import pandas as pd
+
+from reidlib.pages import findings as page
+
+
+def _tost(margins):
+    return pd.DataFrame([{"metric": m, "after": a, "margin": g, "n_pairs": 30, "mean_difference": 0.8,
+                          "ci90_low": 0.5, "ci90_high": 1.1, "p_tost": 0.01 if g > 1 else 0.6,
+                          "equivalent": g > 1, "why_not_shown": ""}
+                         for m in ("mAP", "rank1") for a in ("orig_anon", "anon_anon") for g in margins])
+
+
+def test_tost_sentences_key_each_comparison_at_both_margins():
+    got = page.tost_sentences(_tost([1.0, 2.0]), [1.0, 2.0])
+    assert set(got) == {f"tost_{m}_{a}_{w}" for m in ("mAP", "rank1") for a in ("orig_anon", "anon_anon")
+                        for w in ("smallest", "largest")}
+    assert got["tost_mAP_orig_anon_smallest"] != got["tost_mAP_orig_anon_largest"]
+    assert "Rank-1" in got["tost_rank1_anon_anon_largest"]
+
+
+def test_header_numbers_list_the_margins():
+    assert page.header_numbers(0.5, [1.0, 2.5]) == {"share": "0.5", "margins": "1 and 2.5", "largest_margin": "2.5"}
+
+
+def test_per_query_text_says_why_when_there_are_no_effects():
+    assert page.per_query_text([]) == page.NO_PER_QUERY
+
+
+def _result(reenc_share: float) -> dict:
+    verdict = {"verdict": "inconclusive", "metric": "mAP", "face": 0.1, "face_sd": 0.2, "face_low": -0.2,
+               "face_high": 0.4, "p_value": 0.3, "margin": 1.0, "runs": 6, "protocol": 1.6,
+               "reencoding": 1.6 * reenc_share, "face_share": 0.06, "reencoding_share": reenc_share, "why": ""}
+    tests = [{"metric": "mAP", "after": "orig_anon", "mean_difference": 1.23}]
+    return {"face_part": verdict, "paper_tests": tests}
+
+
+def test_the_face_part_and_the_papers_reading_come_from_the_result():
+    r = _result(0.9)
+    assert "1.60" in page.face_part_text(r)
+    text = page.paper_reading_text(r)
+    assert "1.23" in text and "1.44 (90%): most of it" in text
+    assert "(30%). If the paper's copies" in page.paper_reading_text(_result(0.3))
+    assert "none of it" in page.paper_reading_text(_result(-1.0))
+
+
+def test_without_a_decomposition_the_page_says_why():
+    assert page.face_part_text({"paper_tests": []}) == page.NO_PARTS
+    assert "no re-encoding part" in page.paper_reading_text({"paper_tests": [], "face_part": None})
+
+
+def test_claims_cards_give_each_claim_its_verdict_and_evidence_as_a_list():
+    claims = pd.DataFrame([{"claim": "Drops are small", "verdict": "not reproduced", "paper_evidence": "TOST fails",
+                            "run_evidence": "drop 2.1", "why": "interval reaches past 1"},
+                           {"claim": "Ranking kept", "verdict": "reproduced", "paper_evidence": "tau 0.8",
+                            "run_evidence": "n/a", "why": "tau above 0.6"}])
+    text = page.claims_cards(claims)
+    assert text.startswith("**1. Drops are small** — *✘ not reproduced*")
+    assert "**2. Ranking kept** — *✔ reproduced*" in text
+    assert "\n- **This run:** drop 2.1\n" in text and text.count("\n- **Why:**") == 2
+
+
+def test_a_run_without_a_drop_says_there_is_nothing_to_take_apart():
+    r = _result(0.5)
+    r["face_part"]["protocol"] = -0.4
+    assert "no drop to take apart" in page.paper_reading_text(r) and "+0.40" in page.paper_reading_text(r)

@@ -1,0 +1,147 @@
+"""The privacy chapter's verdicts (reidlib.analyses.privacy) and what its page shows (reidlib.pages.privacy)."""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from reidlib.analyses import privacy
+from reidlib.pages import privacy as page
+
+
+def _points(retrained_run_point: bool = True) -> pd.DataFrame:
+    rows = [("none", math.nan, "none", 100.0, 90.0, 95.0, 60.0, 50.0, 50.0, math.nan, math.nan),
+            ("blur", 0.125, "blur_0.125", 10.0, 40.0, 30.0, 45.0, 40.0, math.nan, True, True),
+            ("pixelate", 6.0, "pixelate_6", 10.0, 20.0, 10.0, 40.0, 35.0, math.nan, True, False),
+            ("zero", math.nan, "zero", 10.0, 5.0, 2.0, 30.0, 20.0, 18.0 if retrained_run_point else math.nan,
+             True, True)]
+    cols = ["technique", "strength", "label", "leaked_faces", "face_rank1", "face_tar_far0.01", "head_rank1",
+            "map_orig_anon", "map_anon_anon", "front_face_orig_anon", "front_head_orig_anon"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _summary(face: bool = True, run_point: str = "zero") -> dict:
+    fronts = [{"attacker": "face", "protocol": "orig_anon", "knee": "pixelate_6", "knee_attack_rank1": 20.0,
+               "knee_map": 35.0},
+              {"attacker": "head", "protocol": "orig_anon", "knee": "blur_0.125", "knee_attack_rank1": 45.0,
+               "knee_map": 40.0},
+              {"attacker": "head", "protocol": "anon_anon", "knee": "zero", "knee_attack_rank1": 30.0,
+               "knee_map": 18.0}]
+    return {"face_attacker": face, "face_attacker_reason": "" if face else "privacy.face_attacker is false",
+            "chance": {"rank1": 12.5}, "test_faces": 40, "test_queries": 8, "run_point": run_point,
+            "model": "bot_r50", "head_model": "osnet_x0_25", "fronts": fronts if face else fronts[1:]}
+
+
+def _ctrl(high_gain: float, seeds=(0, 1), jitter: float = 1.0) -> pd.DataFrame:
+    rows = []
+    for share, gain in ((0.0, 0.0), (1.0, high_gain)):
+        for k, seed in enumerate(seeds):
+            rows.append({"face_identity_share": share, "variant": "original", "seed": seed, "rank1": 80.0})
+            rows.append({"face_identity_share": share, "variant": "anonymized", "seed": seed,
+                         "rank1": 80.0 - gain - k * jitter})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- verdicts
+
+def test_controls_pass_only_when_the_gain_clears_the_seed_spread():
+    assert privacy.control_verdict(_ctrl(high_gain=20.0))["found"]
+    assert not privacy.control_verdict(_ctrl(high_gain=0.5))["found"]
+    wide = privacy.control_verdict(_ctrl(high_gain=5.0, jitter=10.0))
+    assert wide["spread"] == pytest.approx(10.0) and not wide["found"]
+
+
+def test_control_verdict_reports_the_gains_at_both_shares():
+    v = privacy.control_verdict(_ctrl(high_gain=20.0))
+    assert (v["low_share"], v["high_share"]) == (0.0, 1.0)
+    assert v["low_gain"] == pytest.approx(0.5) and v["high_gain"] == pytest.approx(20.5)
+
+
+def test_ceiling_summary_finds_the_first_width_passing_the_level():
+    ceiling = pd.DataFrame({"source": ["this run", "this run", "generated at one width"],
+                            "width": ["<12", ">=16", "24"], "rank1": [20.0, 55.0, 90.0]})
+    s = privacy.ceiling_summary(ceiling)
+    assert (s["low"], s["high"], s["best_width"], s["passes_at"]) == (20.0, 90.0, "24", ">=16")
+    assert privacy.ceiling_summary(ceiling.assign(rank1=[1.0, 2.0, 3.0]))["passes_at"] is None
+
+
+def test_ceiling_is_shown_only_when_the_face_attacker_ran_on_some_faces():
+    ceiling = pd.DataFrame({"source": ["this run"], "width": ["<12"], "rank1": [20.0]})
+    assert privacy.ceiling_shown(_summary(face=True), ceiling)
+    assert not privacy.ceiling_shown(_summary(face=False), ceiling)
+    assert not privacy.ceiling_shown(_summary(face=True), ceiling.iloc[:0])
+
+
+def test_attackers_and_knees_follow_the_summary():
+    assert privacy.attackers(_summary(face=True)) == ["face", "head"]
+    assert privacy.attackers(_summary(face=False)) == ["head"]
+    assert privacy.knees(_summary())["head"]["knee"] == "blur_0.125"
+    assert privacy.knees(_summary(), "anon_anon")["head"]["knee"] == "zero"
+    assert privacy.original(_points()).technique == "none"
+
+
+# ---------------------------------------------------------------- the page
+
+def test_settings_are_named_in_plain_words():
+    assert page.setting_names(_points()) == ["original", "blur, sigma = w/8", "pixelate, 6x6 blocks", "black box"]
+
+
+def test_headline_numbers_are_keyed_as_glued_and_say_when_the_face_attacker_did_not_run():
+    got = page.headline_numbers(_points(), _summary())
+    assert got == {"n_faces": 40, "n_queries": 8, "chance_rank1": "12.5", "head_model": "osnet_x0_25",
+                   "reid_model": "bot_r50", "leaked": "10", "head_orig_rank1": "60.0", "face_orig_rank1": "90.0"}
+    assert page.headline_numbers(_points(), _summary(face=False))["face_orig_rank1"] == "not measured"
+    assert page.face_status(_summary()) == ""
+    assert "privacy.face_attacker is false" in page.face_status(_summary(face=False))
+
+
+def test_ceiling_text_says_where_the_attacker_works_or_that_it_was_not_run():
+    ceiling = pd.DataFrame({"source": ["this run", "generated at one width"], "width": ["<12", "24"],
+                            "rank1": [20.0, 90.0]})
+    text = page.ceiling_text(ceiling, _summary())
+    assert text.startswith("By face width, Rank-1 runs from 20% to 90% (at 24 px). It passes 50% from 24 px.")
+    assert page.ceiling_text(ceiling.assign(rank1=[5.0, 8.0]), _summary()).count("never reaches 50%") == 1
+    assert page.ceiling_text(ceiling, _summary(face=False)).startswith(page.NO_CEILING)
+
+
+def test_front_text_names_each_attackers_knee():
+    text = page.front_text(_points(), _summary())
+    assert "face attacker the knee of the front is **pixelate, 6x6 blocks**: attacker Rank-1 20.0%" in text
+    assert "head attacker the knee of the front is **blur, sigma = w/8**" in text
+    assert "face" not in page.front_text(_points(), _summary(face=False))
+
+
+def test_control_text_follows_the_verdict():
+    passed = page.control_text(privacy.control_verdict(_ctrl(high_gain=20.0)))
+    assert passed.endswith(page.CONTROLS_PASS) and "by 20.5 points at share 1" in passed
+    assert page.control_text(privacy.control_verdict(_ctrl(high_gain=0.5))).endswith(page.CONTROLS_FAIL)
+
+
+def test_summary_is_a_markdown_list_with_the_run_point():
+    lines = page.summary_lines(_points(), _summary()).split("\n")
+    assert len(lines) == 4 and all(x.startswith("- ") for x in lines)
+    assert "(black box) it falls to Rank-1 5.0%" in lines[1]
+    assert lines[2].endswith("60.0% on the originals and 30.0% after retraining on the run's anonymization.")
+    head_only = page.summary_lines(_points(), _summary(face=False, run_point="missing")).split("\n")
+    assert len(head_only) == 2 and head_only[0].endswith("on the originals.")
+
+
+def test_points_table_names_columns_and_dashes_missing_values():
+    t = page.points_table(_points()).data
+    assert t.index.name == "setting" and t.index[0] == "original"
+    assert "face Rank-1" in t.columns and "re-ID mAP (retrained on copy)" in t.columns
+    assert t.loc["blur, sigma = w/8", "re-ID mAP (retrained on copy)"] == "–"
+    assert t.loc["black box", "face Rank-1"] == "5.0"
+
+
+@pytest.mark.parametrize("face", [True, False])
+def test_figures_draw_a_panel_per_attacker(face):
+    ceiling = pd.DataFrame({"source": ["this run"], "width": ["<12"], "rank1": [20.0]})
+    figs = [page.front_figure(_points(), _summary(face)), page.ceiling_figure(ceiling, _summary(face)),
+            page.control_figure(_ctrl(high_gain=10.0))]
+    assert len(figs[0].axes) == (2 if face else 1)
+    assert figs[1].axes[0].get_ylabel() == ("Rank-1 (%)" if face else "")
+    for f in figs:
+        plt.close(f)

@@ -1,0 +1,50 @@
+"""The teaching chapter's sweep table, drops and sentences (reidlib.pages.teaching) from a synthetic sweep."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pandas as pd
+
+from reidlib.pages import teaching as page
+
+
+def _sweep(grows: bool, retrain: bool = False, seeds=(0, 1)) -> pd.DataFrame:
+    rows = []
+    for share in (0.0, 1.0):
+        for seed in seeds:
+            base = 50 + seed
+            cost = (8 if grows else -0.5) * share + 0.5
+            rows += [{"face_identity_share": share, "seed": seed, "protocol": "orig_orig", "mAP": base, "rank1": 60},
+                     {"face_identity_share": share, "seed": seed, "protocol": "orig_anon", "mAP": base - cost - seed,
+                      "rank1": 55}]
+            if retrain:
+                rows.append({"face_identity_share": share, "seed": seed, "protocol": "anon_anon", "mAP": base - 1,
+                             "rank1": 58})
+    return pd.DataFrame(rows)
+
+
+def test_drops_per_share_and_seed_and_retrained_only_when_trained():
+    d = page.drops(_sweep(grows=True))
+    assert list(d.columns) == ["face_identity_share", "seed", "tested on anonymized"]
+    assert d.loc[(d.face_identity_share == 1.0) & (d.seed == 1), "tested on anonymized"].item() == 9.5
+    assert "retrained on anonymized" in page.drops(_sweep(grows=True, retrain=True))
+
+
+def test_sweep_text_says_whether_the_drop_grows_with_the_share():
+    grows = page.sweep_text(page.drops(_sweep(grows=True)))
+    flat = page.sweep_text(page.drops(_sweep(grows=False)))
+    assert "by 9.0 points (SD 0.7 over seeds)" in grows and "as it should" in grows
+    assert "does not grow" in flat
+    assert "SD" not in page.sweep_text(page.drops(_sweep(grows=True, seeds=(0,))))
+
+
+def test_top_share_numbers_say_when_nothing_was_retrained():
+    assert page.top_share_numbers(_sweep(grows=True))["top_aa"].startswith("not trained here")
+    got = page.top_share_numbers(_sweep(grows=True, retrain=True))
+    assert got["top_share"] == "1" and got["top_oo"] == "50.5 ± 0.7" and got["top_aa"] == "49.5 ± 0.7"
+
+
+def test_sweep_figure_has_both_panels():
+    fig = page.sweep_figure(_sweep(grows=True), page.drops(_sweep(grows=True)))
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "mAP drop (points)"
