@@ -4,7 +4,7 @@ import pytest
 from conftest import tiny_dataset_config
 from PIL import Image
 
-from reidlib.core import images, runfiles
+from reidlib.core import config, images, runfiles
 from reidlib.stages import datasets, synthetic
 
 
@@ -135,3 +135,51 @@ def test_hard_face_regime_off_leaves_the_plan_unchanged_and_on_makes_faces_a_det
     result = recall.evaluate(truth, dets)
     conditions = [r["condition"] for r in result["by_condition"]]
     assert conditions[:4] == ["frontal", "profile", "uncovered", "partly covered"]
+
+
+def _faces_by_pid(root) -> pd.DataFrame:
+    truth = pd.read_csv(root / "face_boxes.csv")
+    return truth.assign(pid=truth.image.str.split("/").str[1].str[:4].astype(int))
+
+
+def test_own_faces_carry_identity_and_random_faces_carry_none(tmp_path):
+    """dataset.face_identity: own gives every crop of an identity its one face; random (the negative
+    control) draws each crop's face on its own, so a face says nothing about who it is."""
+    own = _faces_by_pid(synthetic.generate(tmp_path / "own", tiny_dataset_config(turned_away=0.0), seed=3))
+    ids = pd.read_csv(tmp_path / "own" / "identities.csv").set_index("pid")
+    assert (own.groupby("pid").face_index.nunique() == 1).all()
+    assert (own.face_index == ids.loc[own.pid, "face_index"].to_numpy()).all()
+    cfg = tiny_dataset_config(turned_away=0.0, face_identity="random", images_per_camera=4)
+    rand = _faces_by_pid(synthetic.generate(tmp_path / "random", cfg, seed=3))
+    per_pid = rand.groupby("pid").face_index.nunique()
+    assert (per_pid > 1).all() and per_pid.mean() > 0.8 * rand.groupby("pid").size().mean()
+    # the same clothing, drawn twice, shows other faces: the face is not a function of the identity
+    assert (pd.read_csv(tmp_path / "random" / "identities.csv").face_index == -1).all()
+    same = synthetic.generate(tmp_path / "random2", cfg, seed=3)
+    assert (pd.read_csv(same / "face_boxes.csv").face_index == rand.face_index).all()  # deterministic
+
+
+def test_a_random_face_world_pastes_the_face_it_records(tmp_path):
+    """Among the 100 LFW faces, the one face_boxes.csv records ranks near the top for its crop (a record
+    shuffled against the crops would rank about 50th)."""
+    cfg = tiny_dataset_config(turned_away=0.0, face_identity="random")
+    root = synthetic.generate(tmp_path / "d", cfg, seed=1)
+    truth = pd.read_csv(root / "face_boxes.csv")
+    faces = images.lfw_faces()
+    import cv2
+    ranks = []
+    for r in truth[truth.x1 - truth.x0 >= 16].itertuples():
+        crop = np.asarray(Image.open(root / r.image).convert("L"), float)[r.y0:r.y1, r.x0:r.x1]
+        c = (crop - crop.mean()).ravel()
+        scores = []
+        for face in faces:
+            f = cv2.resize(face, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_AREA).ravel()
+            f = f - f.mean()
+            scores.append(float(c @ f / np.linalg.norm(c) / np.linalg.norm(f)))
+        ranks.append(int((np.array(scores) > scores[r.face_index]).sum()))
+    assert len(ranks) >= 8 and np.median(ranks) <= 5
+
+
+def test_an_unknown_face_identity_is_refused_by_key():
+    with pytest.raises(config.ConfigError, match="dataset.face_identity"):
+        tiny_dataset_config(face_identity="shuffled")

@@ -2,7 +2,7 @@
 
 Each claim gets the paper's evidence (recomputed from Tables III-VIII), this run's evidence, and
 a verdict: reproduced, not reproduced, or cannot tell here, with why. The controls (the generated
-world with faces carrying no extra identity, and with only faces separating copied identities)
+world whose faces carry no identity (a random face per crop), and with only faces separating copied identities)
 check that the protocol drop finds face importance when it is there and nothing when it is not.
 Every sentence that depends on a count is built here, so it is tested.
 """

@@ -1,8 +1,9 @@
 """The teaching sweep (chapter 7): the generated world's face-identity knob turned, each point a run of its own.
 
 Beyond the paper, which cannot choose how much identity its datasets' faces carry: at
-`dataset.face_identity_share` 0 no identity needs its face, at 1 every identity has a twin in clothes
-and only the face tells them apart. The sweep's ends are the book's controls.
+`dataset.face_identity_share` 0 no identity needs its face (and each crop shows a face drawn at random, so
+the face carries no identity: `teaching.negative_faces`), at 1 every identity has a twin in clothes and
+only the face tells them apart. The sweep's ends are the book's controls.
 """
 from __future__ import annotations
 
@@ -28,11 +29,14 @@ def sweep_config(cfg: Config, share: float) -> Config:
     """The teaching sweep's run at one `face_identity_share`: generated data, `training.model` only.
 
     Its faces are the `easy_faces` preset (sharp, frontal, uncovered; the run's sizes): the sweep's ends
-    are the controls, and a positive control needs every face it can show.
+    are the controls, and a positive control needs every face it can show. At share 0 each crop's face is
+    drawn at random (`teaching.negative_faces`): there the face carries no identity at all.
     """
     t = cfg.teaching
+    faces = t.negative_faces if share == 0 else "own"
     return derive(cfg, cfg.run_path / "teaching" / f"share_{share:.2f}",
                   dataset={"name": "synthetic", "root": "", "preset": "easy_faces", "face_identity_share": share,
+                           "face_identity": faces,
                            "train_ids": t.train_ids, "test_ids": t.test_ids, "cameras": t.cameras},
                   training={"epochs": t.epochs, "lr_step": max(t.epochs - 1, 1)},
                   anonymization={"audit": False})

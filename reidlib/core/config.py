@@ -80,6 +80,7 @@ class DatasetConfig:
     cameras: int = ranged(4, 2)
     images_per_camera: int = ranged(2, 1)
     face_identity_share: float = ranged(0.5, 0, 1)  # share of identities whose clothing copies another's
+    face_identity: str = "own"  # own: each identity its face | random: each crop a face drawn at random (no identity)
     turned_away: float = ranged(0.2, 0, 1)  # share of images showing the back of the head (no face)
     face_size: tuple[int, int] = ranged((6, 20), 1)  # min/max face width in pixels
     face_blur: float = ranged(1.0, 0)  # faces blurred with a Gaussian sigma drawn up to this (pixels)
@@ -94,11 +95,18 @@ class DatasetConfig:
             _known("dataset.preset", self.preset, DATASET_PRESETS)
         if not registry.DATASETS[self.name].generated and not self.root:
             raise ConfigError(f"dataset.root must name the folder holding {self.name} (only 'synthetic' is generated)")
+        if self.face_identity not in FACE_IDENTITIES:
+            raise ConfigError(f"config key dataset.face_identity = {self.face_identity!r}: choose "
+                              f"{' or '.join(FACE_IDENTITIES)}")
         if self.outside_links not in ("refuse", "skip"):
             raise ConfigError(f"config key dataset.outside_links = {self.outside_links!r}: choose refuse or skip")
         if self.face_size[0] > self.face_size[1]:
             raise ConfigError(f"config key dataset.face_size = {list(self.face_size)}: min must not exceed max")
 
+
+# Whose face a generated crop shows: its identity's own (faces carry identity), or one drawn at random from
+# the pool for every crop (the negative control: the face carries no identity, so removing it can cost nothing).
+FACE_IDENTITIES = ("own", "random")
 
 # Named sets of generated-world keys. easy_faces: the hard face regime off (sharp, frontal, uncovered
 # faces at the run's sizes): the controls' worlds, where a positive control needs every face it can show.
@@ -298,9 +306,15 @@ class TeachingConfig:
     # also train on each anonymized copy (the anon/anon protocol): twice the sweep's trainings; the
     # controls' measure of face importance (orig -> anon) needs only the original-trained models
     retrain: bool = False
+    # the share-0 world's faces (dataset.face_identity): random, each crop a face drawn on its own, so the face
+    # carries no identity at all (the negative control); own, each identity its face (a face is one cue of many)
+    negative_faces: str = "random"
 
     def __post_init__(self) -> None:
         _shares("teaching.shares", self.shares)
+        if self.negative_faces not in FACE_IDENTITIES:
+            raise ConfigError(f"config key teaching.negative_faces = {self.negative_faces!r}: choose "
+                              f"{' or '.join(FACE_IDENTITIES)}")
         if len(self.shares) < 2:
             raise ConfigError(f"config key teaching.shares = {self.shares!r}: the sweep's ends are the controls, "
                               f"so list at least two shares (e.g. [0.0, 1.0])")

@@ -287,6 +287,23 @@ def plan(cfg: DatasetConfig, seed: int) -> pd.DataFrame:
     return df
 
 
+def face_of(person: Identity, image, face_identity: str, seed: int) -> int:
+    """The LFW face a crop shows: its identity's own, or (`random`, the negative control) one drawn for this
+    crop alone from the 100 faces, independent of who it is."""
+    if face_identity == "own":
+        return person.face_index
+    return int(np.random.default_rng([seed, 5, image.pid, image.camid, image.frame]).integers(100))
+
+
+def _stamped(cfg: DatasetConfig) -> dict:
+    """The dataset keys a generated set is stamped with (a key at its default value left out when it was added
+    after sets were generated, so those sets stay valid)."""
+    keys = to_dict(cfg)
+    if keys.get("face_identity") == "own":
+        del keys["face_identity"]
+    return keys
+
+
 def generate(root: str | Path, cfg: DatasetConfig, seed: int) -> Path:
     """Write the dataset to `root` (Market-1501 layout plus `face_boxes.csv`, `identities.csv`).
 
@@ -294,7 +311,7 @@ def generate(root: str | Path, cfg: DatasetConfig, seed: int) -> Path:
     run leaves nothing at `root`. An existing complete dataset is kept as is.
     """
     root = Path(root)
-    stamp = json.dumps({"dataset": to_dict(cfg), "seed": seed}, sort_keys=True)
+    stamp = json.dumps({"dataset": _stamped(cfg), "seed": seed}, sort_keys=True)
     if (root / DONE_MARKER).is_file():
         if (root / DONE_MARKER).read_text().strip() != stamp:
             raise FileExistsError(f"{root} was generated with another configuration; remove it "
@@ -321,7 +338,8 @@ def generate(root: str | Path, cfg: DatasetConfig, seed: int) -> Path:
         for r in df.itertuples():
             rng = np.random.default_rng([seed, 4, r.pid, r.camid, r.frame])
             person = people[r.pid]
-            face = None if r.turned_away else faces[person.face_index]
+            face_index = face_of(person, r, cfg.face_identity, seed)
+            face = None if r.turned_away else faces[face_index]
             look = FaceLook(r.face_blur, r.squeeze, r.side, r.covered, r.from_below)
             img, box = render(person, cams[r.camid], face, r.face_w, rng, look)
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
@@ -331,10 +349,10 @@ def generate(root: str | Path, cfg: DatasetConfig, seed: int) -> Path:
             (tmp / r.image).write_bytes(buf.tobytes())
             if box is not None:
                 boxes.append(dict(image=r.image, x0=box[0], y0=box[1], x1=box[2], y1=box[3],
-                                  blur=r.face_blur, profile=r.profile, occluded=r.occluded))
-        pd.DataFrame(boxes, columns=["image", "x0", "y0", "x1", "y1", *TRUTH_CONDITIONS]).to_csv(
+                                  blur=r.face_blur, profile=r.profile, occluded=r.occluded, face_index=face_index))
+        pd.DataFrame(boxes, columns=["image", "x0", "y0", "x1", "y1", *TRUTH_CONDITIONS, "face_index"]).to_csv(
             tmp / "face_boxes.csv", index=False, lineterminator="\n")
-        pd.DataFrame([dict(pid=p.pid, split=p.split, face_index=p.face_index,
+        pd.DataFrame([dict(pid=p.pid, split=p.split, face_index=p.face_index if cfg.face_identity == "own" else -1,
                            clothing_source=p.clothing_source) for p in people.values()]).to_csv(
             tmp / "identities.csv", index=False, lineterminator="\n")
         atomic_write_text(tmp / DONE_MARKER, stamp + "\n")
