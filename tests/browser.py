@@ -156,7 +156,11 @@ class Browser:
             document.querySelectorAll('details').forEach(d => { d.open = true; });
             const art = document.querySelector('article.bd-article') || document.body;
             const bad = [];
+            const scrolls = el => { for (let a = el.parentElement; a && a !== art; a = a.parentElement) {
+                const o = getComputedStyle(a).overflowX; if (o === 'auto' || o === 'scroll') return true; }
+                return false; };
             art.querySelectorAll('table, pre').forEach(el => {
+                if (el.tagName === 'TABLE' && scrolls(el)) return;  // a wide table in its own scrolling box
                 const room = el.tagName === 'PRE' ? el.clientWidth : el.parentElement.clientWidth;
                 const over = el.scrollWidth - room;
                 if (el.offsetParent !== null && over > 1)
@@ -164,6 +168,34 @@ class Browser:
             });
             return bad;
         })()""")
+
+    def defects(self, ids: list[str]) -> dict[str, list[str]]:
+        """What a reader should never meet on a page, each as a short excerpt: a Markdown list glued into one
+        paragraph ("- a - b"), a table header broken inside a word, a table cell reading nan/NaN/True/False,
+        a registry id (`ids`, e.g. hacnn) in a table cell where a display name exists."""
+        return self.evaluate("""((ids) => {
+            const art = document.querySelector('article.bd-article') || document.body;
+            const out = {glued_lists: [], broken_headers: [], bad_cells: [], registry_ids: []};
+            art.querySelectorAll('p').forEach(p => {
+                const t = p.innerText.trim();
+                if (/^- /.test(t) && / - [A-Za-z0-9(]/.test(t.slice(2))) out.glued_lists.push(t.slice(0, 60));
+            });
+            const canvas = document.createElement('canvas').getContext('2d');
+            art.querySelectorAll('table th').forEach(th => {
+                if (th.offsetParent === null) return;
+                const style = getComputedStyle(th);
+                canvas.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+                const room = th.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+                const longest = Math.max(0, ...th.innerText.split(/\s+/).map(w => canvas.measureText(w).width));
+                if (longest > room + 1) out.broken_headers.push(th.innerText.trim().slice(0, 40));
+            });
+            art.querySelectorAll('table td, table tbody th').forEach(td => {
+                const t = td.innerText.trim();
+                if (['nan', 'NaN', 'True', 'False'].includes(t)) out.bad_cells.push(t);
+                if (ids.includes(t)) out.registry_ids.push(t);
+            });
+            return out;
+        })(%s)""" % json.dumps(ids))
 
     def screenshot(self, path: Path, full: bool = False, max_height: int = 20000) -> Path:
         """Save the current page as a PNG: the window, or (`full`) the whole page down to `max_height` px."""

@@ -66,3 +66,35 @@ def test_a_run_without_a_drop_says_there_is_nothing_to_take_apart():
     r = _result(0.5)
     r["face_part"]["protocol"] = -0.4
     assert "no drop to take apart" in page.paper_reading_text(r) and "+0.40" in page.paper_reading_text(r)
+
+
+def _drops(neg_found, pos_found) -> pd.DataFrame:
+    return pd.DataFrame([{"control": c, "face_identity_share": s, "metric": "mAP", "after": "orig_anon",
+                          "n_seeds": 3, "mean_drop": d, "seed_sd": 0.3, "p_value": 0.01, "found": f,
+                          "why_not_shown": ""}
+                         for c, s, d, f in (("negative", 0.0, 0.1, neg_found), ("positive", 1.0, 4.0, pos_found))])
+
+
+def _ratios(separated: bool) -> pd.DataFrame:
+    high = 2.0 if separated else 1.1
+    return pd.DataFrame([{"run": run, "control_seed": 0, "model": "HACNN", "trained_on": "orig", "method": "grad-cam",
+                          "kind": "true match", "ratio": r, "ratio_low": r - 0.2, "ratio_high": r + 0.2, "queries": 6}
+                         for run, r in (("share 0", 1.0), ("share 1", high))])
+
+
+def _head(gain: float) -> pd.DataFrame:
+    return pd.DataFrame([{"face_identity_share": s, "variant": v, "seed": seed,
+                          "rank1": 50.0 - (gain * s if v == "anonymized" else 0.0) + seed}
+                         for s in (0.0, 1.0) for v in ("original", "anonymized") for seed in (0, 1)])
+
+
+def test_each_measure_passes_or_fails_its_controls_by_its_own_results():
+    from reidlib.analyses import controls
+    good = controls.instruments(_drops(False, True), _ratios(True), _head(20.0))
+    assert good.verdict.tolist() == ["passes", "passes", "passes"]
+    bad = controls.instruments(_drops(True, True), _ratios(False), _head(0.0))
+    assert bad.verdict.tolist() == ["fails", "fails", "fails"]
+    assert controls.instruments(_drops(None, True)).verdict.tolist() == ["cannot tell"]
+    assert controls.passing(good)[0].startswith("protocol drop") and controls.passing(bad) == []
+    assert "rests on them alone" in page.controls_sentence(good)
+    assert page.controls_sentence(bad).startswith("No measure passes both controls")

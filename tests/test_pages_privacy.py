@@ -145,3 +145,13 @@ def test_figures_draw_a_panel_per_attacker(face):
     assert figs[1].axes[0].get_ylabel() == ("Rank-1 (%)" if face else "")
     for f in figs:
         plt.close(f)
+
+
+def test_no_knee_is_named_for_an_attacker_at_chance():
+    points = _points()
+    points.loc[points.technique == "none", "head_rank1"] = 20.0  # < 2 x chance (12.5)
+    assert not privacy.above_chance(points, _summary(), "head") and privacy.above_chance(points, _summary(), "face")
+    text = page.front_text(points, _summary())
+    assert "head attacker the knee" not in text and "no knee is named for it" in text
+    assert "Rank-1 on the original images (20.0%) is not clearly above chance (12.5%" in text
+    assert "face attacker the knee of the front is **pixelate, 6x6 blocks**" in text

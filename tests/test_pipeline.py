@@ -12,6 +12,7 @@ import nbformat
 import pandas as pd
 import pytest
 
+from reidlib.core import registry
 from reidlib.pipeline import table
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -139,7 +140,8 @@ def test_book_in_a_real_browser_offline(built):
     pages = browser.book_pages(html)
     assert len(pages) == len(CHAPTERS) + 4 and all(p.is_file() for p in pages)
     shots = PROJECT / "_build" / "screenshots"
-    uncaptioned, too_wide, uncited, misnumbered, metrics = {}, {}, [], {}, []
+    uncaptioned, too_wide, uncited, misnumbered, metrics, defects = {}, {}, [], {}, [], {}
+    ids = [m for m, spec in registry.MODELS.items() if spec.display != m]
     with browser.Browser() as b:
         reports = []
         for p in pages:
@@ -160,6 +162,9 @@ def test_book_in_a_real_browser_offline(built):
             if numbers != expected:
                 misnumbered[p.name] = numbers
             metrics.append({"page": f"{p.parent.name}/{p.stem}", **b.layout()})
+            found = {k: v for k, v in b.defects(ids).items() if v}
+            if found:
+                defects[p.name] = found
             wide = b.too_wide()  # opens every collapsed cell: measured after the layout
             if wide:
                 too_wide[p.name] = wide
@@ -174,6 +179,7 @@ def test_book_in_a_real_browser_offline(built):
     assert not uncited, f"pages whose prose cites none of their figures: {uncited}"
     assert not misnumbered, f"figures not numbered by chapter (Fig. 3.1, 3.2, ...): {misnumbered}"
     assert not too_wide, f"tables or code wider than the column: {too_wide}"
+    assert not defects, f"glued lists, headers broken inside a word, nan/True/False or registry ids: {defects}"
     assert spans >= 17, f"the paper's tables span {spans} protocol headers over their two columns"
     problems = [(r.url, r.broken_images, r.errors) for r in reports if r.broken_images or r.errors]
     assert not problems, problems

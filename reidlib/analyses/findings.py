@@ -28,8 +28,9 @@ from ..core.runfiles import (
 )
 from ..pipeline import rundir, table
 from ..stages import statistics
+from . import attribution, per_query, privacy, teaching
+from . import controls as measures
 from . import decomposition as drop_parts
-from . import per_query, teaching
 
 VERDICTS = ("reproduced", "not reproduced", "cannot tell here")
 TAU_PRESERVED = 0.6  # Kendall's tau at or above which a ranking of models counts as preserved
@@ -350,6 +351,17 @@ def verdict_counts(claims: pd.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------- stage
+def _control_measures(cfg: Config) -> dict[str, Path]:
+    """The control results of the measures beside the protocol drop: the face share ratio (chapter 8) and the
+    head attacker (chapter 9, generated data only); none for a results table given in `statistics.results`."""
+    if cfg.statistics.results:
+        return {}
+    out = {"face_share": attribution.stage_attribution(cfg).parent / "face_share_summary.csv"}
+    if rundir.ground_truth(cfg) is not None:
+        out["head"] = privacy.stage_privacy(cfg, progress=False).parent / "controls.csv"
+    return out
+
+
 def stage_findings(cfg: Config) -> Path:
     """The Findings chapter's results: claims, tests and TOST (paper and run), seed spread, controls, per-query."""
     out = findings_path(cfg)
@@ -357,6 +369,7 @@ def stage_findings(cfg: Config) -> Path:
     sweep_path = teaching.stage_sweep(cfg, progress=False)
     pq_path = per_query.stage_per_query(cfg) if not cfg.statistics.results else None
     parts_path = drop_parts.stage_decompose(cfg) if not cfg.statistics.results else None
+    measured = _control_measures(cfg)  # the other measures' own control results (this run's models only)
     recall_path = rundir.stage_recall(cfg)
     paper_dir = statistics.paper_results_path().parent
     inputs = tree_digest([("run", run_sha), ("sweep", file_sha256(sweep_path)),
@@ -364,6 +377,7 @@ def stage_findings(cfg: Config) -> Path:
                                                                sort_keys=True).encode()).hexdigest())]
                          + ([("per_query", file_sha256(pq_path))] if pq_path else [])
                          + ([("drop_parts", file_sha256(parts_path))] if parts_path else [])
+                         + [(name, file_sha256(path)) for name, path in measured.items()]
                          + [(p.name, file_sha256(p)) for p in sorted(paper_dir.glob("*.csv"))])
     conf = table.conf(cfg, "findings")
     if out.is_file():  # a summary of its inputs: reused when they and the config are the same, else remade
@@ -393,6 +407,9 @@ def stage_findings(cfg: Config) -> Path:
     if pq_path is not None:
         result["per_query_effects"] = pd.read_csv(effects_path(cfg), keep_default_na=False,
                                                   na_values=[""]).fillna({"why_not_shown": ""}).to_dict(orient="records")
+    table_of = {name: pd.read_csv(path) for name, path in measured.items()}
+    result["instruments"] = measures.instruments(controls, table_of.get("face_share"),
+                                                 table_of.get("head")).to_dict(orient="records")
     if parts_path is not None:  # the drop taken apart: the verdict on faces rests on the face part
         parts = drop_parts.load(cfg)["summary"]
         result["drop_parts"] = parts.fillna({"why_not_shown": ""}).to_dict(orient="records")

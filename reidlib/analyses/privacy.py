@@ -402,3 +402,12 @@ def control_verdict(ctrl: pd.DataFrame) -> dict:
     low, high = float(g.loc[lo, "mean"]), float(g.loc[hi, "mean"])
     return {"low_share": float(lo), "high_share": float(hi), "low_gain": low, "high_gain": high, "spread": spread,
             "found": bool(high > max(low, 0.0) + spread)}
+
+
+ABOVE_CHANCE = 2.0  # an attacker's Rank-1 on the originals must reach this multiple of chance to be read at all
+
+
+def above_chance(points_table: pd.DataFrame, summary: dict, attacker: str, factor: float = ABOVE_CHANCE) -> bool:
+    """Whether an attacker identifies people on the unmodified images clearly better than chance (Rank-1 at
+    least `factor` x the chance rate): an attacker at chance measures nothing, so no knee is named for it."""
+    return bool(original(points_table)[f"{attacker}_rank1"] >= factor * summary["chance"]["rank1"])

@@ -34,7 +34,8 @@ def sweep_config(cfg: Config, share: float) -> Config:
     """
     t = cfg.teaching
     faces = t.negative_faces if share == 0 else "own"
-    return derive(cfg, cfg.run_path / "teaching" / f"share_{share:.2f}",
+    folder = f"share_{share:.2f}" + ("" if faces == "own" else f"_{faces}_faces")  # its own world, its own folder
+    return derive(cfg, cfg.run_path / "teaching" / folder,
                   dataset={"name": "synthetic", "root": "", "preset": "easy_faces", "face_identity_share": share,
                            "face_identity": faces,
                            "train_ids": t.train_ids, "test_ids": t.test_ids, "cameras": t.cameras},

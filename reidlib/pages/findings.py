@@ -6,7 +6,8 @@ import math
 
 import pandas as pd
 
-from ..analyses import findings, per_query
+from ..analyses import controls, findings, per_query
+from ..book import tables
 from ..stages import statistics
 from . import evaluation
 
@@ -123,3 +124,19 @@ def claims_cards(claims: pd.DataFrame) -> str:
                       f"- **This run:** {r['run_evidence']}\n"
                       f"- **Why:** {r['why']}")
     return "\n\n".join(blocks)
+
+
+def controls_table(table: pd.DataFrame):
+    """Every measure against both controls, for reading (one row per measure, its verdict and why)."""
+    return tables.shown(table, index="measure")
+
+
+def controls_sentence(table: pd.DataFrame) -> str:
+    """Which measures pass both controls, and so which ones a verdict on faces may rest on."""
+    ok = controls.passing(table)
+    if ok:
+        return (f"Measures that pass both controls: {', '.join(ok)}. The verdict on faces in this run rests on "
+                f"{'it' if len(ok) == 1 else 'them'} alone.")
+    return ("No measure passes both controls in this run, so none of them is shown here to find face use where it "
+            "is built in and nothing where it is not: the verdicts above are readings of instruments this run "
+            "could not validate, and the rows say why each one falls short.")

@@ -136,11 +136,18 @@ def front_figure(points: pd.DataFrame, summary: dict):
 
 def front_text(points: pd.DataFrame, summary: dict) -> str:
     """One sentence per attacker: the knee of the front (tested on the copy), its attack Rank-1 and re-ID mAP."""
-    names = _by_label(points)
-    return " ".join(
-        f"Against the {a} attacker the knee of the front is **{names[f['knee']]}**: attacker Rank-1 "
-        f"{f['knee_attack_rank1']:.1f}% for a re-ID mAP of {f['knee_map']:.1f}%."
-        for a, f in analysis.knees(summary, "orig_anon").items())
+    names, chance = _by_label(points), summary["chance"]["rank1"]
+    parts = []
+    for a, f in analysis.knees(summary, "orig_anon").items():
+        if not analysis.above_chance(points, summary, a):
+            rank1 = analysis.original(points)[f"{a}_rank1"]
+            parts.append(f"The {a} attacker's Rank-1 on the original images ({rank1:.1f}%) is not clearly above "
+                         f"chance ({chance:.1f}%; at least {analysis.ABOVE_CHANCE:g}x is asked): it identifies no "
+                         "one before anonymization, so it measures nothing after, and no knee is named for it.")
+            continue
+        parts.append(f"Against the {a} attacker the knee of the front is **{names[f['knee']]}**: attacker Rank-1 "
+                     f"{f['knee_attack_rank1']:.1f}% for a re-ID mAP of {f['knee_map']:.1f}%.")
+    return " ".join(parts)
 
 
 def control_figure(ctrl: pd.DataFrame):

@@ -142,7 +142,8 @@ for _s in (
           lambda c: [runfiles.privacy_points_path(c)], ("detect", "anonymize", "evaluate_model", "sweep"),
           "09_privacy", "Beyond the paper"),
     Stage("findings", "reidlib.analyses.findings:stage_findings", ("statistics", "teaching", "seed"),
-          lambda c: [runfiles.findings_path(c)], ("evaluate", "sweep", "recall", "per_query", "decompose"),
+          lambda c: [runfiles.findings_path(c)], ("evaluate", "sweep", "recall", "per_query", "decompose",
+                                                        "attribution", "privacy"),
           "00_findings",
           "Findings", data=lambda c: PAPER_TABLES + ["data/paper/techniques_table_VIII.csv"] + _results_table(c)),
 ):
@@ -151,6 +152,8 @@ for _s in (
 
 # --------------------------------------------------------------------------- what a stage depends on
 SPEED_ONLY = {"anonymization": ("processes",), "training": ("num_workers",)}  # change how fast, not what
+# keys added after runs were made, left out of a stamp at the value that makes what those runs made
+ADDED_AT = {"dataset": {"face_identity": "own"}}
 
 
 def _section(cfg: Config, name: str) -> Any:
@@ -158,7 +161,8 @@ def _section(cfg: Config, name: str) -> Any:
     value = to_dict(getattr(cfg, name))
     if name == "models":
         return {m: {k: v for k, v in (sec or {}).items() if k not in SPEED_ONLY["training"]} for m, sec in value.items()}
-    return {k: v for k, v in value.items() if k not in SPEED_ONLY.get(name, ())}
+    added = ADDED_AT.get(name, {})
+    return {k: v for k, v in value.items() if k not in SPEED_ONLY.get(name, ()) and not (k in added and v == added[k])}
 
 
 def _recipe(t) -> dict[str, Any]:

@@ -1,0 +1,84 @@
+"""Every measure of face importance against both controls, in one table (beyond the paper).
+
+A measure counts only when it finds nothing in the negative control (each crop a random face: the face
+carries no identity) and finds use of the face in the positive control (only the face separates clothing
+twins). Each row's verdict is computed here from the measure's own results: the protocol drop (teaching
+sweep, `findings.control_drops`), the face share ratio (`attribution.control_separation`) and the head
+attacker (`privacy.control_verdict`).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from . import attribution, privacy
+
+COLUMNS = ["measure", "negative control", "positive control", "verdict", "why"]
+PASSES, FAILS, CANNOT = "passes", "fails", "cannot tell"
+
+
+def _protocol_row(drops: pd.DataFrame, metric: str = "mAP") -> dict:
+    """The orig→anon drop at both controls: passes when no drop beyond seed noise at the negative and one at
+    the positive (one-sided t-test over seeds)."""
+    c = drops[(drops.metric == metric) & (drops["after"] == "orig_anon")].set_index("control")
+    neg, pos = c.loc["negative"], c.loc["positive"]
+
+    def shown(r: pd.Series) -> str:
+        sd = "" if pd.isna(r.seed_sd) else f" ± {r.seed_sd:.2f}"
+        return f"{r.mean_drop:.2f}{sd} points over {int(r.n_seeds)} seeds"
+
+    row = {"measure": f"protocol drop ({metric}, orig→anon)", "negative control": shown(neg),
+           "positive control": shown(pos)}
+    if neg.found is None or pos.found is None or pd.isna(neg.found) or pd.isna(pos.found):
+        return {**row, "verdict": CANNOT, "why": neg.why_not_shown or pos.why_not_shown}
+    ok = (not neg.found) and bool(pos.found)
+    why = (f"{'a' if neg.found else 'no'} drop beyond seed noise at the negative control, "
+           f"{'a' if pos.found else 'no'} drop at the positive")
+    return {**row, "verdict": PASSES if ok else FAILS, "why": why}
+
+
+def _ratio_rows(face_share: pd.DataFrame) -> list[dict]:
+    """The face share ratio of true matches per model: passes when every seed's interval at the negative
+    control lies below every seed's at the positive."""
+    rows = []
+    ctrl = face_share[(face_share.run != "default") & (face_share.trained_on == "orig")
+                      & (face_share.kind == "true match")]
+    for r in attribution.control_separation(face_share).itertuples():
+        d = ctrl[ctrl.model == r.model]
+
+        def shown(run: str, d: pd.DataFrame = d) -> str:
+            g = d[d.run == run]
+            return "; ".join(f"{x.ratio:.2f} [{x.ratio_low:.2f}, {x.ratio_high:.2f}]" for x in g.itertuples())
+
+        rows.append({"measure": f"face share ratio, {r.model} (true matches)", "negative control": shown(r.low),
+                     "positive control": shown(r.high), "verdict": PASSES if r.separated else FAILS,
+                     "why": ("every interval of the negative control lies below every interval of the positive"
+                             if r.separated else "the controls' intervals overlap")})
+    return rows
+
+
+def _attacker_row(ctrl: pd.DataFrame) -> dict:
+    """What anonymization takes from the head attacker: passes when it takes more at the positive control than
+    at the negative (or than nothing) by more than the seeds' largest spread."""
+    v = privacy.control_verdict(ctrl)
+    return {"measure": "head attacker (Rank-1 taken by anonymization)",
+            "negative control": f"{v['low_gain']:.1f} points", "positive control": f"{v['high_gain']:.1f} points",
+            "verdict": PASSES if v["found"] else FAILS,
+            "why": (f"the difference {'exceeds' if v['found'] else 'is within'} the seeds' spread "
+                    f"({v['spread']:.1f} points)")}
+
+
+def instruments(drops: pd.DataFrame, face_share: pd.DataFrame | None = None,
+                head: pd.DataFrame | None = None, metric: str = "mAP") -> pd.DataFrame:
+    """One row per measure of face importance: its value at the negative and the positive control and whether
+    it passes both (`passes`), fails one (`fails`) or cannot be judged here (`cannot tell`), with why."""
+    rows = [_protocol_row(drops, metric)]
+    if face_share is not None and not face_share.empty:
+        rows += _ratio_rows(face_share)
+    if head is not None and not head.empty:
+        rows.append(_attacker_row(head))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def passing(table: pd.DataFrame) -> list[str]:
+    """The measures that pass both controls: the only ones a verdict on faces may rest on."""
+    return table[table.verdict == PASSES].measure.tolist()
