@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import browser  # noqa: E402
+import browser
 
-from reidlib.core import registry  # noqa: E402
+from reidlib.core import registry
 
 PAGE = """<html><head><style>th {{ width: 24px; overflow-wrap: anywhere; }} td {{ padding: 2px; }}</style></head>
 <body><article class="bd-article">{body}</article></body></html>"""
