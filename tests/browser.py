@@ -186,7 +186,8 @@ class Browser:
                 const style = getComputedStyle(th);
                 canvas.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
                 const room = th.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
-                const longest = Math.max(0, ...th.innerText.split(/\s+/).map(w => canvas.measureText(w).width));
+                const pieces = th.innerText.split(/\\s+/).flatMap(w => w.split(/(?<=-)/));  // a break after a hyphen is fine
+                const longest = Math.max(0, ...pieces.map(w => canvas.measureText(w).width));
                 if (longest > room + 1) out.broken_headers.push(th.innerText.trim().slice(0, 40));
             });
             art.querySelectorAll('table td, table tbody th').forEach(td => {

@@ -46,3 +46,11 @@ def test_audit_numbers_per_technique_and_none_without_an_audit():
                                            "found_zero": "12.5"}
     assert page.audit_numbers(None) == {} and page.load_audit(None) == (None, None)
     assert page.audit_table(None) is None
+
+
+def test_audit_table_names_techniques_and_dashes_what_does_not_apply():
+    summary = pd.DataFrame({"technique": ["blur", "swap"], "images": [32, 32], "share_with_face_found": [0.5, 0.9],
+                            "share_swapped_matching_owner": [float("nan"), 0.25]})
+    t = page.audit_table(summary).data
+    assert t.index.name == "technique" and "share found" in t.columns
+    assert t.loc[t.index[0], "share_swapped_matching_owner"] == "–" and "nan" not in t.to_string().lower()

@@ -51,3 +51,11 @@ def test_figures_draw_a_panel_per_model_and_say_when_there_are_no_terms():
     assert any(page.NO_TERMS in t.get_text() for ax in fig.axes for t in ax.texts) or \
         any(page.NO_TERMS in t.get_text() for t in fig.texts)
     plt.close(fig)
+
+
+def test_recipes_table_reads_as_words_and_keeps_small_rates():
+    t = page.recipes_table({"hacnn": {"model": "hacnn", "lr": 0.00035, "amp": True, "seeds": [0, 1],
+                                      "device": "cpu", "num_workers": 0}})
+    assert list(t.columns) == ["HACNN"] and "device" not in t.index
+    assert t.loc["model", "HACNN"] == "HACNN" and t.loc["lr", "HACNN"] == "0.00035"
+    assert t.loc["amp", "HACNN"] == "yes" and t.loc["seeds", "HACNN"] == "[0, 1]"

@@ -245,3 +245,10 @@ def test_protocol_wide_averages_replicated_runs_in_the_papers_layout():
     assert list(wide.index) == ["a", "b"] and wide.shape == (2, 4)  # no anon_anon columns: none were run
     assert wide.loc["a", ("original → original", "mAP")] == 51.0
     assert wide.loc["b", ("original → anonymized", "Rank-1")] == 40.0
+
+
+def test_readable_tables_say_yes_or_no_never_true_or_false():
+    tost = statistics.tost_all(statistics.load_paper_results(), [1.0, 2.0], 0.05)
+    readable = statistics.display_tests(tost)
+    cells = set(readable.astype(str).to_numpy().ravel())
+    assert not cells & {"True", "False", "nan", "NaN"} and cells & {"yes", "no"}

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ..book import plots
+from ..book import plots, tables
 from ..core import images, registry
 from ..stages import anonymize, datasets, detection
 
@@ -103,9 +103,10 @@ def audit_figure(summary: pd.DataFrame | None):
     return fig
 
 
-def audit_table(summary: pd.DataFrame | None) -> pd.DataFrame | None:
-    """The audit's summary for reading (rounded, columns in words), or None without an audit."""
-    return None if summary is None else summary.round(3).rename(columns=AUDIT_COLUMNS)
+def audit_table(summary: pd.DataFrame | None):
+    """The audit's summary for reading (one row per technique, columns in words, a dash where a measure does
+    not apply), or None without an audit."""
+    return None if summary is None else tables.shown(summary, index="technique", digits=3, headers=AUDIT_COLUMNS)
 
 
 def residual_figure(root: Path, residual: pd.DataFrame | None, detections: pd.DataFrame, section, n: int = 8):

@@ -7,7 +7,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
-from ..book import plots
+from ..book import plots, tables
 
 LOSS_TERMS = ("ce", "triplet", "center")  # BoT's loss, term by term (train_log.csv columns)
 NO_TERMS = "no model of this run trains with triplet or center loss"
@@ -58,3 +58,19 @@ def term_fall_text(logs: pd.DataFrame) -> str:
     by_epoch = logs.dropna(subset=terms).groupby("epoch")[terms].mean()
     fall = 1 - by_epoch.iloc[-1] / by_epoch.iloc[0]
     return "; ".join(f"{t} {100 * v:+.0f}%" for t, v in fall.sort_values(ascending=False).items())
+
+
+SPEED_KEYS = ("device", "num_workers")  # where and how fast a run trains, not what it learns
+
+
+def recipes_table(recipes: dict[str, dict]) -> pd.DataFrame:
+    """Each model's recipe (config key per row, model per column by display name), every value as a reader
+    reads it: yes/no, the model's display name, lists as written."""
+    table = pd.DataFrame({tables.name_of("model", m): {k: v for k, v in r.items() if k not in SPEED_KEYS}
+                          for m, r in recipes.items()})
+    def text(key: str, v) -> str:
+        if isinstance(v, float) and not isinstance(v, bool):
+            return f"{v:g}"  # a learning rate keeps its digits (3.5e-04, not 0.00)
+        return tables.cell(key, str(v) if isinstance(v, (list, tuple, dict)) else v)
+
+    return table.apply(lambda col: [text(key, v) for key, v in zip(table.index, col)])

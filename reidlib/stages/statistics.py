@@ -382,7 +382,9 @@ def display_tests(tests: pd.DataFrame, digits: int = 4, readable: bool = True) -
     if readable:
         if not bad.any():
             out = out.drop(columns="why_not_shown")
-        out = out.astype(object).where(out.notna(), "").rename(columns=READABLE)
+        out = out.astype(object).where(out.notna(), "")
+        out = out.map(lambda v: ("yes" if v else "no") if isinstance(v, (bool, np.bool_)) else v)  # words, not True
+        out = out.rename(columns=READABLE)
         out = out.set_index("metric") if "metric" in out.columns else out  # no column of row numbers
     return out
 
