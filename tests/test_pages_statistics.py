@@ -154,3 +154,10 @@ def test_per_query_skipped_for_another_table():
     assert list(items) == ["per_query_text"] and isinstance(items["per_query_text"], Markdown)
     assert "skipped" in items["per_query_text"].data
     assert per_query.applies(SimpleNamespace(statistics=SimpleNamespace(results="")))
+
+
+def test_drop_parts_say_why_for_a_given_table():
+    from reidlib.core import config
+    cfg = config.from_dict({"run_dir": "/tmp/parts-config-only", "statistics": {"results": "grid.csv"}})
+    text, table = page.drop_parts(cfg)
+    assert text == page.NO_PARTS and table is None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 from IPython.display import Markdown
 
-from ..analyses import per_query
+from ..analyses import decomposition, per_query
 from ..book import tables
 from ..core.config import Config
 from ..core.runfiles import variant_root
 from ..stages import statistics
+from . import evaluation
 
 # the p-value columns of a tests table and their headers once statistics.display_tests has renamed them
 P_HEADERS = {"p_value": statistics.READABLE["p_value"], "wilcoxon_p": statistics.READABLE["wilcoxon_p"],
@@ -109,3 +110,17 @@ def per_query_items(cfg: Config, table: pd.DataFrame, effects: pd.DataFrame) -> 
             "n_queries": int(table.image.nunique()),
             "fig_effects": per_query.plot_effects(effects),
             "fig_losers": per_query.loser_gallery(losers, variant_root(cfg, "orig"), variant_root(cfg, "anon"))}
+
+
+NO_PARTS = ("The drop is taken apart only for this run's own models; it is not for a table given in "
+            "`statistics.results`.")
+
+
+def drop_parts(cfg: Config, metric: str = "mAP") -> tuple[str, object]:
+    """The orig→anon drop's parts (re-encoding, face, boxes, interaction; chapter 5) with each part's paired
+    test over (model, seed) runs and its TOST: the sentence on the face part, and the table."""
+    if not per_query.applies(cfg):
+        return NO_PARTS, None
+    summary = decomposition.load(cfg)["summary"]
+    verdict = decomposition.face_verdict(summary, metric, cfg.statistics.alpha)
+    return evaluation.decomposition_text(verdict), evaluation.decomposition_table(summary, metric)
