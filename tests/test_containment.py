@@ -307,3 +307,35 @@ def test_the_copy_writes_only_the_readers_list_files(tmp_path):
                                            tmp_path / "out", lists=("filepath.txt",), progress=False)
     assert set(manifest["files"]) == {"img/a.jpg", "filepath.txt"}
     assert set(manifest["omitted"]) == {"notes.txt", "secret.csv"}
+
+
+def test_a_users_file_in_the_generated_dataset_is_never_deleted(tmp_path):
+    cfg = tiny(tmp_path)
+    rundir.stage_records(cfg)
+    root = runfiles.dataset_root(cfg)
+    (root / "mine").mkdir()
+    (root / "mine" / "notes.txt").write_text("keep me")
+    other = tiny(tmp_path, dataset={"jpeg_quality": 90})  # another generated set in the same place
+    with pytest.raises(runfiles.ForeignFilesError, match="mine/notes.txt"):
+        rundir.stage_records(other)
+    assert (root / "mine" / "notes.txt").read_text() == "keep me"
+    (root / "mine" / "notes.txt").unlink()
+    (root / "mine").rmdir()
+    rundir.stage_records(other)  # once it holds only what the generator wrote, it is made again
+    assert json.loads((root / ".complete").read_text())["dataset"]["jpeg_quality"] == 90
+
+
+def test_an_original_put_back_into_the_copy_is_anonymized_again_and_a_planted_file_is_refused(tmp_path):
+    cfg = tiny(tmp_path)
+    anon = rundir.stage_anonymize(cfg, progress=False)
+    dets = rundir.load_detections(cfg)
+    rel = dets.image.iloc[0]
+    written = (anon / rel).read_bytes()
+    shutil.copyfile(runfiles.dataset_root(cfg) / rel, anon / rel)  # the face back in a copy labelled anonymized
+    rundir.stage_anonymize(cfg, progress=False)
+    assert (anon / rel).read_bytes() == written
+    planted = anon / "bounding_box_train" / "0999_c1s1_000001_01.jpg"
+    shutil.copyfile(runfiles.dataset_root(cfg) / rel, planted)
+    with pytest.raises(runfiles.ForeignFilesError, match="0999_c1s1_000001_01.jpg"):
+        rundir.stage_anonymize(cfg, progress=False)
+    assert planted.is_file()  # the user's file is named, not deleted

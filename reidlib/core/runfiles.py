@@ -570,7 +570,7 @@ class ForeignFilesError(RuntimeError):
     """A stage folder that must be rebuilt holds files no stage run wrote (a user's)."""
 
 
-def _files_in(folder: Path) -> set[str]:
+def files_in(folder: Path) -> set[str]:
     """Every file under `folder`, relative, housekeeping and temporary files left out."""
     out = set()
     for dirpath, _, names in os.walk(folder):
@@ -584,7 +584,7 @@ def _files_in(folder: Path) -> set[str]:
 def _foreign(folder: Path) -> set[str]:
     """The files in a stage folder that no stage run recorded writing: all of them in a folder no stage made
     (no stamp), none in one whose run never finished (a stamp, no ledger yet)."""
-    present = _files_in(folder)
+    present = files_in(folder)
     if (folder / LEDGER).is_file():
         return present - set(read_json(folder / LEDGER))
     return set() if (folder / ".stamp.json").is_file() else present
@@ -616,4 +616,4 @@ def output_folder(folder: Path, config: dict[str, Any], seed: int) -> Iterator[P
             write_json(stamp_path, stamp)
         yield folder
         if folder.is_dir():  # (a stage may remove its folder when done: detection's parts)
-            write_json(folder / LEDGER, sorted(_files_in(folder) - foreign))
+            write_json(folder / LEDGER, sorted(files_in(folder) - foreign))

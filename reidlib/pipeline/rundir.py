@@ -19,6 +19,7 @@ from ..core import images, registry
 from ..core.config import Config, project_path, to_dict, trainings
 from ..core.runfiles import (
     VARIANTS,
+    ForeignFilesError,
     anon_manifest,
     anon_root,
     atomic_write_text,
@@ -31,6 +32,7 @@ from ..core.runfiles import (
     detections_path,
     evaluation_path,
     file_sha256,
+    files_in,
     fingerprint_files,
     finished,
     grid_results_path,
@@ -85,13 +87,24 @@ def stage_generate(cfg: Config, replace_stale: bool = False) -> Path:
     try:
         return synthetic.generate(root, cfg.dataset, cfg.seed)
     except synthetic.IncompleteDatasetError as e:  # ours, inside the run directory: made again
+        _remove_generated(root)
         print(f"note: {e}; generating it again", file=sys.stderr)
-        shutil.rmtree(root)
     except FileExistsError:
         if not replace_stale:
             raise
-        shutil.rmtree(root)
+        _remove_generated(root)
     return synthetic.generate(root, cfg.dataset, cfg.seed)
+
+
+def _remove_generated(root: Path) -> None:
+    """Remove a generated dataset to make it again, refused (naming them) while it holds files the generator
+    did not write: a user's file there is never deleted."""
+    foreign = synthetic.foreign_files(root)
+    if foreign:
+        raise ForeignFilesError(f"{root} must be generated again, but holds files the generator did not write: "
+                                f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}; move them out of it, "
+                                f"then run again")
+    shutil.rmtree(root)
 
 
 def stage_records(cfg: Config, progress: bool = False) -> Path:
@@ -214,10 +227,26 @@ def writer(cfg: Config) -> anonymize.Writer:
     return anonymize.Writer.of(cfg.anonymization, cfg.dataset.jpeg_quality)
 
 
+COPY_OWN = {"manifest.json", "anonymization.meta.json"}  # beside the images, what the stage writes into a copy
+
+
 def _copy_complete(out: Path) -> bool:
-    """Whether every file an anonymized copy's manifest lists is still there (a deleted one is rebuilt)."""
-    manifest = read_json(out / "manifest.json")
-    return all((out / rel).is_file() for rel in manifest["files"])
+    """Whether an anonymized copy still holds exactly what its manifest lists, byte for byte. A file that is
+    gone or changed (an original put back over its anonymized version) is removed and written again; a file
+    the manifest does not list (planted in the copy) is refused by name, since a model would train on it."""
+    files = read_json(out / "manifest.json")["files"]
+    extra = sorted(files_in(out) - set(files) - COPY_OWN)
+    if extra:
+        raise ForeignFilesError(f"{out} holds files its manifest does not list: {', '.join(extra[:5])}"
+                                f"{' ...' if len(extra) > 5 else ''}; a copy labelled anonymized holds only what "
+                                f"the stage wrote: move them out of it, then run again")
+    intact = True
+    for rel, sha in files.items():
+        path = out / rel
+        if path.is_file() and file_sha256(path) != sha:
+            path.unlink()  # not what the stage wrote: written again from the original
+        intact = intact and path.is_file()
+    return intact
 
 
 def stage_anonymize(cfg: Config, progress: bool = True) -> Path:

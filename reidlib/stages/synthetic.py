@@ -11,6 +11,7 @@ or partly covered (`face_size`, `face_blur`, `profile`, `occluded`), so a detect
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -302,6 +303,24 @@ def _stamped(cfg: DatasetConfig) -> dict:
     if keys.get("face_identity") == "own":
         del keys["face_identity"]
     return keys
+
+
+GENERATED_NAME = re.compile(r"^\d{4}_c\d+s1_\d{6}_01\.jpg$")  # the images `plan` names
+
+
+def foreign_files(root: Path) -> list[str]:
+    """Files under a generated dataset's folder that the generator does not write (a user's): anything but the
+    split folders' images named as `plan` names them, the truth files and the completion marker."""
+    root, ours = Path(root), {*TRUTH_FILES, DONE_MARKER}
+    out = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = path.relative_to(root).as_posix()
+        parts = rel.split("/")
+        generated = (rel in ours or (len(parts) == 2 and parts[0] in SPLIT_DIRS.values()
+                                     and GENERATED_NAME.match(parts[1]) is not None))
+        if not generated:
+            out.append(rel)
+    return out
 
 
 def generate(root: str | Path, cfg: DatasetConfig, seed: int) -> Path:
