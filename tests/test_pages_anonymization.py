@@ -54,3 +54,12 @@ def test_audit_table_names_techniques_and_dashes_what_does_not_apply():
     t = page.audit_table(summary).data
     assert t.index.name == "technique" and "share found" in t.columns
     assert t.loc[t.index[0], "share_swapped_matching_owner"] == "–" and "nan" not in t.to_string().lower()
+
+
+def test_swap_text_says_whether_swapped_faces_still_pass_for_their_owner():
+    summary = pd.DataFrame({"technique": ["blur", "swap"], "share_swapped_matching_owner": [float("nan"), 0.85]})
+    assert "85% of the swapped faces still pass" in page.swap_text(summary)
+    assert "does not count it as anonymization" in page.swap_text(summary)
+    summary.loc[1, "share_swapped_matching_owner"] = 0.02
+    assert "hides most owners" in page.swap_text(summary)
+    assert page.swap_text(None).startswith("The audit did not check")

@@ -21,6 +21,7 @@ AUDIT_COLUMNS = {"images_with_face_found": "images with a face found", "share_wi
                  "images_with_face_in_box": "images with a face in a box", "share_with_face_in_box": "share in a box",
                  "max_score_in_box": "highest score in a box"}
 BOX = ["x0", "y0", "x1", "y1"]
+SWAP_LEAKS = 0.1  # a share of swapped faces still matching their owner above which the swap is not anonymization
 
 
 def boxes_of(detections: pd.DataFrame, image: str) -> np.ndarray:
@@ -148,3 +149,16 @@ def outside_text(change: dict, image: str, encode: str, jpeg_quality: int) -> st
     return (f"{head}; outside the 16x16 JPEG blocks that overlap a box, {100 * change['share_outside_blocks']:.0f}% "
             "differ. The copy is exact (`anonymization.encode: exact`): it keeps the original's coefficients and "
             "rewrites only the blocks a face touches, so a model sees the original image everywhere else.")
+
+
+def swap_text(summary: pd.DataFrame | None) -> str:
+    """What the audit says of the swap: the share of swapped faces that still pass for their owner under dlib's
+    face descriptor (its verification threshold), and so whether the swap anonymizes at all."""
+    rows = pd.DataFrame() if summary is None else summary[summary.technique == "swap"]
+    if rows.empty or pd.isna(rows.share_swapped_matching_owner.iloc[0]):
+        return "The audit did not check whether a swapped face still passes for its owner in this run."
+    share = float(rows.share_swapped_matching_owner.iloc[0])
+    verdict = ("so at these face sizes the swap does not hide who someone is, and this book does not count it "
+               "as anonymization" if share >= SWAP_LEAKS else "so the swap hides most owners at these sizes")
+    return (f"The swap puts another person's face in the box. Under dlib's face descriptor, {100 * share:.0f}% of "
+            f"the swapped faces still pass for their owner (distance below its verification threshold), {verdict}.")
