@@ -26,6 +26,14 @@ USER_ERRORS = (config.ConfigError, datasets.DatasetError, runfiles.StaleOutputEr
                FileNotFoundError, FileExistsError, ValueError, RuntimeError)
 
 
+def unit_config(data: dict, dataset: str | None, technique: str | None) -> config.Config:
+    """The config a stage runs under: the run's own, or (`--dataset` / `--technique`) one unit of its grid, a
+    plain run config read as the one-dataset grid `workflow/grid.smk` makes of it."""
+    if dataset is None and technique is None:
+        return grid.unit(data)
+    return grid.unit(grid.as_grid(data), dataset, technique)
+
+
 def main(argv: list[str] | None = None) -> Path:
     """Run one stage; a user error is printed as one line per problem and exits with status 2."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
@@ -64,7 +72,7 @@ def _main(argv: list[str] | None = None) -> Path:
         out = rundir.collect_grid(grid.units(data), config.from_dict(data))
         print(out)
         return out
-    cfg = grid.unit(data, a.dataset, a.technique)
+    cfg = unit_config(data, a.dataset, a.technique)
     if a.model is not None and a.model not in config.trainings(cfg):
         ap.error(f"model '{a.model}' is not trained by this config; it trains {', '.join(config.trainings(cfg))}")
     if a.seed is not None:

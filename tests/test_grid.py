@@ -184,3 +184,18 @@ def test_jobs_no_node_can_hold_are_named():
     problems = resources.unfit(jobs, nodes)
     assert [p.split()[0] for p in problems] == ["gpu_on_cpu", "huge", "lost:"]
     assert "has 32 CPUs, 256000 MB, 4 GPUs" in problems[1]
+
+
+def test_an_unknown_grid_unit_is_named_with_what_was_asked():
+    data = {"run_dir": "/tmp/grid-config-only", "grid": {"techniques": ["zero"], "technique_datasets": ["synthetic"],
+                                                       "technique_models": ["hacnn"]}}
+    with pytest.raises(config.ConfigError, match="no grid unit any dataset/pixelate; the grid has synthetic/blur, synthetic/zero"):
+        grid.unit(grid.as_grid(data), technique="pixelate")
+
+
+def test_the_command_line_addresses_a_one_dataset_grids_technique_units():
+    from reidlib import __main__ as cli
+    data = {"run_dir": "/tmp/grid-config-only", "grid": {"techniques": ["zero"], "technique_models": ["hacnn"]}}
+    assert cli.unit_config(data, None, "zero").anonymization.technique == "zero"
+    assert cli.unit_config(data, None, None).run_dir == cli.unit_config(data, None, None).run_dir
+    assert cli.unit_config(data, None, None).anonymization.technique == "blur"

@@ -97,4 +97,8 @@ def unit(data: dict[str, Any], dataset: str | None = None, technique: str | None
         if (dataset is None or u.dataset == dataset) and (technique is None or u.technique == technique):
             return u.config
     known = ", ".join(f"{u.dataset}/{u.technique}" for u in units(data, check_roots=False))
-    raise ConfigError(f"no grid unit {dataset}/{technique}; the grid has {known}")
+    g = from_dict(data).grid
+    asked = f"{dataset or 'any dataset'}/{technique or 'its own technique'}"
+    where = (f" (grid.techniques run only on grid.technique_datasets = {list(g.technique_datasets)})"
+             if technique is not None and technique in g.techniques else "")
+    raise ConfigError(f"no grid unit {asked}{where}; the grid has {known}")
