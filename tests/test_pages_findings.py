@@ -98,3 +98,12 @@ def test_each_measure_passes_or_fails_its_controls_by_its_own_results():
     assert controls.passing(good)[0].startswith("protocol drop") and controls.passing(bad) == []
     assert "rests on them alone" in page.controls_sentence(good)
     assert page.controls_sentence(bad).startswith("No measure passes both controls")
+
+
+def test_detectable_text_counts_the_datasets_whose_drop_is_below_what_their_pairs_detect():
+    by = pd.DataFrame([{"dataset": d, "metric": "mAP", "after": "orig_anon", "n_pairs": n, "mean_difference": m,
+                        "mde": e} for d, n, m, e in (("all", 30, 1.3, 1.1), ("Airport", 6, 1.75, 2.46),
+                                                     ("Market1501", 6, 0.92, 0.47))])
+    text = page.detectable_text(by)
+    assert "Airport 1.75 against 2.46 (6 pairs)" in text and "all" not in text.split(":")[1].split(";")[0]
+    assert text.endswith("In 1 of 2 datasets the drop is smaller than what its pairs can detect.")

@@ -140,3 +140,14 @@ def controls_sentence(table: pd.DataFrame) -> str:
     return ("No measure passes both controls in this run, so none of them is shown here to find face use where it "
             "is built in and nothing where it is not: the verdicts above are readings of instruments this run "
             "could not validate, and the rows say why each one falls short.")
+
+
+def detectable_text(by_dataset: pd.DataFrame, metric: str = "mAP", after: str = "orig_anon") -> str:
+    """Per dataset of the paper's tables: the mean drop beside the smallest drop its pairs can detect (power
+    0.8), and how many datasets' drops are below that (Tables III-VII, one (dataset) test each)."""
+    rows = by_dataset[(by_dataset.metric == metric) & (by_dataset["after"] == after) & (by_dataset.dataset != "all")]
+    parts = [f"{r.dataset} {r.mean_difference:.2f} against {r.mde:.2f} ({int(r.n_pairs)} pairs)"
+             for r in rows.itertuples()]
+    below = int((rows.mean_difference < rows.mde).sum())
+    return (f"Mean {metric} drop against the smallest drop the test detects with power 0.8: {'; '.join(parts)}. "
+            f"In {below} of {len(rows)} datasets the drop is smaller than what its pairs can detect.")
