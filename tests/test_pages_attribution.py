@@ -104,8 +104,8 @@ def test_control_list_gives_each_seed_and_the_verdict_in_words():
 
 def test_control_labels_name_run_and_seed():
     ctrl = page.controls(_controls(1.5))
-    assert list(dict.fromkeys(ctrl.control)) == ["share 0, seed 0", "share 0, seed 1", "share 1, seed 0",
-                                                 "share 1, seed 1"]
+    assert list(dict.fromkeys(ctrl.control)) == ["share 0\nseed 0", "share 0\nseed 1", "share 1\nseed 0",
+                                                 "share 1\nseed 1"]
     assert set(ctrl.trained_on) == {"orig"}
 
 
@@ -145,7 +145,7 @@ def test_figures_have_one_panel_per_model():
     plt.close(fig)
     fig = page.controls_figure(_controls(1.5))
     assert [ax.get_title() for ax in fig.axes] == ["BoT (decomposition), trained on original images"]
-    assert fig.axes[0].get_xticklabels()[0].get_text() == "share 0, seed 0"
+    assert fig.axes[0].get_xticklabels()[0].get_text() == "share 0\nseed 0"
     plt.close(fig)
     fig = page.interventions_figure(_inter(), ["HACNN", "BoT"])
     titles = [ax.get_title() for ax in fig.axes]
@@ -181,3 +181,8 @@ def test_ranked_figure_frames_matches_green_and_others_red(top):
     assert matplotlib.colors.to_hex(axes[1].spines["top"].get_edgecolor()) == matplotlib.colors.to_hex("tab:green")
     assert matplotlib.colors.to_hex(axes[2].spines["top"].get_edgecolor()) == matplotlib.colors.to_hex("tab:red")
     plt.close(fig)
+
+
+def test_heatmap_cells_never_read_zero_for_a_change():
+    got = page.annotations(np.array([[0.0, 0.00031, -0.0042], [12.5, float("nan"), -1.0]]))
+    assert got.tolist() == [["0", "+0.00031", "-0.0042"], ["+12.5", "–", "-1.0"]]

@@ -71,9 +71,9 @@ def share_list(main: pd.DataFrame) -> str:
 
 def controls(share: pd.DataFrame) -> pd.DataFrame:
     """The controls' rows of `face_share_summary` (models trained on original images), each labelled
-    'share 0, seed 0' in `control`."""
+    'share 0' over 'seed 0' in `control`."""
     ctrl = share[(share.run != "default") & (share.trained_on == "orig")].copy()
-    ctrl["control"] = ctrl.run + ", seed " + ctrl.control_seed.astype(str)
+    ctrl["control"] = ctrl.run + "\nseed " + ctrl.control_seed.astype(str)  # two short lines: labels never collide
     return ctrl
 
 
@@ -122,19 +122,32 @@ def techniques_figure(shown: list[tuple[str, np.ndarray]]):
     return fig
 
 
+def annotations(values: np.ndarray) -> np.ndarray:
+    """Heatmap cell texts that never read '0.00' or '-0.00' for a change that is not zero: two significant
+    digits with a sign below 1 ('+0.0031'), one decimal above ('+12.5'), '0' for exactly no change, a dash where
+    nothing was measured."""
+    def text(v: float) -> str:
+        if not np.isfinite(v):
+            return "–"
+        if v == 0:
+            return "0"
+        return f"{v:+.1f}" if abs(v) >= 1 else f"{v:+.2g}"
+    return np.vectorize(text, otypes=[object])(np.asarray(values, float))
+
+
 def interventions_figure(inter: pd.DataFrame, models: list[str]):
     """Heatmaps of the mean change of AP (top) and of true-match similarity (bottom) per technique and placement,
     one column per model trained on original images; `inter` is one run's `interventions_summary`."""
     d = inter.assign(where=inter.placement.map(PLACE))
     fig, axes = plt.subplots(2, len(models), figsize=(4.8 * len(models), 6.4), squeeze=False)
     for k, m in enumerate(models):
-        for row, (col, label, fmt) in enumerate((("ap_change", "AP change (points)", ".1f"),
-                                                 ("sim_change", "similarity change", ".2f"))):
+        for row, (col, label) in enumerate((("ap_change", "AP change (points)"), ("sim_change", "similarity change"))):
             w = d[(d.model == m) & (d.trained_on == "orig")].pivot_table(index="technique", columns="where",
                                                                          values=col, sort=False)
             w = w.reindex(columns=[PLACE[p] for p in attribution.PLACEMENTS])
             lim = np.nanmax(np.abs(w.to_numpy())) or 1.0
-            sns.heatmap(w, annot=True, fmt=fmt, cmap="RdBu", vmin=-lim, vmax=lim, ax=axes[row, k], cbar=False)
+            sns.heatmap(w, annot=annotations(w.to_numpy()), fmt="", cmap="RdBu", vmin=-lim, vmax=lim,
+                        ax=axes[row, k], cbar=False)
             axes[row, k].set_title(f"{m}: {label}")
             axes[row, k].set_xlabel("face anonymized in")
     fig.tight_layout()
