@@ -570,6 +570,12 @@ class ForeignFilesError(RuntimeError):
     """A stage folder that must be rebuilt holds files no stage run wrote (a user's)."""
 
 
+def first_names(names, most: int = 5) -> str:
+    """The first `most` of `names`, comma-separated, with ' ...' when there are more (for an error line)."""
+    names = list(names)
+    return ", ".join(names[:most]) + (" ..." if len(names) > most else "")
+
+
 def files_in(folder: Path) -> set[str]:
     """Every file under `folder`, relative, housekeeping and temporary files left out."""
     out = set()
@@ -606,7 +612,7 @@ def output_folder(folder: Path, config: dict[str, Any], seed: int) -> Iterator[P
                 if foreign:
                     names = sorted(foreign)
                     raise ForeignFilesError(f"{folder} must be rebuilt, but holds files no stage wrote: "
-                                            f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}; move them "
+                                            f"{first_names(names)}; move them "
                                             f"out of it, then run again")
                 shutil.rmtree(folder)
                 foreign = set()

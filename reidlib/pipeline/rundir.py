@@ -35,6 +35,7 @@ from ..core.runfiles import (
     files_in,
     fingerprint_files,
     finished,
+    first_names,
     grid_results_path,
     grid_statistics_path,
     make_meta,
@@ -102,7 +103,7 @@ def _remove_generated(root: Path) -> None:
     foreign = synthetic.foreign_files(root)
     if foreign:
         raise ForeignFilesError(f"{root} must be generated again, but holds files the generator did not write: "
-                                f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}; move them out of it, "
+                                f"{first_names(foreign)}; move them out of it, "
                                 f"then run again")
     shutil.rmtree(root)
 
@@ -237,8 +238,8 @@ def _copy_complete(out: Path) -> bool:
     files = read_json(out / "manifest.json")["files"]
     extra = sorted(files_in(out) - set(files) - COPY_OWN)
     if extra:
-        raise ForeignFilesError(f"{out} holds files its manifest does not list: {', '.join(extra[:5])}"
-                                f"{' ...' if len(extra) > 5 else ''}; a copy labelled anonymized holds only what "
+        raise ForeignFilesError(f"{out} holds files its manifest does not list: {first_names(extra)}; "
+                                f"a copy labelled anonymized holds only what "
                                 f"the stage wrote: move them out of it, then run again")
     intact = True
     for rel, sha in files.items():
