@@ -144,11 +144,16 @@ def stage_decompose(cfg: Config, progress: bool = False) -> Path:
     return out
 
 
+def read_summary(path: Path) -> pd.DataFrame:
+    """The summary table `stage_decompose` wrote (an empty reason read as empty, not as NaN)."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
 def load(cfg: Config) -> dict[str, pd.DataFrame]:
     """The decomposition's tables (computed when absent): scores, drops, summary."""
     out = stage_decompose(cfg)
     return {"scores": pd.read_csv(decomposition_scores_path(cfg)), "drops": pd.read_csv(decomposition_dir(cfg) / "drops.csv"),
-            "summary": pd.read_csv(out, keep_default_na=False, na_values=[""])}
+            "summary": read_summary(out)}
 
 
 

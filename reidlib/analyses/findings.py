@@ -411,7 +411,7 @@ def stage_findings(cfg: Config) -> Path:
     result["instruments"] = measures.instruments(controls, table_of.get("face_share"),
                                                  table_of.get("head")).to_dict(orient="records")
     if parts_path is not None:  # the drop taken apart: the verdict on faces rests on the face part
-        parts = drop_parts.load(cfg)["summary"]
+        parts = drop_parts.read_summary(parts_path)  # written by the call above: not checked twice
         result["drop_parts"] = parts.fillna({"why_not_shown": ""}).to_dict(orient="records")
         result["face_part"] = drop_parts.face_verdict(parts, "mAP", s.alpha)
     write_json(out, result)
