@@ -122,3 +122,15 @@ def test_equivalence_margins_come_from_the_config():
 def test_loser_gallery_without_losers_still_draws(tmp_path):
     fig = per_query.loser_gallery(pd.DataFrame(columns=["image", "model", "delta_ap"]), tmp_path, tmp_path)
     assert "no query loses AP" in fig.axes[0].texts[0].get_text()
+
+
+def test_controls_judge_each_model_alone():
+    both = pd.concat([sweep(0.0, 5.0).assign(model="HACNN"), sweep(0.0, 0.0).assign(model="BoT")])
+    c = findings.control_drops(both)
+    assert set(c.model) == {"HACNN", "BoT"} and (c.n_seeds == 4).all()  # seeds are not pooled over models
+    verdict, why = findings.control_verdict(c)
+    assert verdict == "not reproduced" and "HACNN: reproduced" in why and "BoT: not reproduced" in why
+    from reidlib.analyses import controls
+    rows = controls.instruments(c)
+    assert rows.measure.tolist() == ["protocol drop (mAP, orig→anon), HACNN", "protocol drop (mAP, orig→anon), BoT"]
+    assert rows.verdict.tolist() == ["passes", "fails"]

@@ -26,7 +26,7 @@ def _sweep(grows: bool, retrain: bool = False, seeds=(0, 1)) -> pd.DataFrame:
 
 def test_drops_per_share_and_seed_and_retrained_only_when_trained():
     d = page.drops(_sweep(grows=True))
-    assert list(d.columns) == ["face_identity_share", "seed", "tested on anonymized"]
+    assert list(d.columns) == ["model", "face_identity_share", "seed", "tested on anonymized"]
     assert d.loc[(d.face_identity_share == 1.0) & (d.seed == 1), "tested on anonymized"].item() == 9.5
     assert "retrained on anonymized" in page.drops(_sweep(grows=True, retrain=True))
 
@@ -48,3 +48,24 @@ def test_top_share_numbers_say_when_nothing_was_retrained():
 def test_sweep_figure_has_both_panels():
     fig = page.sweep_figure(_sweep(grows=True), page.drops(_sweep(grows=True)))
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "mAP drop (points)"
+
+
+def test_two_models_are_read_apart():
+    two = pd.concat([_sweep(grows=True).assign(model="HACNN"), _sweep(grows=False).assign(model="BoT")])
+    d = page.drops(two)
+    assert set(d.model) == {"HACNN", "BoT"} and len(d) == 8  # 2 models x 2 shares x 2 seeds, never averaged
+    text = page.sweep_text(d)
+    assert "HACNN: at share 0" in text and "BoT: at share 0" in text
+    assert "as it should" in text.split("BoT:")[0] and "does not grow" in text.split("BoT:")[1]
+    assert page.top_share_numbers(two)["top_oo"] == "HACNN 50.5 ± 0.7, BoT 50.5 ± 0.7"
+    assert set(page.sweep_table(two).index.get_level_values("model")) == {"HACNN", "BoT"}
+
+
+def test_sweep_numbers_name_the_runs_models_and_the_worlds_faces():
+    from reidlib.core import config
+    got = page.sweep_numbers(config.from_dict({"run_dir": "/tmp/sweep-numbers"}))
+    assert got == {"sweep_recipes": "HACNN for 4 epochs and BoT (MobileNetV2) for 10 epochs", "sweep_ids": "48",
+                   "sweep_faces": "16 to 24"}
+    small = page.sweep_numbers(config.from_dict({"run_dir": "/tmp/sweep-numbers", "models": {},
+                                                 "teaching": {"epochs": 2, "train_ids": 5, "face_size": [20, 20]}}))
+    assert small == {"sweep_recipes": "HACNN for 2 epochs", "sweep_ids": "29", "sweep_faces": "20"}

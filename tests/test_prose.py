@@ -74,6 +74,10 @@ def test_twin_sentence_says_whether_the_twins_were_learned():
     assert "against 50% for" in text and "never learned the faces" in text
     learned = confused.assign(accuracy=[90.0, 95.0, 97.0])
     assert "tells twins apart" in prose.twin_sentence(learned)
+    two = pd.concat([confused.assign(model="HACNN"), learned.assign(model="BoT")])
+    text = prose.twin_sentence(two)
+    assert "HACNN's last epoch's training accuracy is 53.0%" in text and "BoT's last epoch's training accuracy is 96.0%" in text
+    assert "never learned the faces" in text.split("BoT's")[0] and "tells twins apart" in text.split("BoT's")[1]
 
 
 @pytest.mark.parametrize("n, expect", [(0, "missed no true face"), (1, "This face stays"),

@@ -56,7 +56,7 @@ def test_conf_follows_the_sections_and_nothing_else():
     anon = table.conf(base, "train", "hacnn", "anon")
     assert "anonymization" not in orig and anon["anonymization"]["technique"] == "blur"
     assert table.conf(config.from_dict({"anonymization": {"technique": "zero"}}), "train", "hacnn", "orig") == orig
-    assert table.conf(base, "train", "bot_r18", "orig")["training"]["model"] == "bot_r18"
+    assert table.conf(base, "train", "bot_mnv2", "orig")["training"]["model"] == "bot_mnv2"
 
 
 def test_a_chapter_reads_what_other_rules_make_and_writes_what_it_computes():

@@ -504,11 +504,13 @@ def analyse_run(cfg: Config, run: str, models: list[str], ranked: bool = False, 
 # ---------------------------------------------------------------- controls and the stage
 
 def control_config(cfg: Config, share: float) -> Config:
-    """The teaching sweep's run at `share` (`teaching.sweep_config`), with the control models."""
+    """The teaching sweep's run at `share` (`teaching.sweep_config`), keeping `attribution.control_models`
+    beside training.model when that list is given (empty: every model the controls train)."""
     sub = teaching.sweep_config(cfg, share)
+    if not cfg.attribution.control_models:
+        return sub
     data = to_dict(sub)
-    data["models"] = {m: cfg.models[m] for m in cfg.attribution.control_models
-                      if m in cfg.models and m != sub.training.model}
+    data["models"] = {m: s for m, s in sub.models.items() if m in cfg.attribution.control_models}
     return from_dict(data)
 
 

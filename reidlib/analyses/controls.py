@@ -16,24 +16,29 @@ COLUMNS = ["measure", "negative control", "positive control", "verdict", "why"]
 PASSES, FAILS, CANNOT = "passes", "fails", "cannot tell"
 
 
-def _protocol_row(drops: pd.DataFrame, metric: str = "mAP") -> dict:
-    """The orig→anon drop at both controls: passes when no drop beyond seed noise at the negative and one at
-    the positive (one-sided t-test over seeds)."""
-    c = drops[(drops.metric == metric) & (drops["after"] == "orig_anon")].set_index("control")
-    neg, pos = c.loc["negative"], c.loc["positive"]
+def _protocol_rows(drops: pd.DataFrame, metric: str = "mAP") -> list[dict]:
+    """The orig→anon drop at both controls, one row per model: passes when no drop beyond seed noise at the
+    negative and one at the positive (one-sided t-test over seeds)."""
+    c = drops[(drops.metric == metric) & (drops["after"] == "orig_anon")]
+    rows = []
+    for model in (c.model.unique() if "model" in c else [None]):
+        m = (c if model is None else c[c.model == model]).set_index("control")
+        neg, pos = m.loc["negative"], m.loc["positive"]
 
-    def shown(r: pd.Series) -> str:
-        sd = "" if pd.isna(r.seed_sd) else f" ± {r.seed_sd:.2f}"
-        return f"{r.mean_drop:.2f}{sd} points over {int(r.n_seeds)} seeds"
+        def shown(r: pd.Series) -> str:
+            sd = "" if pd.isna(r.seed_sd) else f" ± {r.seed_sd:.2f}"
+            return f"{r.mean_drop:.2f}{sd} points over {int(r.n_seeds)} seeds"
 
-    row = {"measure": f"protocol drop ({metric}, orig→anon)", "negative control": shown(neg),
-           "positive control": shown(pos)}
-    if neg.found is None or pos.found is None or pd.isna(neg.found) or pd.isna(pos.found):
-        return {**row, "verdict": CANNOT, "why": neg.why_not_shown or pos.why_not_shown}
-    ok = (not neg.found) and bool(pos.found)
-    why = (f"{'a' if neg.found else 'no'} drop beyond seed noise at the negative control, "
-           f"{'a' if pos.found else 'no'} drop at the positive")
-    return {**row, "verdict": PASSES if ok else FAILS, "why": why}
+        row = {"measure": f"protocol drop ({metric}, orig→anon)" + (f", {model}" if model else ""),
+               "negative control": shown(neg), "positive control": shown(pos)}
+        if neg.found is None or pos.found is None or pd.isna(neg.found) or pd.isna(pos.found):
+            rows.append({**row, "verdict": CANNOT, "why": neg.why_not_shown or pos.why_not_shown})
+            continue
+        ok = (not neg.found) and bool(pos.found)
+        why = (f"{'a' if neg.found else 'no'} drop beyond seed noise at the negative control, "
+               f"{'a' if pos.found else 'no'} drop at the positive")
+        rows.append({**row, "verdict": PASSES if ok else FAILS, "why": why})
+    return rows
 
 
 def _ratio_rows(face_share: pd.DataFrame) -> list[dict]:
@@ -71,7 +76,7 @@ def instruments(drops: pd.DataFrame, face_share: pd.DataFrame | None = None,
                 head: pd.DataFrame | None = None, metric: str = "mAP") -> pd.DataFrame:
     """One row per measure of face importance: its value at the negative and the positive control and whether
     it passes both (`passes`), fails one (`fails`) or cannot be judged here (`cannot tell`), with why."""
-    rows = [_protocol_row(drops, metric)]
+    rows = _protocol_rows(drops, metric)
     if face_share is not None and not face_share.empty:
         rows += _ratio_rows(face_share)
     if head is not None and not head.empty:

@@ -8,11 +8,13 @@ only the face tells them apart. The sweep's ends are the book's controls.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
-from ..core.config import Config, derive, trainings
+from ..core.config import Config, derive, from_dict, to_dict, trainings
 from ..core.runfiles import (
     finished,
     make_meta,
@@ -21,39 +23,87 @@ from ..core.runfiles import (
     tree_digest,
     write_csv,
 )
+from ..models.zoo import display_name
 from ..pipeline import rundir, table
 from ..stages import synthetic
 
 
 def sweep_config(cfg: Config, share: float) -> Config:
-    """The teaching sweep's run at one `face_identity_share`: generated data, `training.model` only.
+    """The teaching sweep's run at one `face_identity_share`: a generated world trained with the run's models,
+    recipes and seeds (the controls test the run's instruments, not a smaller copy of them).
 
-    Its faces are the `easy_faces` preset (sharp, frontal, uncovered; the run's sizes): the sweep's ends
-    are the controls, and a positive control needs every face it can show. At share 0 each crop's face is
-    drawn at random (`teaching.negative_faces`): there the face carries no identity at all.
+    Its faces are the `easy_faces` preset at `teaching.face_size` (sharp, frontal, uncovered, large enough to
+    learn): the sweep's ends are the controls, and a positive control needs every face it can show. At share 0
+    each crop's face is drawn at random (`teaching.negative_faces`): there the face carries no identity at all.
+    `teaching.train_ids`, `test_ids`, `cameras` and `epochs` shrink the sweep when set (0: the run's own).
     """
     t = cfg.teaching
     faces = t.negative_faces if share == 0 else "own"
     folder = f"share_{share:.2f}" + ("" if faces == "own" else f"_{faces}_faces")  # its own world, its own folder
-    return derive(cfg, cfg.run_path / "teaching" / folder,
-                  dataset={"name": "synthetic", "root": "", "preset": "easy_faces", "face_identity_share": share,
-                           "face_identity": faces,
-                           "train_ids": t.train_ids, "test_ids": t.test_ids, "cameras": t.cameras},
-                  training={"epochs": t.epochs, "lr_step": max(t.epochs - 1, 1)},
-                  anonymization={"audit": False})
+    size = {k: v for k, v in (("train_ids", t.train_ids), ("test_ids", t.test_ids), ("cameras", t.cameras)) if v}
+    sub = derive(cfg, cfg.run_path / "teaching" / folder,
+                 dataset={"name": "synthetic", "root": "", "preset": "easy_faces", "face_identity_share": share,
+                          "face_identity": faces, "face_size": list(t.face_size), **size},
+                 training={"epochs": t.epochs, "lr_step": max(t.epochs - 1, 1)} if t.epochs else {},
+                 anonymization={"audit": False})
+    if not cfg.models:
+        return sub
+    data = to_dict(sub)  # the run's other models, each with its own recipe (epochs shortened alike when asked)
+    data["models"] = {m: {**dict(section or {}), **({"epochs": t.epochs} if t.epochs else {})}
+                      for m, section in cfg.models.items()}
+    return from_dict(data)
+
+
+def _train_one(job: tuple[Config, str, str, int]) -> str:
+    """One training of the sweep in a worker process, on one torch thread (the main run's train jobs' setting)."""
+    import torch
+
+    torch.set_num_threads(1)
+    sub, variant, model, seed = job
+    return str(rundir.stage_train(sub, variant, model, progress=False, seed=seed))
+
+
+def train_sweep(cfg: Config, progress: bool = True) -> None:
+    """Every training of the sweep: each world's data made first (one process), then the trainings side by
+    side, one torch thread each, as many at once as the stage has threads (on CUDA one at a time)."""
+    import multiprocessing
+
+    import torch
+
+    jobs = []
+    for share in cfg.teaching.shares:
+        sub = sweep_config(cfg, share)
+        rundir.stage_records(sub)
+        if cfg.teaching.retrain:
+            rundir.stage_anonymize(sub, progress=False)
+        variants = ("orig", "anon") if cfg.teaching.retrain else ("orig",)
+        jobs += [(sub, v, m, s) for v in variants for m, t in trainings(sub).items() for s in t.seeds]
+    workers = 1 if torch.cuda.is_available() else max(1, min(len(jobs), torch.get_num_threads()))
+    bar = tqdm(total=len(jobs), desc="sweep trainings", unit="run", disable=not progress)
+    if workers == 1:
+        for job in jobs:
+            rundir.stage_train(*job[:3], progress=False, seed=job[3])
+            bar.update()
+    else:
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool forked mid-use
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            for _ in pool.map(_train_one, jobs):
+                bar.update()
+    bar.close()
 
 
 def stage_sweep(cfg: Config, progress: bool = True) -> Path:
     """Teaching chapter: the protocols at each face-identity share of the generated set (orig/orig and
-    orig/anon; anon/anon too with `teaching.retrain`), every training seed."""
+    orig/anon; anon/anon too with `teaching.retrain`), every model and training seed of the run."""
     out = sweep_path(cfg)
     conf = table.conf(cfg, "sweep")
     if finished(meta_path(out), conf, cfg.seed, [out], rebuild_stale=True):
         return out
+    train_sweep(cfg, progress)
     parts = []
     for share in cfg.teaching.shares:
         sub = sweep_config(cfg, share)
-        rows = [pd.read_csv(rundir.stage_evaluate_model(sub, m, progress, s, retrain=cfg.teaching.retrain))
+        rows = [pd.read_csv(rundir.stage_evaluate_model(sub, m, False, s, retrain=cfg.teaching.retrain))
                 for m, t in trainings(sub).items() for s in t.seeds]
         parts.append(pd.concat(rows, ignore_index=True).assign(face_identity_share=share))
     sweep = pd.concat(parts, ignore_index=True)
@@ -64,7 +114,7 @@ def stage_sweep(cfg: Config, progress: bool = True) -> Path:
 
 
 def sweep_training(cfg: Config) -> pd.DataFrame:
-    """The teaching sweep's last-epoch training accuracy per share and seed (trained on originals), beside
+    """The teaching sweep's last-epoch training accuracy per share, model and seed (trained on originals), beside
     `twin_ceiling`: the accuracy of a model that tells clothes apart but not faces (twins confused), and
     `seconds`: the trainings' measured time (both variants with `teaching.retrain`)."""
     rows = []
@@ -72,12 +122,13 @@ def sweep_training(cfg: Config) -> pd.DataFrame:
         sub = sweep_config(cfg, share)
         train = [i for i in synthetic.make_identities(sub.dataset, sub.seed) if i.split == "train"]
         twinned = sum(i.clothing_source != i.pid for i in train) * 2 / len(train)
-        for seed in sub.training.seeds:
-            log = pd.read_csv(rundir.stage_train(sub, "orig", progress=False, seed=seed) / "train_log.csv")
-            anon = (pd.read_csv(rundir.stage_train(sub, "anon", progress=False, seed=seed) / "train_log.csv")
-                    if cfg.teaching.retrain else log.iloc[:0])
-            rows.append(dict(face_identity_share=share, seed=seed, accuracy=100 * float(log.accuracy.iloc[-1]),
-                             twin_ceiling=100 * (1 - twinned / 2),
-                             seconds=float(log.seconds.sum() + anon.seconds.sum())))
+        for model, t in trainings(sub).items():
+            for seed in t.seeds:
+                log = pd.read_csv(rundir.stage_train(sub, "orig", model, progress=False, seed=seed) / "train_log.csv")
+                anon = (pd.read_csv(rundir.stage_train(sub, "anon", model, progress=False, seed=seed) / "train_log.csv")
+                        if cfg.teaching.retrain else log.iloc[:0])
+                rows.append(dict(face_identity_share=share, model=display_name(model), seed=seed,
+                                 accuracy=100 * float(log.accuracy.iloc[-1]), twin_ceiling=100 * (1 - twinned / 2),
+                                 seconds=float(log.seconds.sum() + anon.seconds.sum())))
     return pd.DataFrame(rows)
 

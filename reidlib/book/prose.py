@@ -98,22 +98,29 @@ def camera_sentence(own: dict[str, tuple[float, float]]) -> str:
 
 
 def twin_sentence(acc: pd.DataFrame) -> str:
-    """Chapter 7: whether the sweep's models learned to tell twins apart (training accuracy against the
-    ceiling of a model that confuses twins), at the highest share."""
+    """Chapter 7: whether each of the sweep's models learned to tell twins apart (training accuracy against
+    the ceiling of a model that confuses twins), at the highest share."""
     top = acc[acc.face_identity_share == acc.face_identity_share.max()]
     if top.empty:
         return ""
-    mean, ceiling, share = top.accuracy.mean(), top.twin_ceiling.mean(), top.face_identity_share.iloc[0]
-    text = (f"At share {share:g} the last epoch's training accuracy is {mean:.1f}% (mean over "
-            f"{count(len(top), 'seed')}), against {ceiling:.0f}% for a model that tells the clothes apart but "
-            "confuses every pair of twins.")
-    if mean <= ceiling + 5:
-        text += (" The model never learned the faces, even on its training images: it cannot lose what it never "
-                 "used, so at this size no measure of face reliance can find anything here, and the positive "
-                 "control tests the training budget rather than the measure.")
-    else:
-        text += " It tells twins apart, so it must use their faces: the positive control can do its job."
-    return text
+    if "model" not in top.columns:
+        top = top.assign(model="the model")
+    named = top.model.nunique() > 1
+    out = []
+    for model, g in top.groupby("model", sort=False):
+        mean, ceiling, share = g.accuracy.mean(), g.twin_ceiling.mean(), g.face_identity_share.iloc[0]
+        whose = f"{model}'s" if named else "the"
+        text = (f"At share {share:g} {whose} last epoch's training accuracy is "
+                f"{mean:.1f}% (mean over {count(len(g), 'seed')}), against {ceiling:.0f}% for a model that tells the "
+                "clothes apart but confuses every pair of twins.")
+        if mean <= ceiling + 5:
+            text += (" It never learned the faces, even on its training images: it cannot lose what it never "
+                     "used, so no measure of face reliance can find anything in it here, and for it the positive "
+                     "control tests the training budget rather than the measure.")
+        else:
+            text += " It tells twins apart, so it must use their faces: the positive control can do its job."
+        out.append(text)
+    return " ".join(out)
 
 
 def missed_sentence(n: int) -> str:

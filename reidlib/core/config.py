@@ -295,14 +295,20 @@ class StatisticsConfig:
 
 @dataclass
 class TeachingConfig:
-    """The teaching chapter: the generated set's face-importance knob swept (smaller data, fewer epochs)."""
+    """The teaching chapter and the book's controls: the generated set's face-importance knob swept, each point
+    trained with the run's own models, recipes and seeds."""
 
     shares: list = field(default_factory=lambda: [0.0, 1.0],
                          metadata={"range": (0, 1, False)})  # dataset.face_identity_share values
-    train_ids: int = ranged(12, 1)
-    test_ids: int = ranged(12, 1)
-    cameras: int = ranged(3, 2)
-    epochs: int = ranged(3, 1)
+    # the worlds' size and the trainings' epochs: 0 keeps the run's own (the controls are the run's models,
+    # recipes and seeds); a smaller sweep for a lab, e.g. train_ids 12, test_ids 12, cameras 3, epochs 3
+    train_ids: int = ranged(0, 0)
+    test_ids: int = ranged(0, 0)
+    cameras: int = ranged(0, 0)
+    epochs: int = ranged(0, 0)
+    # face widths (pixels) in the sweep's worlds, sharp, frontal and uncovered (the easy_faces preset): large
+    # enough for the run's models to learn a face at share 1, so the positive control tests the measure
+    face_size: tuple[int, int] = ranged((16, 24), 1)
     # also train on each anonymized copy (the anon/anon protocol): twice the sweep's trainings; the
     # controls' measure of face importance (orig -> anon) needs only the original-trained models
     retrain: bool = False
@@ -312,6 +318,11 @@ class TeachingConfig:
 
     def __post_init__(self) -> None:
         _shares("teaching.shares", self.shares)
+        if self.cameras == 1:
+            raise ConfigError("config key teaching.cameras = 1: a query needs a match from another camera; "
+                              "give at least 2 (or 0, the run's own)")
+        if self.face_size[0] > self.face_size[1]:
+            raise ConfigError(f"config key teaching.face_size = {list(self.face_size)}: min must not exceed max")
         if self.negative_faces not in FACE_IDENTITIES:
             raise ConfigError(f"config key teaching.negative_faces = {self.negative_faces!r}: choose "
                               f"{' or '.join(FACE_IDENTITIES)}")
@@ -328,7 +339,7 @@ class AttributionConfig:
     control_shares: list = field(default_factory=lambda: [0.0, 1.0],
                                  metadata={"range": (0, 1, False)})  # dataset.face_identity_share controls
     control_seeds: int = ranged(0, 0)  # training seeds analysed per control (the first of training.seeds; 0: all)
-    control_models: list = field(default_factory=list)  # models trained in the controls beside training.model
+    control_models: list = field(default_factory=list)  # models analysed in the controls; empty: every model
     max_pairs: int = ranged(40, 1)  # query-gallery pairs per kind (true / hardest false match) and model
     top: int = ranged(10, 1)  # gallery images shown per ranked list
     confidence: float = ranged(0.95, 0, 1, above=True)  # bootstrap intervals over queries
@@ -414,9 +425,10 @@ class Config:
     teaching: TeachingConfig = field(default_factory=TeachingConfig)
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
-    # more models beside training.model: name -> its own training section (the default run adds BoT)
-    models: dict = field(default_factory=lambda: {"bot_r18": {"profile": "smoke", "epochs": 8, "batch_size": 16,
-                                                              "instances": 4}})
+    # more models beside training.model: name -> its own training section (the default run adds BoT on MobileNetV2)
+    models: dict = field(default_factory=lambda: {"bot_mnv2": {
+        "profile": "smoke", "pretrained": "imagenet", "image_size": [256, 128], "epochs": 10, "lr": 7e-4,
+        "erasing": 0.0, "batch_size": 16, "instances": 4}})
 
     def __post_init__(self) -> None:
         trained = trainings(self)  # every extra model's section is checked when the config is loaded

@@ -12,58 +12,101 @@ SHARE_LABEL = "share of identities told apart only by the face"
 MAIN = "tested on anonymized"
 
 
+def _models(sweep: pd.DataFrame) -> pd.DataFrame:
+    """The sweep with a `model` column (one unnamed model when a table has none)."""
+    return sweep if "model" in sweep.columns else sweep.assign(model="the model")
+
+
 def sweep_table(sweep: pd.DataFrame) -> pd.DataFrame:
-    """mAP and Rank-1 per share and protocol: mean and SD over the training seeds."""
-    return (sweep.groupby(["face_identity_share", "protocol"], sort=False)[["mAP", "rank1"]]
+    """mAP and Rank-1 per model, share and protocol: mean and SD over the training seeds."""
+    return (_models(sweep).groupby(["model", "face_identity_share", "protocol"], sort=False)[["mAP", "rank1"]]
             .agg(["mean", "std"]).round(1))
 
 
 def drops(sweep: pd.DataFrame) -> pd.DataFrame:
-    """Per share and seed, the mAP drop of each comparison the sweep has (retrained only with teaching.retrain)."""
-    per_seed = sweep.pivot_table(index=["face_identity_share", "seed"], columns="protocol", values="mAP")
+    """Per model, share and seed, the mAP drop of each comparison the sweep has (retrained only with
+    teaching.retrain)."""
+    per_seed = _models(sweep).pivot_table(index=["model", "face_identity_share", "seed"], columns="protocol",
+                                          values="mAP", sort=False)
     return pd.DataFrame({name: per_seed.orig_orig - per_seed[after] for name, after in COMPARISONS.items()
                          if after in per_seed}).reset_index()
 
 
 def sweep_figure(sweep: pd.DataFrame, d: pd.DataFrame):
-    """Left: mAP per protocol against the share; right: each comparison's drop (band: SD over seeds)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    sns.lineplot(data=sweep, x="face_identity_share", y="mAP", hue="protocol", marker="o", ax=axes[0],
+    """Left: mAP per protocol against the share; right: each comparison's drop (band: SD over seeds); one line
+    style per model."""
+    sweep = _models(sweep)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    sns.lineplot(data=sweep, x="face_identity_share", y="mAP", hue="protocol", style="model", marker="o", ax=axes[0],
                  errorbar="sd", hue_order=[p for p in PROTOCOLS if p in set(sweep.protocol)])
     axes[0].set_xlabel(SHARE_LABEL)
-    long = d.melt(id_vars=["face_identity_share", "seed"], var_name="comparison", value_name="drop")
-    sns.lineplot(data=long, x="face_identity_share", y="drop", hue="comparison", marker="o", errorbar="sd", ax=axes[1])
+    long = d.melt(id_vars=["model", "face_identity_share", "seed"], var_name="comparison", value_name="drop")
+    sns.lineplot(data=long, x="face_identity_share", y="drop", hue="comparison", style="model", marker="o",
+                 errorbar="sd", ax=axes[1])
     axes[1].axhline(0, color="black", linewidth=0.8)
     axes[1].set_xlabel(SHARE_LABEL)
     axes[1].set_ylabel("mAP drop (points)")
+    for ax in axes:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def sweep_text(d: pd.DataFrame) -> str:
-    """The drop at the lowest and the highest share (with its seed SD), and whether it grows with the share."""
-    mean = d.groupby("face_identity_share")[MAIN].mean()
-    sd = d.groupby("face_identity_share")[MAIN].std()
-    lo, hi = mean.index.min(), mean.index.max()
+    """Per model: the drop at the lowest and the highest share (with its seed SD), and whether it grows with
+    the share."""
+    d = _models(d)
+    named = d.model.nunique() > 1
+    out = []
+    for model, g in d.groupby("model", sort=False):
+        mean = g.groupby("face_identity_share")[MAIN].mean()
+        sd = g.groupby("face_identity_share")[MAIN].std()
+        lo, hi = mean.index.min(), mean.index.max()
 
-    def spread(share: float) -> str:
-        return f" (SD {sd.loc[share]:.1f} over seeds)" if d.seed.nunique() > 1 else ""
+        def spread(share: float, g: pd.DataFrame = g, sd: pd.Series = sd) -> str:
+            return f" (SD {sd.loc[share]:.1f} over seeds)" if g.seed.nunique() > 1 else ""
 
-    text = (f"At share {lo:g}, blurring the test faces lowers mAP by {mean.loc[lo]:.1f} points{spread(lo)}; "
-            f"at share {hi:g}, by {mean.loc[hi]:.1f} points{spread(hi)}. ")
-    if mean.loc[hi] > mean.loc[lo]:
-        return text + ("The more identities only the face separates, the more blurring costs, as it should: "
-                       "a blurred face removes the one cue that tells twins apart.")
-    return text + ("Here the drop does not grow with the share: with so few epochs and identities the model has "
-                   "not learned to use faces at all, which is itself the point of the paper's result — a network "
-                   "only loses what it learned to rely on.")
+        who = f"{model}: at" if named else "At"
+        text = (f"{who} share {lo:g}, blurring the test faces lowers mAP by {mean.loc[lo]:.1f} points{spread(lo)}; "
+                f"at share {hi:g}, by {mean.loc[hi]:.1f} points{spread(hi)}. ")
+        if mean.loc[hi] > mean.loc[lo]:
+            text += ("The more identities only the face separates, the more blurring costs, as it should: "
+                     "a blurred face removes the one cue that tells twins apart.")
+        else:
+            text += ("Here the drop does not grow with the share: a network only loses what it learned to rely "
+                     "on (the twin sentence below says whether it learned the faces).")
+        out.append(text)
+    return "\n\n".join(out)
 
 
 def top_share_numbers(sweep: pd.DataFrame) -> dict[str, str]:
-    """At the highest share: orig/orig and anon/anon mAP as mean ± SD over seeds (anon/anon only when retrained)."""
+    """At the highest share, per model: orig/orig and anon/anon mAP as mean ± SD over seeds (anon/anon only
+    when retrained)."""
+    sweep = _models(sweep)
     share = sweep.face_identity_share.max()
-    top = sweep[sweep.face_identity_share == share].groupby("protocol").mAP
-    mean, sd = top.mean(), top.std()
-    return {"top_share": f"{share:g}", "top_oo": f"{mean['orig_orig']:.1f} ± {sd['orig_orig']:.1f}",
-            "top_aa": (f"{mean['anon_anon']:.1f} ± {sd['anon_anon']:.1f}" if "anon_anon" in mean
+    top = sweep[sweep.face_identity_share == share]
+    named = top.model.nunique() > 1
+
+    def each(protocol: str) -> str:
+        parts = []
+        for model, g in top[top.protocol == protocol].groupby("model", sort=False):
+            parts.append((f"{model} " if named else "") + f"{g.mAP.mean():.1f} ± {g.mAP.std():.1f}")
+        return ", ".join(parts)
+
+    return {"top_share": f"{share:g}", "top_oo": each("orig_orig"),
+            "top_aa": (each("anon_anon") if (top.protocol == "anon_anon").any()
                        else "not trained here (set teaching.retrain: true)")}
+
+
+def sweep_numbers(cfg) -> dict[str, str]:
+    """What the sweep trains, for the page: each model with its epochs, the worlds' identities and face widths."""
+    from ..analyses.teaching import sweep_config
+    from ..core.config import trainings
+    from ..models.zoo import display_name
+
+    sub = sweep_config(cfg, max(cfg.teaching.shares))
+    recipes = [f"{display_name(m)} for {t.epochs} epochs" for m, t in trainings(sub).items()]
+    lo, hi = sub.dataset.face_size
+    return {"sweep_recipes": " and ".join([", ".join(recipes[:-1]), recipes[-1]] if len(recipes) > 1 else recipes),
+            "sweep_ids": str(sub.dataset.train_ids + sub.dataset.test_ids),
+            "sweep_faces": f"{lo}" if lo == hi else f"{lo} to {hi}"}

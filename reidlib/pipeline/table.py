@@ -130,7 +130,7 @@ for _s in (
           lambda c: [runfiles.per_query_path(c), runfiles.effects_path(c)] if _own_results(c) else [],
           ("train", "audit", "anonymize"), "06_statistics", SIX),
     Stage("sweep", "reidlib.analyses.teaching:stage_sweep",
-          ("teaching", "detection", "anonymization", "training", "evaluation", "seed"),
+          ("teaching", "dataset", "detection", "anonymization", "training", "models", "evaluation", "seed"),
           lambda c: [runfiles.sweep_path(c)], (), "07_teaching", "Teaching"),
     Stage("attribution", "reidlib.analyses.attribution:stage_attribution",
           ("attribution", "teaching", "dataset", "detection", "anonymization", "training", "models", "seed"),
