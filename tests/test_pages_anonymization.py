@@ -63,3 +63,9 @@ def test_swap_text_says_whether_swapped_faces_still_pass_for_their_owner():
     summary.loc[1, "share_swapped_matching_owner"] = 0.02
     assert "hides most owners" in page.swap_text(summary)
     assert page.swap_text(None).startswith("The audit did not check")
+
+
+def test_no_real_sample_gives_a_sentence_not_a_placeholder_image():
+    from reidlib.core import config
+    shown = page.real_figure("", config.DetectionConfig(), config.AnonymizationConfig())
+    assert isinstance(shown, str) and shown.startswith("No real crops are given") and shown.endswith(".")

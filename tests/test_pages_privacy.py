@@ -155,3 +155,11 @@ def test_no_knee_is_named_for_an_attacker_at_chance():
     assert "head attacker the knee" not in text and "no knee is named for it" in text
     assert "Rank-1 on the original images (20.0%) is not clearly above chance (12.5%" in text
     assert "face attacker the knee of the front is **pixelate, 6x6 blocks**" in text
+
+
+def test_a_control_figure_with_nothing_to_compare_is_one_sentence():
+    flat = _ctrl(high_gain=10.0).assign(rank1=0.0)
+    shown = page.control_figure(flat)
+    assert isinstance(shown, str) and "0.0% in every control world" in shown
+    assert shown._repr_markdown_().startswith("*The head attacker")
+    plt.close(shown)  # what the notebook does with a figure: harmless here

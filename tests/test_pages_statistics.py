@@ -161,3 +161,22 @@ def test_drop_parts_say_why_for_a_given_table():
     cfg = config.from_dict({"run_dir": "/tmp/parts-config-only", "statistics": {"results": "grid.csv"}})
     text, table = page.drop_parts(cfg)
     assert text == page.NO_PARTS and table is None
+
+
+def test_chapter_6_solutions_give_the_numbers_the_reader_should_find():
+    from reidlib.stages import statistics as st
+    paper = st.load_paper_results()
+    text = page.outlier_solution(paper)
+    top = st.largest_gain(paper, "mAP")
+    assert f"without {top['model']} on {top['dataset']}" in text and text.count("p-value") == 1
+    tests = st.test_all(paper)
+    two = page.detectable_solution(tests, 0.5)
+    n = int(two.split(" needs ")[1].split(" pairs")[0])
+    sd = float(tests[(tests.metric == "mAP") & (tests["after"] == "orig_anon")].sd_difference.iloc[0])
+    assert st.smallest_detectable(n, sd) <= 0.5 < st.smallest_detectable(n - 1, sd)  # the fewest pairs that do
+    pq = pd.DataFrame({"delta_ap": [5.0, -1.0, 0.0, 3.0], "has_face": [True, True, False, False],
+                       "face_width": [10.0, 14.0, None, None]})
+    assert page.gainers_solution(pq) == ("2 of 4 query-model rows gain AP (mean gain 4.0 points): 50% show a face, "
+                                         "faces 10.0 px wide on average, against 50% show a face, faces 14.0 px wide "
+                                         "on average for the rest.")
+    assert page.gainers_solution(pq.assign(delta_ap=-1.0)).startswith("No query gains AP")

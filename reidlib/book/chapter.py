@@ -19,7 +19,36 @@ def setup(config_file: str | Path | None = "config/default.yaml", settings: dict
 
     warnings.filterwarnings("ignore", category=UserWarning)
     sns.set_theme(style="whitegrid", font_scale=0.9)
+    show_legibly()
     return config.load(config_file or None, settings or {})
+
+
+def show_legibly(shell: Any = None) -> bool:
+    """Every figure the kernel shows or glues passes through `plots.legible` first (text readable in the
+    book's column); False outside IPython."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from . import plots
+
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None:
+        return False
+    plt.close(plt.figure())  # the inline backend registers its formatters on first use: ours go after
+    png = shell.display_formatter.formatters["image/png"]
+
+    def show(fig: Figure) -> bytes:
+        from IPython.core.pylabtools import print_figure
+
+        return print_figure(plots.legible(fig), "png", bbox_inches="tight")
+
+    png.for_type(Figure, show)
+    return True
 
 
 def shown_path(path: str | Path) -> str:

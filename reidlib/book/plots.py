@@ -1,6 +1,7 @@
 """Figures for the book's chapters (matplotlib/seaborn), taking plain tables and image paths."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -11,6 +12,57 @@ import pandas as pd
 import seaborn as sns
 
 from ..core.images import read_image
+
+COLUMN_PX = 688  # the book's content column, CSS pixels (sphinx-book-theme, measured in the built book)
+MIN_TEXT_PX = 9.0  # no figure text smaller than this as the page shows it, at 100% zoom
+
+
+def rendered_px_per_pt(fig, column_px: float = COLUMN_PX) -> float:
+    """CSS pixels per point of text as the book shows `fig`: at its own size, or shrunk to the column."""
+    width_px = fig.get_size_inches()[0] * fig.dpi
+    return fig.dpi / 72 * min(1.0, column_px / width_px)
+
+
+def _texts(fig) -> list:
+    from matplotlib.text import Text
+
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+
+
+def smallest_text_px(fig, column_px: float = COLUMN_PX) -> float:
+    """The smallest text of `fig` in CSS pixels as the book shows it (inf when it has none), as drawn."""
+    fig.canvas.draw()
+    texts = _texts(fig)
+    return min((t.get_fontsize() for t in texts), default=float("inf")) * rendered_px_per_pt(fig, column_px)
+
+
+def legible(fig, column_px: float = COLUMN_PX, min_px: float = MIN_TEXT_PX):
+    """`fig` made readable in the book's column: a figure of more than four panels at least half the column
+    wide, and every text at least `min_px` as shown (the layout redone when anything grew)."""
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    width_px = fig.get_size_inches()[0] * fig.dpi
+    changed = False
+    if len(panels) > 4 and width_px < column_px / 2:
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w * column_px / 2 / width_px, h * column_px / 2 / width_px)
+        changed = True
+    scale = rendered_px_per_pt(fig, column_px)
+    for ax in panels:  # tick labels are made again at each draw from the axis's own size: set that
+        for axis in (ax.xaxis, ax.yaxis):
+            for which, ticks in (("major", axis.get_major_ticks()), ("minor", axis.get_minor_ticks())):
+                if ticks and ticks[0].label1.get_fontsize() * scale < min_px:
+                    axis.set_tick_params(which=which, labelsize=min_px / scale)
+                    changed = True
+    for t in _texts(fig):
+        if t.get_fontsize() * scale < min_px:
+            t.set_fontsize(min_px / scale)
+            changed = True
+    engine = fig.get_layout_engine()
+    if changed and (engine is None or type(engine).__name__ == "TightLayoutEngine"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig.tight_layout()
+    return fig
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -67,12 +119,18 @@ def image_rows(rows: dict[str, Sequence[np.ndarray]], col_titles: Sequence[str] 
     return fig
 
 
-def note_figure(text: str):
-    """A small figure holding one sentence: what a chapter shows where its data has nothing to plot."""
-    fig, ax = plt.subplots(figsize=(5, 0.9))
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, wrap=True)
-    ax.axis("off")
-    return fig
+class Sentence(str):
+    """What a page shows in a figure's place when there is nothing to plot: one sentence saying why (shown as
+    Markdown; `plt.close` on it does nothing)."""
+
+    def _repr_markdown_(self) -> str:
+        return f"*{self}*"
+
+
+def note_figure(text: str) -> Sentence:
+    """One sentence instead of a figure, where a chapter's data has nothing to plot: never a placeholder image."""
+    text = text.strip()
+    return Sentence(text[:1].upper() + text[1:] + ("" if text.endswith(".") else "."))
 
 
 def recall_by_size(by_size: pd.DataFrame, by_condition: pd.DataFrame | None = None):

@@ -43,7 +43,8 @@ def before_after_figure(root: Path, anon: Path, shown: list[str]):
 def real_figure(real_sample: str, detection_section, section):
     """Real query crops (a Market-1501 folder the reader gives) before and after anonymization, or a note."""
     if not real_sample:
-        return plots.note_figure("real_sample is empty: no real crops are shown")
+        return plots.note_figure("no real crops are given (the parameter real_sample is empty), so no real "
+                                 "person's face is shown here")
     real = datasets.read_market(real_sample)
     shown = real[real.split == "query"].image.head(SHOWN).tolist()
     detect = detection.detector_from_config(detection_section)

@@ -10,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..analyses import privacy as analysis
-from ..book import tables
+from ..book import plots, tables
 
 TECHNIQUE_NAMES = {"none": "original", "blur": "blur", "pixelate": "pixelate", "zero": "black box",
                    "blank": "mean colour", "inpaint": "inpaint"}
@@ -152,7 +152,11 @@ def front_text(points: pd.DataFrame, summary: dict) -> str:
 
 def control_figure(ctrl: pd.DataFrame):
     """The head attacker's Rank-1 at each control share, one dot per seed, on originals and on the run's
-    anonymization."""
+    anonymization; a sentence instead when every Rank-1 is the same (nothing to compare)."""
+    if ctrl.rank1.nunique() <= 1:
+        value = f"{ctrl.rank1.iloc[0]:.1f}%" if len(ctrl) else "not measured"
+        return plots.note_figure(f"the head attacker's Rank-1 is {value} in every control world, seed and variant, "
+                                 "so there is nothing to compare: it identifies no one from heads this size")
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     sns.stripplot(data=ctrl, x="face_identity_share", y="rank1", hue="variant", dodge=True, s=7, ax=ax,
                   hue_order=["original", "anonymized"])

@@ -2,6 +2,7 @@
 stated averages checked against the tables, the same test on this run, and the loss followed down to queries."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 
@@ -124,3 +125,53 @@ def drop_parts(cfg: Config, metric: str = "mAP") -> tuple[str, object]:
     summary = decomposition.load(cfg)["summary"]
     verdict = decomposition.face_verdict(summary, metric, cfg.statistics.alpha)
     return evaluation.decomposition_text(verdict), evaluation.decomposition_table(summary, metric)
+
+
+def outlier_solution(results: pd.DataFrame, alpha: float = 0.05) -> str:
+    """Exercise 1's answer: the orig→anon mAP test's t-test and Wilcoxon p-values with and without the pair
+    that gains most (`statistics.largest_gain`)."""
+    top = statistics.largest_gain(results, "mAP")
+    without = results[~((results.dataset == top["dataset"]) & (results.model == top["model"]))]
+
+    def ps(table: pd.DataFrame) -> tuple[float, float]:
+        t = statistics.test_all(table, alpha=alpha)
+        r = t[(t.metric == "mAP") & (t["after"] == "orig_anon")].iloc[0]
+        return r.p_value, r.wilcoxon_p
+
+    (t_all, w_all), (t_wo, w_wo) = ps(results), ps(without)
+    return (f"For mAP, tested on anonymized images: the t-test's p-value goes from {t_all:.2g} to {t_wo:.2g} "
+            f"without {top['model']} on {top['dataset']}, the Wilcoxon test's from {w_all:.2g} to {w_wo:.2g}. "
+            + ("The t-test moves more: the outlier widened the spread of the differences, and ranks barely feel it."
+               if abs(np.log10(t_wo / t_all)) > abs(np.log10(w_wo / w_all)) else
+               "Here the Wilcoxon test moves as much as the t-test: the outlier is one rank among few."))
+
+
+def detectable_solution(tests: pd.DataFrame, drop: float = 0.5, alpha: float = 0.05) -> str:
+    """Exercise 2's answer: the smallest drop the paper's first mAP comparison detects with 10, 30 and 100
+    pairs, and the pairs a drop of `drop` points needs (80% power)."""
+    r = tests[(tests.metric == "mAP") & (tests["after"] == "orig_anon")].iloc[0]
+    sd = float(r.sd_difference)
+    sizes = ", ".join(f"{statistics.smallest_detectable(n, sd, alpha):.2f} points with {n} pairs" for n in (10, 30, 100))
+    n = 2
+    while statistics.smallest_detectable(n, sd, alpha) > drop and n < 100_000:
+        n += 1
+    return (f"With the SD of the paper's differences ({sd:.2f} points), the smallest detectable mAP drop is {sizes}. "
+            f"A drop of {drop:g} points needs {n} pairs, against the paper's {int(r.n_pairs)}.")
+
+
+def gainers_solution(pq: pd.DataFrame) -> str:
+    """Exercise 3's answer: how many queries gain AP under anonymization, and how they differ from the rest
+    (a face at all, its width, the audit's hits)."""
+    if pq.empty:
+        return "This run has no per-query table (a results table was given instead of the run's own models)."
+    gain = pq.delta_ap > 0
+    if not gain.any():
+        return f"No query gains AP here (of {len(pq)} query-model rows)."
+
+    def describe(g: pd.DataFrame) -> str:
+        width = g.face_width.dropna()
+        w = f", faces {width.mean():.1f} px wide on average" if len(width) else ""
+        return f"{100 * g.has_face.mean():.0f}% show a face{w}"
+
+    return (f"{int(gain.sum())} of {len(pq)} query-model rows gain AP (mean gain {pq.delta_ap[gain].mean():.1f} points): "
+            f"{describe(pq[gain])}, against {describe(pq[~gain])} for the rest.")

@@ -76,7 +76,7 @@ def sweep_text(d: pd.DataFrame) -> str:
             text += ("Here the drop does not grow with the share: a network only loses what it learned to rely "
                      "on (the twin sentence below says whether it learned the faces).")
         out.append(text)
-    return "\n\n".join(out)
+    return " ".join(out)
 
 
 def top_share_numbers(sweep: pd.DataFrame) -> dict[str, str]:
