@@ -189,3 +189,12 @@ def test_per_query_ap_matches_the_evaluation():
     assert np.nanmean(ap) == pytest.approx(whole.mAP)
     true, kept = attribution.true_match_mask(q, g)
     assert true[0].tolist() == [True, False, False, False, False, False] and not kept[0, 1]
+
+
+def test_shuffled_identities_keep_the_images_and_the_identity_counts_but_not_the_pairing():
+    recs = pd.DataFrame({"image": [f"{i}.jpg" for i in range(40)], "split": ["train"] * 30 + ["query"] * 10,
+                         "pid": [i // 3 for i in range(30)] + list(range(10))})
+    out = attribution.shuffled_records(recs, 0)
+    assert out.image.tolist() == recs.image.tolist() and out[out.split == "query"].equals(recs[recs.split == "query"])
+    assert sorted(out.pid[:30]) == sorted(recs.pid[:30]) and (out.pid[:30] != recs.pid[:30]).mean() > 0.5
+    assert out.equals(attribution.shuffled_records(recs, 0)) and not out.equals(attribution.shuffled_records(recs, 1))

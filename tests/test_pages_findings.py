@@ -107,3 +107,25 @@ def test_detectable_text_counts_the_datasets_whose_drop_is_below_what_their_pair
     text = page.detectable_text(by)
     assert "Airport 1.75 against 2.46 (6 pairs)" in text and "all" not in text.split(":")[1].split(";")[0]
     assert text.endswith("In 1 of 2 datasets the drop is smaller than what its pairs can detect.")
+
+
+def _sanity(changed: bool) -> pd.DataFrame:
+    trained = _ratios(True)
+    rand = 2.0 if not changed else 1.0
+    extra = [{"run": "share 1", "control_seed": 0, "model": "HACNN", "trained_on": t, "method": "grad-cam",
+              "kind": "true match", "ratio": rand, "ratio_low": rand - 0.2, "ratio_high": rand + 0.2, "queries": 6}
+             for t in ("random weights", "shuffled identities")]
+    return pd.concat([trained, pd.DataFrame(extra)], ignore_index=True)
+
+
+def test_the_randomization_checks_pass_only_when_the_ratio_changes():
+    from reidlib.analyses import attribution, controls
+    checks = attribution.sanity_checks(_sanity(changed=True))
+    assert checks.check.tolist() == ["model randomization", "data randomization"] and checks.changed.all()
+    assert not attribution.sanity_checks(_sanity(changed=False)).changed.any()
+    rows = controls.instruments(_drops(False, True), _sanity(changed=True))
+    sanity = rows[rows.measure.str.contains("randomization")]
+    assert sanity.verdict.tolist() == ["passes", "passes"]
+    rows = controls.instruments(_drops(False, True), _sanity(changed=False))
+    assert rows[rows.measure.str.contains("randomization")].verdict.tolist() == ["fails", "fails"]
+    assert "trained 2.00 [1.80, 2.20]" in rows.iloc[-1]["positive control"]

@@ -18,6 +18,7 @@ anonymization. Here, for every query-gallery pair:
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from ..core.runfiles import (
     fingerprint_files,
     finished,
     make_meta,
+    output_folder,
     tree_digest,
     write_csv,
     write_json,
@@ -371,8 +373,8 @@ class _Test:
 
 
 def _model_rows(run: str, arch: str, trained_on: str, model: nn.Module, size, test: _Test, cfg: Config,
-                pool) -> tuple[list[dict], list[dict], dict]:
-    """Face share ratios and interventions of one trained model on one run's test set."""
+                pool, interventions: bool = True) -> tuple[list[dict], list[dict], dict]:
+    """Face share ratios and (unless told not to) interventions of one model on one run's test set."""
     a = cfg.attribution
     x = to_input(test.raws, size)
     feats = embed(model, x)
@@ -411,7 +413,7 @@ def _model_rows(run: str, arch: str, trained_on: str, model: nn.Module, size, te
     share = share.assign(run=run, model=name, trained_on=trained_on, method=method)
     inter = []
     anon_feats = {}
-    for t in a.techniques:
+    for t in a.techniques if interventions else ():
         anon = anonymized_copy(test.raws, test.all, test.anon_boxes, technique_writer(cfg, t), pool, cfg.seed)
         changed = [k for k, (im, orig) in enumerate(zip(anon, test.raws)) if im is not orig]
         fa = feats.clone()  # images without a face box are unchanged: only the others are embedded again
@@ -501,6 +503,74 @@ def analyse_run(cfg: Config, run: str, models: list[str], ranked: bool = False, 
     return pd.DataFrame(shares), pd.DataFrame(inters), pd.DataFrame(ranks), arrays
 
 
+# ---------------------------------------------------------------- sanity checks (Adebayo et al. 2018)
+
+SANITY = {"random weights": "model randomization", "shuffled identities": "data randomization"}
+
+
+def shuffled_records(recs: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The records with the training images' identities permuted among them (seeded): labels that no longer
+    go with the pictures (the data randomization test)."""
+    out = recs.copy()
+    train = np.flatnonzero((out.split == "train").to_numpy())
+    rng = np.random.default_rng([seed, 11])
+    out.loc[out.index[train], "pid"] = out.pid.to_numpy()[train][rng.permutation(len(train))]
+    return out
+
+
+def sanity_models(cfg: Config, model: str, seed: int, progress: bool = False) -> dict[str, tuple[nn.Module, tuple]]:
+    """The two models a saliency measure must tell from the trained one: the same architecture with its
+    weights drawn at random (model randomization), and one trained as the run's on shuffled identities
+    (data randomization, kept in attribution/sanity/)."""
+    from ..models.zoo import build_model
+    from ..stages import training
+
+    trained_dir = rundir.stage_train(cfg, "orig", model, progress, seed)
+    _, size = load_trained(trained_dir, "cpu")
+    torch.manual_seed(seed)  # every weight drawn again, as the architecture initialises them
+    random = build_model(model, len(json.loads((trained_dir / "pids.json").read_text())["pids"]), "none").eval()
+    tcfg = trainings(cfg)[model]
+    out = attribution_dir(cfg) / "sanity" / model / f"seed{seed}"
+    conf = {**table.conf(cfg, "train", model, "orig"), "identities": "shuffled"}
+    if not finished(out / "model.pt.meta.json", conf, seed, [out / "model.pt"]):
+        root = rundir.stage_generate(cfg)
+        with output_folder(out, conf, seed):
+            training.train(root, shuffled_records(rundir.records(cfg), seed), out, tcfg, seed, progress=progress)
+            write_json(out / "model.pt.meta.json", make_meta("training", conf, seed, fingerprint_files(root)))
+    shuffled, _ = load_trained(out, "cpu")
+    return {"random weights": (random, size), "shuffled identities": (shuffled, size)}
+
+
+def sanity_rows(cfg: Config, run: str, models: list[str], seed: int, progress: bool = False) -> pd.DataFrame:
+    """Face share ratios of each model's two randomized twins on one run's test set (`trained_on` names the
+    randomization)."""
+    boxes = face_boxes(cfg)
+    test = _Test(cfg, boxes, intervention_boxes(cfg))
+    rows = []
+    for m in models:
+        for kind, (net, size) in sanity_models(cfg, m, seed, progress).items():
+            rows += _model_rows(run, m, kind, net, size, test, cfg, None, interventions=False)[0]
+    return pd.DataFrame(rows)
+
+
+def sanity_checks(summary: pd.DataFrame, kind: str = "true match") -> pd.DataFrame:
+    """Per model and randomization: the trained model's face share ratio beside its randomized twin's, and
+    whether the measure changed (intervals apart): a saliency measure that does not change fails the check."""
+    rows = []
+    s = summary[summary.kind == kind]
+    for r in s[s.trained_on.isin(list(SANITY))].itertuples():
+        base = s[(s.run == r.run) & (s.model == r.model) & (s.trained_on == "orig") & (s.control_seed == r.control_seed)]
+        if base.empty:
+            continue
+        b = base.iloc[0]
+        rows.append(dict(model=r.model, run=r.run, control_seed=r.control_seed, check=SANITY[r.trained_on],
+                         trained=b.ratio, trained_low=b.ratio_low, trained_high=b.ratio_high, randomized=r.ratio,
+                         randomized_low=r.ratio_low, randomized_high=r.ratio_high,
+                         changed=bool(r.ratio_high < b.ratio_low or r.ratio_low > b.ratio_high)))
+    return pd.DataFrame(rows, columns=["model", "run", "control_seed", "check", "trained", "trained_low",
+                                       "trained_high", "randomized", "randomized_low", "randomized_high", "changed"])
+
+
 # ---------------------------------------------------------------- controls and the stage
 
 def control_config(cfg: Config, share: float) -> Config:
@@ -563,6 +633,11 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
             shares = pd.concat([shares, sh.assign(control_seed=s)], ignore_index=True)
             inter = pd.concat([inter, it.assign(control_seed=s)], ignore_index=True)
             runs[f"{label} seed {s}"] = str(sub.run_path)
+    if a.control_shares:  # the sanity checks, on the positive control (where the face carries identity)
+        top = max(a.control_shares)
+        sub, s = control_config(cfg, top), control_seeds(cfg)[0]
+        sh = sanity_rows(sub, f"share {top:g}", list(trainings(sub)), s, progress)
+        shares = pd.concat([shares, sh.assign(control_seed=s)], ignore_index=True)
     share_sum, inter_sum = summarize(shares, inter, a.confidence, cfg.seed)
     fp = tree_digest((k, file_sha256(p)) for r in dict.fromkeys(runs.values()) for k, p in
                      ((f"{r}:{q.relative_to(Path(r)).as_posix()}", q) for q in sorted(Path(r).glob("models/*/*/*/model.pt"))))

@@ -3,8 +3,9 @@
 A measure counts only when it finds nothing in the negative control (each crop a random face: the face
 carries no identity) and finds use of the face in the positive control (only the face separates clothing
 twins). Each row's verdict is computed here from the measure's own results: the protocol drop (teaching
-sweep, `findings.control_drops`), the face share ratio (`attribution.control_separation`) and the head
-attacker (`privacy.control_verdict`).
+sweep, `findings.control_drops`), the face share ratio (`attribution.control_separation`, and the model and
+data randomization checks of Adebayo et al. 2018, `attribution.sanity_checks`) and the head attacker
+(`privacy.control_verdict`).
 """
 from __future__ import annotations
 
@@ -61,6 +62,22 @@ def _ratio_rows(face_share: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def _sanity_rows(face_share: pd.DataFrame) -> list[dict]:
+    """Adebayo et al.'s checks of the face share ratio per model, on the positive control: it passes when the
+    ratio changes (intervals apart) once the weights are drawn at random, or once the model is trained on
+    shuffled identities."""
+    rows = []
+    for r in attribution.sanity_checks(face_share).itertuples():
+        rows.append({"measure": f"face share ratio, {r.model}: {r.check}",
+                     "negative control": f"randomized {r.randomized:.2f} [{r.randomized_low:.2f}, {r.randomized_high:.2f}]",
+                     "positive control": f"trained {r.trained:.2f} [{r.trained_low:.2f}, {r.trained_high:.2f}]",
+                     "verdict": PASSES if r.changed else FAILS,
+                     "why": ("the ratio changes when what the model learned is destroyed" if r.changed else
+                             "the randomized model's interval overlaps the trained one's: the map does not depend "
+                             "on what the model learned")})
+    return rows
+
+
 def _attacker_row(ctrl: pd.DataFrame) -> dict:
     """What anonymization takes from the head attacker: passes when it takes more at the positive control than
     at the negative (or than nothing) by more than the seeds' largest spread."""
@@ -78,7 +95,7 @@ def instruments(drops: pd.DataFrame, face_share: pd.DataFrame | None = None,
     it passes both (`passes`), fails one (`fails`) or cannot be judged here (`cannot tell`), with why."""
     rows = _protocol_rows(drops, metric)
     if face_share is not None and not face_share.empty:
-        rows += _ratio_rows(face_share)
+        rows += _ratio_rows(face_share) + _sanity_rows(face_share)
     if head is not None and not head.empty:
         rows.append(_attacker_row(head))
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -225,3 +225,21 @@ def summary_list(main: pd.DataFrame, inter: pd.DataFrame, models: list[str]) -> 
         + "; ".join(f"{r.model} {interval(r)} ({r.method})" for r in orig.itertuples()),
         "- Trained on anonymized images: " + "; ".join(f"{r.model} {interval(r)}" for r in anon.itertuples()),
         "- AP change with faces anonymized in query and gallery: " + changes])
+
+
+def sanity_text(share: pd.DataFrame) -> str:
+    """The model and data randomization checks of the face share ratio (Adebayo et al. 2018), in words."""
+    checks = attribution.sanity_checks(share)
+    if checks.empty:
+        return "No randomization check was run (the controls are off)."
+    parts = []
+    for r in checks.itertuples():
+        parts.append(f"{r.model}, {r.check}: {r.trained:.2f} [{r.trained_low:.2f}, {r.trained_high:.2f}] trained, "
+                     f"{r.randomized:.2f} [{r.randomized_low:.2f}, {r.randomized_high:.2f}] randomized, "
+                     + ("changed" if r.changed else "not changed"))
+    passed = int(checks.changed.sum())
+    verdict = ("so the map reads what the model learned." if passed == len(checks) else
+               "a map that does not change when what the model learned is destroyed does not read the model; "
+               "where a check fails, that model's face share ratio is not evidence.")
+    return (f"At the positive control ({checks.run.iloc[0]}, seed {checks.control_seed.iloc[0]}), true matches: "
+            + "; ".join(parts) + f". {passed} of {len(checks)} checks pass: " + verdict)
