@@ -211,6 +211,45 @@ class Browser:
         return path
 
 
+SHOTS = {"findings_claims": ("notebooks/00_findings.html", "the-claims-one-by-one"),
+         "findings_controls": ("notebooks/00_findings.html", "every-measure-against-both-controls"),
+         "controls_figure": ("notebooks/08_where_models_look.html", "fig-face-share-controls")}
+
+
+def element_shot(b: "Browser", element_id: str, path: Path, max_height: int = 3000) -> Path | None:
+    """Save one element of the current page (a section or a figure, by id) as a PNG, the window made as tall
+    as the page first (so the layout measured is the layout captured); None when the page has no such element."""
+    width, height = b.evaluate("[window.innerWidth, document.documentElement.scrollHeight]")
+    b.call("Emulation.setDeviceMetricsOverride", width=width, height=min(height, 20000), deviceScaleFactor=1,
+           mobile=False)
+    try:
+        time.sleep(0.3)
+        box = b.evaluate("""((id) => { const el = document.getElementById(id); if (!el) return null;
+            window.scrollTo(0, 0); const r = el.getBoundingClientRect();
+            return [r.left, r.top, r.width, r.height]; })(%s)""" % json.dumps(element_id))
+        if not box:
+            return None
+        clip = {"x": box[0], "y": box[1], "width": box[2], "height": min(box[3], max_height), "scale": 1}
+        data = b.call("Page.captureScreenshot", format="png", clip=clip)["data"]
+    finally:
+        b.call("Emulation.clearDeviceMetricsOverride")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(data))
+    return path
+
+
+def shots(html: Path, out: Path) -> list[Path]:
+    """The book's review screenshots (`SHOTS`: Findings' claims and controls, chapter 8's controls figure)."""
+    saved = []
+    with Browser() as b:
+        for name, (page, element_id) in SHOTS.items():
+            if (Path(html) / page).is_file():
+                b.visit((Path(html) / page).resolve().as_uri(), settle=0.5)
+                got = element_shot(b, element_id, Path(out) / f"{name}.png")
+                saved += [got] if got else []
+    return saved
+
+
 def book_pages(html: Path) -> list[Path]:
     """Every page of a built book (its `_build/html`), in reading order: the introduction, the
     chapters, then "Run it on your data", the paper's tables and the glossary."""
@@ -230,8 +269,13 @@ def measure(html: Path) -> list[dict]:
     return rows
 
 
-if __name__ == "__main__":  # python tests/browser.py _build/html: the pages' heights and code shares
+if __name__ == "__main__":  # python tests/browser.py _build/html [shots OUT]: heights and code shares, or screenshots
     import sys
+
+    if len(sys.argv) > 3 and sys.argv[2] == "shots":
+        for p in shots(Path(sys.argv[1]), Path(sys.argv[3])):
+            print(p)
+        sys.exit(0)
 
     for r in measure(Path(sys.argv[1])):
         print(f"{r['page']:36s} page {r['page_px']:6d} px  code {r['code_px']:5d} px  "

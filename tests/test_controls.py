@@ -65,3 +65,31 @@ def test_in_the_positive_control_only_the_face_tells_twins_apart():
         near[max(box[1] - margin, 0):box[3] + margin, max(box[0] - margin, 0):box[2] + margin] = True
         assert (img_a[~near] == img_b[~near]).all()
         assert np.abs(img_a[box[1]:box[3], box[0]:box[2]].astype(int) - img_b[box[1]:box[3], box[0]:box[2]]).mean() > 5
+
+
+def test_a_face_only_world_shows_only_the_face_and_a_face_blind_world_everything_else(tmp_path):
+    img = np.random.default_rng(0).integers(0, 255, (128, 64, 3)).astype(np.uint8)
+    box = (20, 10, 40, 30)
+    only, blind = synthetic.masked(img, box, "face_only"), synthetic.masked(img, box, "face_blind")
+    inside = np.zeros(img.shape[:2], bool)
+    inside[10:30, 20:40] = True
+    assert (only[inside] == img[inside]).all() and (only[~inside] == synthetic.GREY).all()
+    assert (blind[~inside] == img[~inside]).all() and (blind[inside] == synthetic.GREY).all()
+    assert (synthetic.masked(img, None, "face_only") == synthetic.GREY).all()  # the back of a head: nothing
+    assert synthetic.masked(img, box, "all") is img
+    with pytest.raises(config.ConfigError, match="dataset.visible"):
+        config.from_dict({"dataset": {"visible": "face"}})
+
+
+def test_the_model_controls_are_the_positive_world_masked_on_the_first_seeds():
+    cfg = _cfg()
+    top = teaching.sweep_config(cfg, 1.0)
+    for visible in ("face_only", "face_blind"):
+        sub = teaching.model_control_config(cfg, visible)
+        assert sub.dataset.visible == visible and sub.run_path.name == f"{top.run_path.name}_{visible}"
+        assert config.to_dict(sub.dataset) == {**config.to_dict(top.dataset), "visible": visible}
+        assert {m: t.seeds for m, t in config.trainings(sub).items()} == {"hacnn": [0], "bot_mnv2": [0]}
+        assert {m: config.recipe(t) for m, t in config.trainings(sub).items()} == \
+            {m: config.recipe(t) for m, t in config.trainings(top).items()}
+    with pytest.raises(config.ConfigError, match="teaching.model_controls"):
+        _cfg(model_controls=["all"])

@@ -37,7 +37,7 @@ def test_a_figure_shown_at_its_own_size_keeps_readable_text():
 
 
 def test_many_small_panels_are_drawn_at_least_half_the_column_wide():
-    fig, axes = plt.subplots(1, 6, figsize=(2.5, 1))
+    fig, _ = plt.subplots(1, 6, figsize=(2.5, 1))
     assert fig.get_size_inches()[0] * fig.dpi < plots.COLUMN_PX / 2
     plots.legible(fig)
     assert fig.get_size_inches()[0] * fig.dpi >= plots.COLUMN_PX / 2 - 1

@@ -129,3 +129,26 @@ def test_the_randomization_checks_pass_only_when_the_ratio_changes():
     rows = controls.instruments(_drops(False, True), _sanity(changed=False))
     assert rows[rows.measure.str.contains("randomization")].verdict.tolist() == ["fails", "fails"]
     assert "trained 2.00 [1.80, 2.20]" in rows.iloc[-1]["positive control"]
+
+
+def _model_controls(only_drop: float, blind_drop: float) -> pd.DataFrame:
+    return pd.DataFrame([{"visible": v, "model": "HACNN", "seed": 0, "orig_orig": 40.0, "orig_anon": 40.0 - d,
+                          "drop": d, "floor": 8.0, "accuracy": 90.0}
+                         for v, d in (("face_only", only_drop), ("face_blind", blind_drop))])
+
+
+def _model_ratios(only: float, blind: float) -> pd.DataFrame:
+    return pd.DataFrame([{"run": "model controls", "control_seed": 0, "model": "HACNN", "trained_on": t,
+                          "method": "grad-cam", "kind": "true match", "ratio": r, "ratio_low": r - 0.3,
+                          "ratio_high": r + 0.3, "queries": 6} for t, r in (("face only", only), ("face blind", blind))])
+
+
+def test_the_model_controls_judge_the_drop_and_the_ratio_from_their_own_numbers():
+    from reidlib.analyses import controls
+    drops = _drops(False, True).assign(model="HACNN")  # the positive control's seed SD of the drop: 0.3
+    good = controls.instruments(drops, _model_ratios(3.0, 0.9), model_controls=_model_controls(30.0, 0.1))
+    rows = good[good.measure.str.contains("face-only model")].set_index("measure")
+    assert rows.verdict.tolist() == ["passes", "passes"]
+    assert "(orig→anon 10.0, 1.2x the floor)" in rows.iloc[0]["positive control"]
+    bad = controls.instruments(drops, _model_ratios(1.5, 1.6), model_controls=_model_controls(0.2, 3.0))
+    assert bad[bad.measure.str.contains("face-only model")].verdict.tolist() == ["fails", "fails"]

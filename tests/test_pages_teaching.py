@@ -69,3 +69,15 @@ def test_sweep_numbers_name_the_runs_models_and_the_worlds_faces():
     small = page.sweep_numbers(config.from_dict({"run_dir": "/tmp/sweep-numbers", "models": {},
                                                  "teaching": {"epochs": 2, "train_ids": 5, "face_size": [20, 20]}}))
     assert small == {"sweep_recipes": "HACNN for 2 epochs", "sweep_ids": "29", "sweep_faces": "20"}
+
+
+def test_the_model_controls_say_whether_the_face_only_model_falls_to_the_floor():
+    mc = pd.DataFrame([{"visible": v, "model": "BoT", "seed": 0, "orig_orig": oo, "orig_anon": oa, "drop": oo - oa,
+                        "floor": 8.0, "accuracy": 80.0} for v, oo, oa in (("face_only", 40.0, 10.0),
+                                                                         ("face_blind", 30.0, 30.0))])
+    text = page.model_controls_text(mc)
+    assert "1.2x the random floor of 8.0 (at the floor" in text and "loses 0.00 points" in text
+    assert "above the floor" in page.model_controls_text(mc.assign(orig_anon=[20.0, 30.0]))
+    shown = page.model_controls_table(mc).data
+    assert shown["the model sees"].tolist() == ["face only", "face blind"]
+    assert page.model_controls_text(mc.iloc[:0]).startswith("No model-level control")

@@ -541,16 +541,37 @@ def sanity_models(cfg: Config, model: str, seed: int, progress: bool = False) ->
     return {"random weights": (random, size), "shuffled identities": (shuffled, size)}
 
 
+def ratio_rows(cfg: Config, run: str, nets: list[tuple[str, str, nn.Module, tuple]]) -> pd.DataFrame:
+    """Face share ratios alone (no interventions) of models on one run's test set; each net is (registered
+    model, what `trained_on` calls it, the network, its input size)."""
+    test = _Test(cfg, face_boxes(cfg), intervention_boxes(cfg))
+    rows = []
+    for arch, label, net, size in nets:
+        rows += _model_rows(run, arch, label, net, size, test, cfg, None, interventions=False)[0]
+    return pd.DataFrame(rows)
+
+
 def sanity_rows(cfg: Config, run: str, models: list[str], seed: int, progress: bool = False) -> pd.DataFrame:
     """Face share ratios of each model's two randomized twins on one run's test set (`trained_on` names the
     randomization)."""
-    boxes = face_boxes(cfg)
-    test = _Test(cfg, boxes, intervention_boxes(cfg))
-    rows = []
-    for m in models:
-        for kind, (net, size) in sanity_models(cfg, m, seed, progress).items():
-            rows += _model_rows(run, m, kind, net, size, test, cfg, None, interventions=False)[0]
-    return pd.DataFrame(rows)
+    return ratio_rows(cfg, run, [(m, kind, net, size) for m in models
+                                 for kind, (net, size) in sanity_models(cfg, m, seed, progress).items()])
+
+
+MODEL_CONTROLS_RUN = "model controls"  # the face share summary's run for the face-only and face-blind models
+
+
+def model_control_rows(cfg: Config, progress: bool = False) -> pd.DataFrame:
+    """Face share ratios of the face-only and face-blind models (`teaching.model_control_config`), first seed,
+    each with `trained_on` 'face only' or 'face blind'."""
+    parts = []
+    for visible in cfg.teaching.model_controls:
+        sub = teaching.model_control_config(cfg, visible)
+        s = sub.training.seeds[0]
+        nets = [(m, visible.replace("_", " "), *load_trained(rundir.stage_train(sub, "orig", m, progress, s), "cpu"))
+                for m in trainings(sub)]
+        parts.append(ratio_rows(sub, MODEL_CONTROLS_RUN, nets).assign(control_seed=s))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def sanity_checks(summary: pd.DataFrame, kind: str = "true match") -> pd.DataFrame:
@@ -637,7 +658,7 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
         top = max(a.control_shares)
         sub, s = control_config(cfg, top), control_seeds(cfg)[0]
         sh = sanity_rows(sub, f"share {top:g}", list(trainings(sub)), s, progress)
-        shares = pd.concat([shares, sh.assign(control_seed=s)], ignore_index=True)
+        shares = pd.concat([shares, sh.assign(control_seed=s), model_control_rows(cfg, progress)], ignore_index=True)
     share_sum, inter_sum = summarize(shares, inter, a.confidence, cfg.seed)
     fp = tree_digest((k, file_sha256(p)) for r in dict.fromkeys(runs.values()) for k, p in
                      ((f"{r}:{q.relative_to(Path(r)).as_posix()}", q) for q in sorted(Path(r).glob("models/*/*/*/model.pt"))))

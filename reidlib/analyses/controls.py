@@ -78,6 +78,52 @@ def _sanity_rows(face_share: pd.DataFrame) -> list[dict]:
     return rows
 
 
+NOISE_SDS = 2  # a model control's drop counts as found beyond this many seed SDs of the positive control's drop
+
+
+def _model_control_rows(model_ctrl: pd.DataFrame, drops: pd.DataFrame, face_share: pd.DataFrame | None,
+                        metric: str = "mAP") -> list[dict]:
+    """The protocol drop and the face share ratio on the model-level controls, per model: a face-blind model
+    (never sees a face: the measure must find nothing) and a face-only model (sees nothing else: it must find
+    the face). The drop's noise is the seed SD of the same model's drop at the positive control."""
+    rows = []
+    pos = drops[(drops.control == "positive") & (drops.metric == metric) & (drops["after"] == "orig_anon")]
+    for model in dict.fromkeys(model_ctrl.model):
+        d = model_ctrl[model_ctrl.model == model].groupby("visible")[["drop", "orig_anon", "floor"]].mean()
+        if not {"face_only", "face_blind"} <= set(d.index):
+            continue
+        fo, fb = d.loc["face_only"], d.loc["face_blind"]
+        sd = pos[pos.model == model].seed_sd if "model" in pos else pos.seed_sd
+        noise = float(sd.iloc[0]) if len(sd) and pd.notna(sd.iloc[0]) else float("nan")
+        row = {"measure": f"protocol drop ({metric}, orig→anon), {model}: face-blind / face-only model",
+               "negative control": f"{fb['drop']:.2f} points",
+               "positive control": (f"{fo['drop']:.2f} points (orig→anon {fo.orig_anon:.1f}, "
+                                    f"{fo.orig_anon / fo.floor:.1f}x the floor)")}
+        if not noise == noise:
+            rows.append({**row, "verdict": CANNOT, "why": "no seed spread at the positive control to read it against"})
+        else:
+            found_pos, found_neg = fo["drop"] > NOISE_SDS * noise, abs(fb["drop"]) > NOISE_SDS * noise
+            rows.append({**row, "verdict": PASSES if found_pos and not found_neg else FAILS,
+                         "why": (f"against {NOISE_SDS} seed SDs ({NOISE_SDS * noise:.2f} points): "
+                                 f"{'a' if found_neg else 'no'} drop for the face-blind model, "
+                                 f"{'a' if found_pos else 'no'} drop for the face-only one")})
+        if face_share is None or face_share.empty:
+            continue
+        r = face_share[(face_share.run == attribution.MODEL_CONTROLS_RUN) & (face_share.model == model)
+                       & (face_share.kind == "true match")].set_index("trained_on")
+        if not {"face only", "face blind"} <= set(r.index):
+            continue
+        o, b = r.loc["face only"], r.loc["face blind"]
+        ok = bool(o.ratio_low > 2 and b.ratio_low <= 1)
+        rows.append({"measure": f"face share ratio, {model}: face-blind / face-only model",
+                     "negative control": f"{b.ratio:.2f} [{b.ratio_low:.2f}, {b.ratio_high:.2f}]",
+                     "positive control": f"{o.ratio:.2f} [{o.ratio_low:.2f}, {o.ratio_high:.2f}]",
+                     "verdict": PASSES if ok else FAILS,
+                     "why": (f"the face-only model's interval {'lies above' if o.ratio_low > 2 else 'reaches below'} 2, "
+                             f"the face-blind model's {'covers 1 or lies below it' if b.ratio_low <= 1 else 'lies above 1'}")})
+    return rows
+
+
 def _attacker_row(ctrl: pd.DataFrame) -> dict:
     """What anonymization takes from the head attacker: passes when it takes more at the positive control than
     at the negative (or than nothing) by more than the seeds' largest spread."""
@@ -90,12 +136,15 @@ def _attacker_row(ctrl: pd.DataFrame) -> dict:
 
 
 def instruments(drops: pd.DataFrame, face_share: pd.DataFrame | None = None,
-                head: pd.DataFrame | None = None, metric: str = "mAP") -> pd.DataFrame:
+                head: pd.DataFrame | None = None, metric: str = "mAP",
+                model_controls: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per measure of face importance: its value at the negative and the positive control and whether
     it passes both (`passes`), fails one (`fails`) or cannot be judged here (`cannot tell`), with why."""
     rows = _protocol_rows(drops, metric)
     if face_share is not None and not face_share.empty:
         rows += _ratio_rows(face_share) + _sanity_rows(face_share)
+    if model_controls is not None and not model_controls.empty:
+        rows += _model_control_rows(model_controls, drops, face_share, metric)
     if head is not None and not head.empty:
         rows.append(_attacker_row(head))
     return pd.DataFrame(rows, columns=COLUMNS)

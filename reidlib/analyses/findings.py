@@ -22,6 +22,7 @@ from ..core.runfiles import (
     file_sha256,
     findings_path,
     make_meta,
+    model_controls_path,
     read_json,
     tree_digest,
     write_json,
@@ -388,6 +389,7 @@ def stage_findings(cfg: Config) -> Path:
     recall_path = rundir.stage_recall(cfg)
     paper_dir = statistics.paper_results_path().parent
     inputs = tree_digest([("run", run_sha), ("sweep", file_sha256(sweep_path)),
+                          ("model_controls", file_sha256(model_controls_path(cfg)) if model_controls_path(cfg).is_file() else ""),
                           ("recall", hashlib.sha256(json.dumps(read_json(recall_path).get("recall", {}),
                                                                sort_keys=True).encode()).hexdigest())]
                          + ([("per_query", file_sha256(pq_path))] if pq_path else [])
@@ -423,8 +425,10 @@ def stage_findings(cfg: Config) -> Path:
         result["per_query_effects"] = pd.read_csv(effects_path(cfg), keep_default_na=False,
                                                   na_values=[""]).fillna({"why_not_shown": ""}).to_dict(orient="records")
     table_of = {name: pd.read_csv(path) for name, path in measured.items()}
-    result["instruments"] = measures.instruments(controls, table_of.get("face_share"),
-                                                 table_of.get("head")).to_dict(orient="records")
+    model_ctrl = model_controls_path(cfg)
+    result["instruments"] = measures.instruments(
+        controls, table_of.get("face_share"), table_of.get("head"),
+        model_controls=pd.read_csv(model_ctrl) if model_ctrl.is_file() else None).to_dict(orient="records")
     if parts_path is not None:  # the drop taken apart: the verdict on faces rests on the face part
         parts = drop_parts.read_summary(parts_path)  # written by the call above: not checked twice
         result["drop_parts"] = parts.fillna({"why_not_shown": ""}).to_dict(orient="records")

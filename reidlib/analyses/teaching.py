@@ -19,13 +19,14 @@ from ..core.runfiles import (
     finished,
     make_meta,
     meta_path,
+    model_controls_path,
     sweep_path,
     tree_digest,
     write_csv,
 )
 from ..models.zoo import display_name
 from ..pipeline import rundir, table
-from ..stages import synthetic
+from ..stages import evaluation, synthetic
 
 
 def sweep_config(cfg: Config, share: float) -> Config:
@@ -54,6 +55,20 @@ def sweep_config(cfg: Config, share: float) -> Config:
     return from_dict(data)
 
 
+def model_control_config(cfg: Config, visible: str) -> Config:
+    """A model-level control: the positive control's world (the sweep's highest share) as `visible` shows it
+    (face_only or face_blind), trained with the run's models on the first `teaching.model_control_seeds` seeds."""
+    top = sweep_config(cfg, max(cfg.teaching.shares))
+    data = to_dict(top)
+    data["run_dir"] = str(Path(top.run_dir).with_name(f"{Path(top.run_dir).name}_{visible}"))
+    data["dataset"]["visible"] = visible
+    n = cfg.teaching.model_control_seeds
+    data["training"]["seeds"] = list(top.training.seeds[:n])
+    data["models"] = {m: {**dict(sec or {}), "seeds": list(trainings(top)[m].seeds[:n])}
+                      for m, sec in (data.get("models") or {}).items()}
+    return from_dict(data)
+
+
 def _train_one(job: tuple[Config, str, str, int]) -> str:
     """One training of the sweep in a worker process, on one torch thread (the main run's train jobs' setting)."""
     import torch
@@ -78,6 +93,10 @@ def train_sweep(cfg: Config, progress: bool = True) -> None:
             rundir.stage_anonymize(sub, progress=False)
         variants = ("orig", "anon") if cfg.teaching.retrain else ("orig",)
         jobs += [(sub, v, m, s) for v in variants for m, t in trainings(sub).items() for s in t.seeds]
+    for visible in cfg.teaching.model_controls:
+        sub = model_control_config(cfg, visible)
+        rundir.stage_records(sub)
+        jobs += [(sub, "orig", m, s) for m, t in trainings(sub).items() for s in t.seeds]
     workers = 1 if torch.cuda.is_available() else max(1, min(len(jobs), torch.get_num_threads()))
     bar = tqdm(total=len(jobs), desc="sweep trainings", unit="run", disable=not progress)
     if workers == 1:
@@ -97,7 +116,7 @@ def stage_sweep(cfg: Config, progress: bool = True) -> Path:
     orig/anon; anon/anon too with `teaching.retrain`), every model and training seed of the run."""
     out = sweep_path(cfg)
     conf = table.conf(cfg, "sweep")
-    if finished(meta_path(out), conf, cfg.seed, [out], rebuild_stale=True):
+    if finished(meta_path(out), conf, cfg.seed, [out, model_controls_path(cfg)], rebuild_stale=True):
         return out
     train_sweep(cfg, progress)
     parts = []
@@ -107,10 +126,34 @@ def stage_sweep(cfg: Config, progress: bool = True) -> Path:
                 for m, t in trainings(sub).items() for s in t.seeds]
         parts.append(pd.concat(rows, ignore_index=True).assign(face_identity_share=share))
     sweep = pd.concat(parts, ignore_index=True)
-    write_csv(out, sweep, make_meta("teaching", conf, cfg.seed,
-                                    tree_digest((str(s), hashlib.sha256(p.to_csv().encode()).hexdigest())
-                                                for s, p in zip(cfg.teaching.shares, parts))))
+    controls = model_controls(cfg)
+    meta = make_meta("teaching", conf, cfg.seed,
+                     tree_digest([(str(s), hashlib.sha256(p.to_csv().encode()).hexdigest())
+                                  for s, p in zip(cfg.teaching.shares, parts)]
+                                 + [("model controls", hashlib.sha256(controls.to_csv().encode()).hexdigest())]))
+    write_csv(model_controls_path(cfg), controls, meta)
+    write_csv(out, sweep, meta)  # last: its stamp says both are done
     return out
+
+
+MODEL_CONTROL_COLUMNS = ["visible", "model", "seed", "orig_orig", "orig_anon", "drop", "floor", "accuracy"]
+
+
+def model_controls(cfg: Config) -> pd.DataFrame:
+    """Each model-level control's orig/orig and orig→anon mAP per model and seed, the drop, the world's random
+    ranking floor and the last epoch's training accuracy (models trained on the masked originals)."""
+    rows = []
+    for visible in cfg.teaching.model_controls:
+        sub = model_control_config(cfg, visible)
+        floor = evaluation.random_ranking_map(rundir.records(sub), sub.seed)
+        for m, t in trainings(sub).items():
+            for seed in t.seeds:
+                res = pd.read_csv(rundir.stage_evaluate_model(sub, m, False, seed, retrain=False)).set_index("protocol")
+                log = pd.read_csv(rundir.stage_train(sub, "orig", m, progress=False, seed=seed) / "train_log.csv")
+                oo, oa = float(res.loc["orig_orig", "mAP"]), float(res.loc["orig_anon", "mAP"])
+                rows.append(dict(visible=visible, model=display_name(m), seed=seed, orig_orig=oo, orig_anon=oa,
+                                 drop=oo - oa, floor=floor, accuracy=100 * float(log.accuracy.iloc[-1])))
+    return pd.DataFrame(rows, columns=MODEL_CONTROL_COLUMNS)
 
 
 def sweep_training(cfg: Config) -> pd.DataFrame:

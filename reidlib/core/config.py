@@ -88,9 +88,14 @@ class DatasetConfig:
     occluded: float = ranged(0.1, 0, 1)  # share of faces partly covered (scarf or hat brim)
     jpeg_quality: int = ranged(95, 0, 100)
     outside_links: str = "refuse"  # links under root that lead outside it: refuse (named) | skip (left out, listed)
+    # what a generated crop shows (the model-level controls): all | face_only (everything outside the true face
+    # box grey) | face_blind (the true face box grey)
+    visible: str = "all"
 
     def __post_init__(self) -> None:
         _known("dataset.name", self.name, registry.DATASETS)
+        if self.visible not in VISIBLE:
+            raise ConfigError(f"config key dataset.visible = {self.visible!r}: choose {', '.join(VISIBLE)}")
         if self.preset:
             _known("dataset.preset", self.preset, DATASET_PRESETS)
         if not registry.DATASETS[self.name].generated and not self.root:
@@ -107,6 +112,9 @@ class DatasetConfig:
 # Whose face a generated crop shows: its identity's own (faces carry identity), or one drawn at random from
 # the pool for every crop (the negative control: the face carries no identity, so removing it can cost nothing).
 FACE_IDENTITIES = ("own", "random")
+# What a generated crop shows: everything, only its true face box (a model that can use nothing else), or
+# everything but that box (a model that never sees a face).
+VISIBLE = ("all", "face_only", "face_blind")
 
 # Named sets of generated-world keys. easy_faces: the hard face regime off (sharp, frontal, uncovered
 # faces at the run's sizes): the controls' worlds, where a positive control needs every face it can show.
@@ -309,6 +317,11 @@ class TeachingConfig:
     # face widths (pixels) in the sweep's worlds, sharp, frontal and uncovered (the easy_faces preset): large
     # enough for the run's models to learn a face at share 1, so the positive control tests the measure
     face_size: tuple[int, int] = ranged((16, 24), 1)
+    # model-level controls (dataset.visible) on the positive control's world: a model that sees only the face
+    # (face_only) and one that never sees it (face_blind), each trained with the run's models on the first
+    # `model_control_seeds` seeds; [] turns them off
+    model_controls: list = field(default_factory=lambda: ["face_only", "face_blind"])
+    model_control_seeds: int = ranged(1, 1)
     # also train on each anonymized copy (the anon/anon protocol): twice the sweep's trainings; the
     # controls' measure of face importance (orig -> anon) needs only the original-trained models
     retrain: bool = False
@@ -321,6 +334,9 @@ class TeachingConfig:
         if self.cameras == 1:
             raise ConfigError("config key teaching.cameras = 1: a query needs a match from another camera; "
                               "give at least 2 (or 0, the run's own)")
+        for v in self.model_controls:
+            if v not in VISIBLE[1:]:
+                raise ConfigError(f"config key teaching.model_controls lists {v!r}: choose among {', '.join(VISIBLE[1:])}")
         if self.face_size[0] > self.face_size[1]:
             raise ConfigError(f"config key teaching.face_size = {list(self.face_size)}: min must not exceed max")
         if self.negative_faces not in FACE_IDENTITIES:

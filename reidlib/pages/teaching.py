@@ -110,3 +110,42 @@ def sweep_numbers(cfg) -> dict[str, str]:
     return {"sweep_recipes": " and ".join([", ".join(recipes[:-1]), recipes[-1]] if len(recipes) > 1 else recipes),
             "sweep_ids": str(sub.dataset.train_ids + sub.dataset.test_ids),
             "sweep_faces": f"{lo}" if lo == hi else f"{lo} to {hi}"}
+
+
+VISIBLE_WORDS = {"face_only": "face only", "face_blind": "face blind"}
+
+
+def model_controls_table(mc: pd.DataFrame):
+    """The model-level controls for reading: per world and model, mAP on the masked originals and on their
+    anonymized copy, the drop, the random floor and the last epoch's training accuracy (mean over seeds)."""
+    from ..book import tables
+
+    g = (mc.assign(visible=mc.visible.map(VISIBLE_WORDS))
+         .groupby(["visible", "model"], sort=False)[["orig_orig", "orig_anon", "drop", "floor", "accuracy"]]
+         .mean().reset_index())
+    return tables.shown(g, digits=1, headers={"visible": "the model sees", "orig_orig": "mAP orig/orig",
+                                              "orig_anon": "mAP orig→anon", "drop": "drop (points)",
+                                              "floor": "random floor", "accuracy": "train accuracy (%)"})
+
+
+def model_controls_text(mc: pd.DataFrame) -> str:
+    """What the model-level controls show: whether the face-only model falls to the floor when its faces are
+    anonymized (within 1.5x), and whether the face-blind model loses nothing (its copy has no face to change)."""
+    if mc.empty:
+        return "No model-level control was trained (teaching.model_controls is empty)."
+    out = []
+    for model, g in mc.groupby("model", sort=False):
+        d = g.groupby("visible")[["orig_orig", "orig_anon", "drop", "floor"]].mean()
+        parts = []
+        if "face_only" in d.index:
+            o = d.loc["face_only"]
+            at = o.orig_anon / o.floor
+            parts.append(f"seeing only the face, it scores {o.orig_orig:.1f} mAP on the originals and {o.orig_anon:.1f} "
+                         f"once the faces are anonymized, {at:.1f}x the random floor of {o.floor:.1f} "
+                         + ("(at the floor: with the face gone it has nothing left)" if at <= 1.5 else
+                            "(above the floor: the anonymized face still carries something it uses)"))
+        if "face_blind" in d.index:
+            b = d.loc["face_blind"]
+            parts.append(f"never seeing a face, it scores {b.orig_orig:.1f} and loses {b['drop']:.2f} points")
+        out.append(f"{model}: " + "; ".join(parts) + ".")
+    return " ".join(out)

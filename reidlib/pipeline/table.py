@@ -131,7 +131,7 @@ for _s in (
           ("train", "audit", "anonymize"), "06_statistics", SIX),
     Stage("sweep", "reidlib.analyses.teaching:stage_sweep",
           ("teaching", "dataset", "detection", "anonymization", "training", "models", "evaluation", "seed"),
-          lambda c: [runfiles.sweep_path(c)], (), "07_teaching", "Teaching"),
+          lambda c: [runfiles.sweep_path(c), runfiles.model_controls_path(c)], (), "07_teaching", "Teaching"),
     Stage("attribution", "reidlib.analyses.attribution:stage_attribution",
           ("attribution", "teaching", "dataset", "detection", "anonymization", "training", "models", "seed"),
           lambda c: [runfiles.attribution_summary_path(c)], ("train", "sweep"), "08_where_models_look",
@@ -153,7 +153,7 @@ for _s in (
 # --------------------------------------------------------------------------- what a stage depends on
 SPEED_ONLY = {"anonymization": ("processes",), "training": ("num_workers",)}  # change how fast, not what
 # keys added after runs were made, left out of a stamp at the value that makes what those runs made
-ADDED_AT = {"dataset": {"face_identity": "own"}}
+ADDED_AT = {"dataset": {"face_identity": "own", "visible": "all"}}
 
 
 def _section(cfg: Config, name: str) -> Any:

@@ -300,9 +300,29 @@ def _stamped(cfg: DatasetConfig) -> dict:
     """The dataset keys a generated set is stamped with (a key at its default value left out when it was added
     after sets were generated, so those sets stay valid)."""
     keys = to_dict(cfg)
-    if keys.get("face_identity") == "own":
-        del keys["face_identity"]
+    for key, old in (("face_identity", "own"), ("visible", "all")):
+        if keys.get(key) == old:
+            del keys[key]
     return keys
+
+
+GREY = 128  # what a masked pixel shows (dataset.visible)
+
+
+def masked(img: np.ndarray, box: tuple[int, int, int, int] | None, visible: str) -> np.ndarray:
+    """A crop as `dataset.visible` shows it: unchanged (all), grey outside the face box (face_only; all grey
+    without a face), or grey inside it (face_blind)."""
+    if visible == "all":
+        return img
+    if visible == "face_only":
+        out = np.full_like(img, GREY)
+        if box is not None:
+            out[box[1]:box[3], box[0]:box[2]] = img[box[1]:box[3], box[0]:box[2]]
+        return out
+    out = img.copy()
+    if box is not None:
+        out[box[1]:box[3], box[0]:box[2]] = GREY
+    return out
 
 
 GENERATED_NAME = re.compile(r"^\d{4}_c\d+s1_\d{6}_01\.jpg$")  # the images `plan` names
@@ -361,6 +381,7 @@ def generate(root: str | Path, cfg: DatasetConfig, seed: int) -> Path:
             face = None if r.turned_away else faces[face_index]
             look = FaceLook(r.face_blur, r.squeeze, r.side, r.covered, r.from_below)
             img, box = render(person, cams[r.camid], face, r.face_w, rng, look)
+            img = masked(img, box, cfg.visible)
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
                                    [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
             if not ok:
