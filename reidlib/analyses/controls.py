@@ -28,7 +28,7 @@ def _protocol_rows(drops: pd.DataFrame, metric: str = "mAP") -> list[dict]:
 
         def shown(r: pd.Series) -> str:
             sd = "" if pd.isna(r.seed_sd) else f" ± {r.seed_sd:.2f}"
-            return f"{r.mean_drop:.2f}{sd} points over {int(r.n_seeds)} seeds"
+            return f"{r.mean_drop:.2f}{sd} points over {int(r.n_seeds)} seed{'' if int(r.n_seeds) == 1 else 's'}"
 
         row = {"measure": f"protocol drop ({metric}, orig→anon)" + (f", {model}" if model else ""),
                "negative control": shown(neg), "positive control": shown(pos)}
@@ -99,7 +99,7 @@ def _model_control_rows(model_ctrl: pd.DataFrame, drops: pd.DataFrame, face_shar
                "negative control": f"{fb['drop']:.2f} points",
                "positive control": (f"{fo['drop']:.2f} points (orig→anon {fo.orig_anon:.1f}, "
                                     f"{fo.orig_anon / fo.floor:.1f}x the floor)")}
-        if not noise == noise:
+        if not noise > 0:  # NaN (one seed) or exactly 0: no spread to read a drop against
             rows.append({**row, "verdict": CANNOT, "why": "no seed spread at the positive control to read it against"})
         else:
             found_pos, found_neg = fo["drop"] > NOISE_SDS * noise, abs(fb["drop"]) > NOISE_SDS * noise
