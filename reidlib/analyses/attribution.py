@@ -480,18 +480,19 @@ def _ranked(arch: str, model: nn.Module, size, test: _Test, st: dict, technique:
 
 
 def analyse_run(cfg: Config, run: str, models: list[str], ranked: bool = False, progress: bool = False,
-                seed: int | None = None, variants: tuple[str, ...] = ("orig", "anon")
+                seed: int | None = None, variants: tuple[str, ...] = ("orig", "anon"), interventions: bool = True
                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Face share ratios, interventions (and ranked lists) of one run's models trained on `variants`,
-    at one training seed (the first by default)."""
+    """Face share ratios, interventions (unless told not to; ranked lists need them) of one run's models
+    trained on `variants`, at one training seed (the first by default)."""
     boxes = face_boxes(cfg)
     test = _Test(cfg, boxes, intervention_boxes(cfg))
-    pool = swap_pool(cfg, rundir.records(cfg), boxes) if "swap" in cfg.attribution.techniques else None
+    pool = (swap_pool(cfg, rundir.records(cfg), boxes) if "swap" in cfg.attribution.techniques
+            and (interventions or ranked) else None)
     shares, inters, ranks, arrays = [], [], [], {}
     for m in models:
         for v in variants:
             model, size = load_trained(rundir.stage_train(cfg, v, m, progress, seed), "cpu")
-            s, i, st = _model_rows(run, m, v, model, size, test, cfg, pool)
+            s, i, st = _model_rows(run, m, v, model, size, test, cfg, pool, interventions or ranked)
             shares += s
             inters += i
             if ranked and v == "orig":
@@ -650,7 +651,7 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
         for s in control_seeds(cfg):
             label = f"share {share:g}"
             sh, it, _, _ = analyse_run(sub, label, list(trainings(sub)), progress=progress, seed=s,
-                                       variants=("orig",))  # the controls ask what a model trained on faces uses
+                                       variants=("orig",), interventions=False)  # the controls' face share ratios
             shares = pd.concat([shares, sh.assign(control_seed=s)], ignore_index=True)
             inter = pd.concat([inter, it.assign(control_seed=s)], ignore_index=True)
             runs[f"{label} seed {s}"] = str(sub.run_path)
