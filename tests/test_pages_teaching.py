@@ -58,7 +58,10 @@ def test_two_models_are_read_apart():
     assert "HACNN: at share 0" in text and "BoT: at share 0" in text
     assert "as it should" in text.split("BoT:")[0] and "does not grow" in text.split("BoT:")[1]
     assert page.top_share_numbers(two)["top_oo"] == "HACNN 50.5 ± 0.7, BoT 50.5 ± 0.7"
-    assert set(page.sweep_table(two).index.get_level_values("model")) == {"HACNN", "BoT"}
+    table = page.sweep_table(two).data
+    assert set(table["model"]) == {"HACNN", "BoT"} and len(table) == 8  # 2 models x 2 shares x 2 protocols, never pooled
+    one_seed = page.sweep_table(two[two.seed == 0]).data
+    assert (one_seed["mAP seed SD"] == "–").all() and "NaN" not in one_seed.to_string()
 
 
 def test_sweep_numbers_name_the_runs_models_and_the_worlds_faces():

@@ -66,11 +66,11 @@ def test_results_files_carry_provenance(built):
     run = built / "runs" / "tiny"
     res = pd.read_csv(run / "evaluation" / "results.csv")
     assert list(res.protocol) == ["orig_orig", "orig_anon", "anon_anon"] * 3
-    assert list(res.model.unique()) == ["HACNN", "BoT (ResNet-18)"]  # one training job per (variant, model, seed)
-    assert list(res.seed) == [0, 0, 0, 1, 1, 1, 0, 0, 0]  # hacnn: training.seeds [0, 1]; bot_r18 its own [0]
-    assert set(res[res.model == "BoT (ResNet-18)"].distance) == {"cosine+rerank"}
+    assert list(res.model.unique()) == ["HACNN", "BoT (MobileNetV2)"]  # one training job per (variant, model, seed)
+    assert list(res.seed) == [0, 0, 0, 1, 1, 1, 0, 0, 0]  # hacnn: training.seeds [0, 1]; bot_mnv2 its own [0]
+    assert set(res[res.model == "BoT (MobileNetV2)"].distance) == {"cosine+rerank"}
     assert all((run / "models" / v / m / f"seed{s}" / "model.pt").is_file() for v in ("orig", "anon-blur")
-               for m, seeds in (("hacnn", (0, 1)), ("bot_r18", (0,))) for s in seeds)
+               for m, seeds in (("hacnn", (0, 1)), ("bot_mnv2", (0,))) for s in seeds)
     first, second = (pd.read_csv(run / "models" / "orig" / "hacnn" / f"seed{s}" / "train_log.csv") for s in (0, 1))
     assert not first.loss.equals(second.loss)  # the seeds are different runs
     assert res[["mAP", "rank1"]].apply(lambda c: c.between(0, 100)).all().all()

@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from ..book import tables
+
 PROTOCOLS = ("orig_orig", "orig_anon", "anon_anon")
 COMPARISONS = {"tested on anonymized": "orig_anon", "retrained on anonymized": "anon_anon"}
 SHARE_LABEL = "share of identities told apart only by the face"
@@ -17,10 +19,13 @@ def _models(sweep: pd.DataFrame) -> pd.DataFrame:
     return sweep if "model" in sweep.columns else sweep.assign(model="the model")
 
 
-def sweep_table(sweep: pd.DataFrame) -> pd.DataFrame:
-    """mAP and Rank-1 per model, share and protocol: mean and SD over the training seeds."""
-    return (_models(sweep).groupby(["model", "face_identity_share", "protocol"], sort=False)[["mAP", "rank1"]]
-            .agg(["mean", "std"]).round(1))
+def sweep_table(sweep: pd.DataFrame):
+    """mAP and Rank-1 per model, share and protocol: mean and seed SD over the training seeds, for reading (a
+    dash where a model has one seed, so no SD)."""
+    g = _models(sweep).groupby(["model", "face_identity_share", "protocol"], sort=False)
+    t = pd.concat({"mAP": g.mAP.mean(), "mAP seed SD": g.mAP.std(), "Rank-1": g.rank1.mean(),
+                   "Rank-1 seed SD": g.rank1.std()}, axis=1).reset_index()
+    return tables.shown(t, digits=1, headers={"face_identity_share": "share"})
 
 
 def drops(sweep: pd.DataFrame) -> pd.DataFrame:
@@ -118,8 +123,6 @@ VISIBLE_WORDS = {"face_only": "face only", "face_blind": "face blind"}
 def model_controls_table(mc: pd.DataFrame):
     """The model-level controls for reading: per world and model, mAP on the masked originals and on their
     anonymized copy, the drop, the random floor and the last epoch's training accuracy (mean over seeds)."""
-    from ..book import tables
-
     g = (mc.assign(visible=mc.visible.map(VISIBLE_WORDS))
          .groupby(["visible", "model"], sort=False)[["orig_orig", "orig_anon", "drop", "floor", "accuracy"]]
          .mean().reset_index())
