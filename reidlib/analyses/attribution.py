@@ -526,10 +526,10 @@ def sanity_models(cfg: Config, model: str, seed: int, progress: bool = False) ->
     from ..models.zoo import build_model
     from ..stages import training
 
-    trained_dir = rundir.stage_train(cfg, "orig", model, progress, seed)
-    _, size = load_trained(trained_dir, "cpu")
+    info = json.loads((rundir.stage_train(cfg, "orig", model, progress, seed) / "pids.json").read_text())
+    size = tuple(info["input_size"])  # the trained model's, as `load_trained` reads it (its weights are not needed)
     torch.manual_seed(seed)  # every weight drawn again, as the architecture initialises them
-    random = build_model(model, len(json.loads((trained_dir / "pids.json").read_text())["pids"]), "none").eval()
+    random = build_model(model, len(info["pids"]), "none").eval()
     tcfg = trainings(cfg)[model]
     out = attribution_dir(cfg) / "sanity" / model / f"seed{seed}"
     conf = {**table.conf(cfg, "train", model, "orig"), "identities": "shuffled"}

@@ -152,9 +152,7 @@ def detectable_solution(tests: pd.DataFrame, drop: float = 0.5, alpha: float = 0
     r = tests[(tests.metric == "mAP") & (tests["after"] == "orig_anon")].iloc[0]
     sd = float(r.sd_difference)
     sizes = ", ".join(f"{statistics.smallest_detectable(n, sd, alpha):.2f} points with {n} pairs" for n in (10, 30, 100))
-    n = 2
-    while statistics.smallest_detectable(n, sd, alpha) > drop and n < 100_000:
-        n += 1
+    n = statistics.pairs_needed(drop, sd, alpha)
     return (f"With the SD of the paper's differences ({sd:.2f} points), the smallest detectable mAP drop is {sizes}. "
             f"A drop of {drop:g} points needs {n} pairs, against the paper's {int(r.n_pairs)}.")
 

@@ -66,6 +66,21 @@ def smallest_detectable(n: int, sd: float, alpha: float = 0.05, power: float = P
     return float(dz * sd)
 
 
+def pairs_needed(drop: float, sd: float, alpha: float = 0.05, power: float = POWER, most: int = 100_000) -> int:
+    """The fewest pairs with which a one-sided paired t-test finds a true mean drop of `drop` (given SD sd),
+    `most` when even that many do not; a bisection on n, since the detectable drop shrinks as n grows."""
+    lo, hi = 2, most
+    if smallest_detectable(hi, sd, alpha, power) > drop:
+        return most
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if smallest_detectable(mid, sd, alpha, power) <= drop:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def paper_results_path() -> Path:
     """The project's copy of the paper's Tables III-VII (data/paper/results_tables_III_VII.csv)."""
     path = checkout_root() / "data" / "paper" / "results_tables_III_VII.csv"
