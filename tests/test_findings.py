@@ -134,3 +134,17 @@ def test_controls_judge_each_model_alone():
     rows = controls.instruments(c)
     assert rows.measure.tolist() == ["protocol drop (mAP, orig→anon), HACNN", "protocol drop (mAP, orig→anon), BoT"]
     assert rows.verdict.tolist() == ["passes", "fails"]
+
+
+def test_findings_and_the_controls_table_judge_the_drop_alike():
+    from reidlib.analyses import controls
+    both = pd.concat([sweep(0.0, 5.0).assign(model="HACNN"), sweep(5.0, 5.0).assign(model="BoT"),
+                      sweep(0.0, 5.0, seeds=1).assign(model="PCB")])
+    c = findings.control_drops(both)
+    table = controls.instruments(c).set_index("measure")
+    mine = c[(c.metric == "mAP") & (c["after"] == "orig_anon")]
+    for model in ("HACNN", "BoT", "PCB"):
+        verdict, _ = findings.control_verdict(mine[mine.model == model])
+        judged = table.loc[f"protocol drop (mAP, orig→anon), {model}", "verdict"]
+        assert findings.CONTROL_WORDS[judged] == verdict
+    assert table.verdict.tolist() == [controls.PASSES, controls.FAILS, controls.CANNOT]

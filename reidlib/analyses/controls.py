@@ -17,9 +17,20 @@ COLUMNS = ["measure", "negative control", "positive control", "verdict", "why"]
 PASSES, FAILS, CANNOT = "passes", "fails", "cannot tell"
 
 
+def drop_judgement(neg: pd.Series, pos: pd.Series) -> tuple[str, str]:
+    """The protocol drop of one model at both controls (rows of `findings.control_drops`): (verdict, why), the
+    verdict `passes` when no drop beyond seed noise at the negative control and one at the positive, `fails`
+    otherwise, `cannot tell` when either has too few seeds to measure its noise."""
+    if neg.found is None or pos.found is None or pd.isna(neg.found) or pd.isna(pos.found):
+        return CANNOT, neg.why_not_shown or pos.why_not_shown
+    ok = (not neg.found) and bool(pos.found)
+    return (PASSES if ok else FAILS,
+            f"{'a' if neg.found else 'no'} drop beyond seed noise at the negative control, "
+            f"{'a' if pos.found else 'no'} drop at the positive")
+
+
 def _protocol_rows(drops: pd.DataFrame, metric: str = "mAP") -> list[dict]:
-    """The orig→anon drop at both controls, one row per model: passes when no drop beyond seed noise at the
-    negative and one at the positive (one-sided t-test over seeds)."""
+    """The orig→anon drop at both controls, one row per model, judged by `drop_judgement`."""
     c = drops[(drops.metric == metric) & (drops["after"] == "orig_anon")]
     rows = []
     for model in (c.model.unique() if "model" in c else [None]):
@@ -30,15 +41,9 @@ def _protocol_rows(drops: pd.DataFrame, metric: str = "mAP") -> list[dict]:
             sd = "" if pd.isna(r.seed_sd) else f" ± {r.seed_sd:.2f}"
             return f"{r.mean_drop:.2f}{sd} points over {int(r.n_seeds)} seed{'' if int(r.n_seeds) == 1 else 's'}"
 
-        row = {"measure": f"protocol drop ({metric}, orig→anon)" + (f", {model}" if model else ""),
-               "negative control": shown(neg), "positive control": shown(pos)}
-        if neg.found is None or pos.found is None or pd.isna(neg.found) or pd.isna(pos.found):
-            rows.append({**row, "verdict": CANNOT, "why": neg.why_not_shown or pos.why_not_shown})
-            continue
-        ok = (not neg.found) and bool(pos.found)
-        why = (f"{'a' if neg.found else 'no'} drop beyond seed noise at the negative control, "
-               f"{'a' if pos.found else 'no'} drop at the positive")
-        rows.append({**row, "verdict": PASSES if ok else FAILS, "why": why})
+        verdict, why = drop_judgement(neg, pos)
+        rows.append({"measure": f"protocol drop ({metric}, orig→anon)" + (f", {model}" if model else ""),
+                     "negative control": shown(neg), "positive control": shown(pos), "verdict": verdict, "why": why})
     return rows
 
 

@@ -112,17 +112,19 @@ def describe_control(row: dict) -> str:
             f"{'as it should' if ok else 'which this control should not show'}.")
 
 
+CONTROL_WORDS = {measures.PASSES: "reproduced", measures.FAILS: "not reproduced", measures.CANNOT: "cannot tell here"}
+
+
 def _model_verdict(c: pd.DataFrame) -> tuple[str, str]:
-    """One model's protocol drop on both controls (rows indexed by control): (verdict, why)."""
+    """One model's protocol drop on both controls (rows indexed by control), judged as the controls table
+    judges it (`controls.drop_judgement`), in the claims' words: (verdict, why)."""
     neg, pos = c.loc["negative"], c.loc["positive"]
-    if neg.found is None or pos.found is None or pd.isna(neg.found) or pd.isna(pos.found):
+    judged, why = measures.drop_judgement(neg, pos)
+    if judged == measures.CANNOT:
         n = int(min(neg.n_seeds, pos.n_seeds))
-        return ("cannot tell here", f"the controls have {plural(n, 'seed')}; seed noise needs at least "
-                                    f"{statistics.MIN_PAIRS} to be measured")
-    if not neg.found and pos.found:
-        return "reproduced", "the drop finds nothing at the negative control and a drop at the positive one"
-    return "not reproduced", (f"the drop {'finds' if neg.found else 'misses'} the negative control's nothing and "
-                              f"{'finds' if pos.found else 'misses'} the positive control's face identity")
+        return CONTROL_WORDS[judged], (f"the controls have {plural(n, 'seed')}; seed noise needs at least "
+                                       f"{statistics.MIN_PAIRS} to be measured")
+    return CONTROL_WORDS[judged], f"the drop shows {why}"
 
 
 def control_verdict(controls: pd.DataFrame, metric: str = "mAP", after: str = "orig_anon") -> tuple[str, str]:
