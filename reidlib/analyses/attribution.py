@@ -42,7 +42,6 @@ from ..core.runfiles import (
     fingerprint_files,
     finished,
     make_meta,
-    output_folder,
     tree_digest,
     write_csv,
     write_json,
@@ -524,7 +523,6 @@ def sanity_models(cfg: Config, model: str, seed: int, progress: bool = False) ->
     weights drawn at random (model randomization), and one trained as the run's on shuffled identities
     (data randomization, kept in attribution/sanity/)."""
     from ..models.zoo import build_model
-    from ..stages import training
 
     info = json.loads((rundir.stage_train(cfg, "orig", model, progress, seed) / "pids.json").read_text())
     size = tuple(info["input_size"])  # the trained model's, as `load_trained` reads it (its weights are not needed)
@@ -533,11 +531,8 @@ def sanity_models(cfg: Config, model: str, seed: int, progress: bool = False) ->
     tcfg = trainings(cfg)[model]
     out = attribution_dir(cfg) / "sanity" / model / f"seed{seed}"
     conf = {**table.conf(cfg, "train", model, "orig"), "identities": "shuffled"}
-    if not finished(out / "model.pt.meta.json", conf, seed, [out / "model.pt"]):
-        root = rundir.stage_generate(cfg)
-        with output_folder(out, conf, seed):
-            training.train(root, shuffled_records(rundir.records(cfg), seed), out, tcfg, seed, progress=progress)
-            write_json(out / "model.pt.meta.json", make_meta("training", conf, seed, fingerprint_files(root)))
+    rundir.train_stamped(rundir.stage_generate(cfg), lambda: shuffled_records(rundir.records(cfg), seed), out, tcfg,
+                         conf, seed, progress)
     shuffled, _ = load_trained(out, "cpu")
     return {"random weights": (random, size), "shuffled identities": (shuffled, size)}
 

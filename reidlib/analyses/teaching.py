@@ -70,12 +70,17 @@ def model_control_config(cfg: Config, visible: str) -> Config:
 
 
 def _train_one(job: tuple[Config, str, str, int]) -> str:
-    """One training of the sweep in a worker process, on one torch thread (the main run's train jobs' setting)."""
+    """One training of the sweep on one torch thread (the main run's train jobs' setting: the same weights
+    whether the sweep runs its trainings side by side or one after another); the thread count is restored."""
     import torch
 
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
     sub, variant, model, seed = job
-    return str(rundir.stage_train(sub, variant, model, progress=False, seed=seed))
+    try:
+        return str(rundir.stage_train(sub, variant, model, progress=False, seed=seed))
+    finally:
+        torch.set_num_threads(before)
 
 
 def train_sweep(cfg: Config, progress: bool = True) -> None:
@@ -101,7 +106,7 @@ def train_sweep(cfg: Config, progress: bool = True) -> None:
     bar = tqdm(total=len(jobs), desc="sweep trainings", unit="run", disable=not progress)
     if workers == 1:
         for job in jobs:
-            rundir.stage_train(*job[:3], progress=False, seed=job[3])
+            _train_one(job)
             bar.update()
     else:
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool forked mid-use

@@ -328,12 +328,18 @@ def stage_train(cfg: Config, variant: str = "orig", model: str | None = None, pr
     conf = table.conf(cfg, "train", tcfg.model, variant)
     if variant == "anon":  # trained on the copy's bytes: a copy written otherwise makes it stale
         conf["copy_sha256"] = copy_digest(cfg)
+    return train_stamped(root, lambda: records(cfg, variant), out, tcfg, conf, seed, progress)
+
+
+def train_stamped(root: Path, recs, out: Path, tcfg, conf: dict, seed: int, progress: bool = True) -> Path:
+    """One training into `out` under its stamp (`conf`, seed, the data's fingerprint): done already when the
+    stamp matches, resumed from a checkpoint of the same recipe and seed, else trained; `recs` gives the
+    records (a callable, so a finished training reads nothing)."""
     meta = out / "model.pt.meta.json"
     if finished(meta, conf, seed, [out / "model.pt"]):
         return out
-    recs = records(cfg, variant)
     with output_folder(out, conf, seed):  # a checkpoint resumes only under the same recipe and seed
-        training.train(root, recs, out, tcfg, seed, progress=progress)
+        training.train(root, recs(), out, tcfg, seed, progress=progress)
         write_json(meta, make_meta("training", conf, seed, fingerprint_files(root),
                                    torch_threads=training.torch.get_num_threads()))
     return out
