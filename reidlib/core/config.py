@@ -219,7 +219,7 @@ class TrainingConfig:
     pretrained: str = "none"  # none | imagenet (from the torch cache) | a local state-dict file
     device: str = "auto"
     amp: bool = True  # mixed precision (bfloat16), CUDA only
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # the channels-last memory layout, on any device (faster convolutions)
     num_workers: int = ranged(0, 0)
     # replicated runs: one training (and one evaluation) per seed; models entries take these unless they give their own
     seeds: list = field(default_factory=lambda: [0, 1, 2], metadata={"range": (0, None, False)})
