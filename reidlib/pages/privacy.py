@@ -109,7 +109,7 @@ def points_table(points: pd.DataFrame):
 
 def front_figure(points: pd.DataFrame, summary: dict):
     """Attacker Rank-1 against re-ID mAP for every setting, one panel per attacker: the front as a grey line, its
-    knee, the retrained models as stars, the originals as a red cross, chance dashed."""
+    knee (only for an attacker clearly above chance on the originals), the retrained models as stars, the originals as a red cross, chance dashed."""
     atts = analysis.attackers(summary)
     chance = summary["chance"]["rank1"]
     knees = analysis.knees(summary, "orig_anon")
@@ -125,7 +125,10 @@ def front_figure(points: pd.DataFrame, summary: dict):
         ax.scatter(rr[x], rr.map_anon_anon, marker="*", s=120, color="black", label="retrained on copy")
         ax.scatter([orig[x]], [orig.map_orig_anon], marker="X", s=90, color="red", label="original")
         k = knees[att]
-        ax.annotate("knee", (k["knee_attack_rank1"], k["knee_map"]), xytext=(8, -14), textcoords="offset points")
+        if analysis.above_chance(points, summary, att):
+            ax.annotate("knee", (k["knee_attack_rank1"], k["knee_map"]), xytext=(8, -14), textcoords="offset points")
+        else:  # an attacker at chance measures nothing: no knee is named for it
+            ax.set_title(f"{ATTACKER_NAMES[att]} attacker: at chance on the originals, no knee", fontsize=9)
         ax.axvline(chance, color="black", linestyle="--", linewidth=1)
         ax.set_xlabel(f"{ATTACKER_NAMES[att]} attacker Rank-1 (%)  (lower = more private)")
         ax.set_ylabel("re-ID mAP (%)  (higher = more useful)")
