@@ -258,6 +258,53 @@ def book_pages(html: Path) -> list[Path]:
             *(html / "book" / f"{n}.html" for n in ("your_data", "paper_tables", "glossary"))]
 
 
+def check_book(html: Path, shots: Path, model_ids: list[str]) -> dict:
+    """Every page of a built book (its `_build/html`) read as the browser test reads it: a full-page screenshot
+    of each into `shots` (with `page_metrics.csv`), and what is wrong, by kind (empty when nothing is)."""
+    import pandas as pd
+
+    html, shots = Path(html), Path(shots)
+    pages = [p for p in book_pages(html) if p.is_file()]
+    uncaptioned, too_wide, uncited, misnumbered, metrics, defects = {}, {}, [], {}, [], {}
+    spans = 0
+    with Browser() as b:
+        reports = []
+        for p in pages:
+            reports.append(b.visit(p.as_uri()))
+            b.screenshot(shots / f"{p.parent.name}_{p.stem}.png", full=True)
+            bad = b.evaluate("Array.from(document.querySelectorAll('article.bd-article img')).filter(i => "
+                             "!(i.closest('figure') && i.closest('figure').querySelector('figcaption')) || "
+                             "!i.alt || /[0-9a-f]{16}|\\.png$/.test(i.alt)).map(i => i.alt || i.src)")
+            if bad:
+                uncaptioned[p.name] = bad
+            figures = b.evaluate("document.querySelectorAll('article.bd-article figure').length")
+            if figures and not b.evaluate("document.querySelectorAll('article.bd-article span.std-numref').length"):
+                uncited.append(p.name)
+            chapter = p.stem.split("_")[0].lstrip("0")
+            numbers = b.evaluate("Array.from(document.querySelectorAll('article.bd-article figcaption "
+                                 "span.caption-number')).map(s => s.textContent.trim())")
+            expected = [f"Fig. {chapter}.{i}" if chapter.isdigit() else f"Fig. {i}" for i in range(1, len(numbers) + 1)]
+            if numbers != expected:
+                misnumbered[p.name] = numbers
+            metrics.append({"page": f"{p.parent.name}/{p.stem}", **b.layout()})
+            found = {k: v for k, v in b.defects(model_ids).items() if v}
+            if found:
+                defects[p.name] = found
+            wide = b.too_wide()  # opens every collapsed cell: measured after the layout
+            if wide:
+                too_wide[p.name] = wide
+            if p.stem == "paper_tables":
+                spans = b.evaluate("document.querySelectorAll('article.bd-article th[colspan=\"2\"]').length")
+        b.visit((html / "genindex.html").as_uri())
+        index_terms = b.evaluate("document.querySelectorAll('table.indextable li').length")
+    shots.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(metrics).to_csv(shots / "page_metrics.csv", index=False)
+    return {"pages": len(pages), "index_terms": index_terms, "uncaptioned": uncaptioned, "uncited": uncited,
+            "misnumbered": misnumbered, "too_wide": too_wide, "defects": defects, "spans": spans,
+            "problems": [(r.url, r.broken_images, r.errors) for r in reports if r.broken_images or r.errors],
+            "reports": reports}
+
+
 def measure(html: Path) -> list[dict]:
     """Height, code share and too-wide elements of every page of a built book (its `_build/html`)."""
     rows = []
@@ -269,9 +316,18 @@ def measure(html: Path) -> list[dict]:
     return rows
 
 
-if __name__ == "__main__":  # python tests/browser.py _build/html [shots OUT]: heights and code shares, or screenshots
-    import sys
+if __name__ == "__main__":  # python tests/browser.py _build/html [shots OUT | check OUT]: heights and code shares,
+    import sys  # the review screenshots, or the browser test's checks on any built book (screenshots kept in OUT)
 
+    if len(sys.argv) > 3 and sys.argv[2] == "check":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from reidlib.core import registry
+
+        report = check_book(Path(sys.argv[1]), Path(sys.argv[3]),
+                            [m for m, spec in registry.MODELS.items() if spec.display != m])
+        print(json.dumps({k: v for k, v in report.items() if k != "reports"}, indent=1))
+        bad = [k for k in ("uncaptioned", "uncited", "misnumbered", "too_wide", "defects", "problems") if report[k]]
+        sys.exit(1 if bad else 0)
     if len(sys.argv) > 3 and sys.argv[2] == "shots":
         for p in shots(Path(sys.argv[1]), Path(sys.argv[3])):
             print(p)

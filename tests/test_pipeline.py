@@ -137,52 +137,19 @@ def test_book_in_a_real_browser_offline(built):
     if browser.CHROMIUM is None:
         pytest.skip("chromium is not installed (Debian: apt install chromium; .ci/run installs it)")
     html = built / "_build" / "html"
-    pages = browser.book_pages(html)
-    assert len(pages) == len(CHAPTERS) + 4 and all(p.is_file() for p in pages)
-    shots = PROJECT / "_build" / "screenshots"
-    uncaptioned, too_wide, uncited, misnumbered, metrics, defects = {}, {}, [], {}, [], {}
-    ids = [m for m, spec in registry.MODELS.items() if spec.display != m]
-    with browser.Browser() as b:
-        reports = []
-        for p in pages:
-            reports.append(b.visit(p.as_uri()))
-            b.screenshot(shots / f"{p.parent.name}_{p.stem}.png", full=True)
-            bad = b.evaluate("Array.from(document.querySelectorAll('article.bd-article img')).filter(i => "
-                             "!(i.closest('figure') && i.closest('figure').querySelector('figcaption')) || "
-                             "!i.alt || /[0-9a-f]{16}|\\.png$/.test(i.alt)).map(i => i.alt || i.src)")
-            if bad:
-                uncaptioned[p.name] = bad
-            figures = b.evaluate("document.querySelectorAll('article.bd-article figure').length")
-            if figures and not b.evaluate("document.querySelectorAll('article.bd-article span.std-numref').length"):
-                uncited.append(p.name)
-            chapter = p.stem.split("_")[0].lstrip("0")
-            numbers = b.evaluate("Array.from(document.querySelectorAll('article.bd-article figcaption "
-                                 "span.caption-number')).map(s => s.textContent.trim())")
-            expected = [f"Fig. {chapter}.{i}" if chapter.isdigit() else f"Fig. {i}" for i in range(1, len(numbers) + 1)]
-            if numbers != expected:
-                misnumbered[p.name] = numbers
-            metrics.append({"page": f"{p.parent.name}/{p.stem}", **b.layout()})
-            found = {k: v for k, v in b.defects(ids).items() if v}
-            if found:
-                defects[p.name] = found
-            wide = b.too_wide()  # opens every collapsed cell: measured after the layout
-            if wide:
-                too_wide[p.name] = wide
-            if p.stem == "paper_tables":
-                spans = b.evaluate("document.querySelectorAll('article.bd-article th[colspan=\"2\"]').length")
-        shot = shots / "book_intro.png"
-        b.visit((html / "genindex.html").as_uri())
-        index_terms = b.evaluate("document.querySelectorAll('table.indextable li').length")
-    pd.DataFrame(metrics).to_csv(shots / "page_metrics.csv", index=False)
-    assert index_terms >= 20, f"the index lists {index_terms} terms"
-    assert not uncaptioned, f"figures without a caption or real alt text: {uncaptioned}"
-    assert not uncited, f"pages whose prose cites none of their figures: {uncited}"
-    assert not misnumbered, f"figures not numbered by chapter (Fig. 3.1, 3.2, ...): {misnumbered}"
-    assert not too_wide, f"tables or code wider than the column: {too_wide}"
-    assert not defects, f"glued lists, headers broken inside a word, nan/True/False or registry ids: {defects}"
-    assert spans >= 17, f"the paper's tables span {spans} protocol headers over their two columns"
-    problems = [(r.url, r.broken_images, r.errors) for r in reports if r.broken_images or r.errors]
-    assert not problems, problems
+    found = browser.check_book(html, PROJECT / "_build" / "screenshots", [m for m, spec in registry.MODELS.items()
+                                                                         if spec.display != m])
+    assert found["pages"] == len(CHAPTERS) + 4
+    assert found["index_terms"] >= 20, f"the index lists {found['index_terms']} terms"
+    assert not found["uncaptioned"], f"figures without a caption or real alt text: {found['uncaptioned']}"
+    assert not found["uncited"], f"pages whose prose cites none of their figures: {found['uncited']}"
+    assert not found["misnumbered"], f"figures not numbered by chapter (Fig. 3.1, 3.2, ...): {found['misnumbered']}"
+    assert not found["too_wide"], f"tables or code wider than the column: {found['too_wide']}"
+    assert not found["defects"], ("glued lists, headers broken inside a word, nan/True/False or registry ids: "
+                                  f"{found['defects']}")
+    assert found["spans"] >= 17, f"the paper's tables span {found['spans']} protocol headers over their two columns"
+    assert not found["problems"], found["problems"]
+    reports, shot = found["reports"], PROJECT / "_build" / "screenshots" / "book_intro.png"
     machine_paths = (str(built), str(PROJECT), "/tmp/", "/root/", "/home/")
     shown = [(r.url, p) for r in reports for p in machine_paths if p in r.text]
     assert not shown, f"pages show this machine's paths: {shown}"
