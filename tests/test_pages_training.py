@@ -39,8 +39,8 @@ def test_term_fall_orders_terms_by_how_much_they_fell():
 
 def test_speed_texts_scale_an_epoch_to_market1501():
     got = page.speed_texts(_logs(bot=True), market_train=12000)
-    assert "bot 2.0 s (100.0 images/s)" in got["ex_epoch_seconds"]
-    assert "hacnn 2 min" in got["ex_market_minutes"]
+    assert "BoT 2.0 s (100.0 images/s)" in got["ex_epoch_seconds"]  # display names, not registry ids
+    assert "HACNN 2 min" in got["ex_market_minutes"]
 
 
 def test_figures_draw_a_panel_per_model_and_say_when_there_are_no_terms():

@@ -48,6 +48,7 @@ def test_training_summary(epochs, expect):
                          "images_per_s": [10.0, 12.0]})
     text = prose.training_summary(logs, {"hacnn": config.TrainingConfig(epochs=epochs)})
     assert expect in text and "50.0% (original) and 25.0% (anonymized)" in text
+    assert text.startswith("- **HACNN**") and "at 160x64 pixels" in text  # its display name, its fixed input size
     assert prose.training_summary(logs.iloc[:0], {}) == "No model was trained in this run."
 
 

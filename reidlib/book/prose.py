@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from ..core import registry
+
 
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """'no faces', '1 face', '3 faces' (an irregular plural given)."""
@@ -64,8 +66,10 @@ def training_summary(logs: pd.DataFrame, trainings: dict[str, Any]) -> str:
             return f"{100 * mean[v]:.1f}%{spread} ({'original' if v == 'orig' else 'anonymized'})"
 
         seeds = g.seed.nunique()
-        lines.append(f"- **{m}**: {count(t.epochs, 'epoch')} per variant and seed ({count(seeds, 'seed')}) at "
-                     f"{t.image_size[0]}x{t.image_size[1]} pixels, a median {g.images_per_s.median():.1f} images/s; "
+        known = m in registry.MODELS
+        h, w = (known and registry.model(m).fixed_input) or t.image_size  # HACNN is fed its own fixed size
+        lines.append(f"- **{registry.MODELS[m].display if known else m}**: {count(t.epochs, 'epoch')} per variant and "
+                     f"seed ({count(seeds, 'seed')}) at {h}x{w} pixels, a median {g.images_per_s.median():.1f} images/s; "
                      f"last-epoch training accuracy {' and '.join(acc(v) for v in ('orig', 'anon') if v in mean)}"
                      f"{' (mean ± SD over seeds)' if seeds > 1 else ''}.")
     return "\n".join(lines) if lines else "No model was trained in this run."

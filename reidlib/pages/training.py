@@ -8,6 +8,7 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from ..book import plots, tables
+from ..models.zoo import display_name
 
 LOSS_TERMS = ("ce", "triplet", "center")  # BoT's loss, term by term (train_log.csv columns)
 NO_TERMS = "no model of this run trains with triplet or center loss"
@@ -44,9 +45,9 @@ def loss_terms_figure(logs: pd.DataFrame) -> plt.Figure:
 def speed_texts(logs: pd.DataFrame, market_train: int) -> dict[str, str]:
     """Seconds and images/s per epoch for each model, and the minutes one Market-1501 epoch would take."""
     per_model = logs.groupby("model")[["seconds", "images_per_s"]].mean()
-    return {"ex_epoch_seconds": "; ".join(f"{m} {r.seconds:.1f} s ({r.images_per_s:.1f} images/s)"
+    return {"ex_epoch_seconds": "; ".join(f"{display_name(m)} {r.seconds:.1f} s ({r.images_per_s:.1f} images/s)"
                                           for m, r in per_model.iterrows()),
-            "ex_market_minutes": "; ".join(f"{m} {market_train / r.images_per_s / 60:.0f} min"
+            "ex_market_minutes": "; ".join(f"{display_name(m)} {market_train / r.images_per_s / 60:.0f} min"
                                            for m, r in per_model.iterrows())}
 
 
