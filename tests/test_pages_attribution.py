@@ -186,3 +186,9 @@ def test_ranked_figure_frames_matches_green_and_others_red(top):
 def test_heatmap_cells_never_read_zero_for_a_change():
     got = page.annotations(np.array([[0.0, 0.00031, -0.0042], [12.5, float("nan"), -1.0]]))
     assert got.tolist() == [["0", "+0.00031", "-0.0042"], ["+12.5", "–", "-1.0"]]
+
+
+def test_the_query_count_is_the_rows_own():
+    from reidlib.pages import attribution as attribution_page
+    assert attribution_page.query_counts(pd.DataFrame({"queries": [36, 23, 39]})) == "23 to 39"
+    assert attribution_page.query_counts(pd.DataFrame({"queries": [20, 20]})) == "20"

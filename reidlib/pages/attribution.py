@@ -243,3 +243,10 @@ def sanity_text(share: pd.DataFrame) -> str:
                "where a check fails, that model's face share ratio is not evidence.")
     return (f"At the positive control ({checks.run.iloc[0]}, seed {checks.control_seed.iloc[0]}), true matches: "
             + "; ".join(parts) + f". {passed} of {len(checks)} checks pass: " + verdict)
+
+
+def query_counts(summary: pd.DataFrame) -> str:
+    """How many queries the bootstrap intervals rest on: one number, or the range over the summary's rows (a
+    query counts for a row only when the images of its pairs show a face)."""
+    lo, hi = int(summary.queries.min()), int(summary.queries.max())
+    return f"{lo}" if lo == hi else f"{lo} to {hi}"
