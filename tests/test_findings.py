@@ -59,6 +59,8 @@ def test_claims_table_verdicts(claims):
     assert c.loc["significant", "verdict"] == "reproduced"
     assert c.loc["small_orig_anon", "verdict"] == "not reproduced"  # mAP not within 2 points by TOST
     assert c.loc["small_anon_anon", "verdict"] == "reproduced"
+    small = c.loc["small_anon_anon"]  # the evidence's smallest margin (1) and the verdict's (2) are both named
+    assert "within ±1" in small.paper_evidence and "within ±2 points, the margin the verdict uses" in small.why
     assert c.loc["faces", "verdict"] == "cannot tell here" and c.loc["recall", "verdict"] == "cannot tell here"
     # the run's 2 pairs: its evidence names the reason and prints no statistic
     run_text = c.loc["significant", "run_evidence"]

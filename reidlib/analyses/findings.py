@@ -222,7 +222,8 @@ def claim_small(paper_tost: pd.DataFrame, run_tost: pd.DataFrame, after: str, ma
             "run_evidence": statistics.describe_tost(run_row, "mAP"),
             "verdict": "reproduced" if ok else "not reproduced",
             "why": ((f"A significant drop is not evidence of a small one; TOST shows both metrics equivalent "
-                     f"{within(largest)}." if ok else
+                     f"{within(largest)}, the margin the verdict uses (the paper's evidence gives the smallest "
+                     "margin each metric holds at)." if ok else
                      f"TOST cannot show {' or '.join(failing)} equivalent {within(largest)}: the drop "
                      f"may be larger than the margin."))}
 
