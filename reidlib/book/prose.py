@@ -66,10 +66,9 @@ def training_summary(logs: pd.DataFrame, trainings: dict[str, Any]) -> str:
             return f"{100 * mean[v]:.1f}%{spread} ({'original' if v == 'orig' else 'anonymized'})"
 
         seeds = g.seed.nunique()
-        known = m in registry.MODELS
-        h, w = (known and registry.model(m).fixed_input) or t.image_size  # HACNN is fed its own fixed size
-        lines.append(f"- **{registry.MODELS[m].display if known else m}**: {count(t.epochs, 'epoch')} per variant and "
-                     f"seed ({count(seeds, 'seed')}) at {h}x{w} pixels, a median {g.images_per_s.median():.1f} images/s; "
+        h, w = registry.input_size(m, t.image_size) if m in registry.MODELS else t.image_size  # HACNN: its own
+        lines.append(f"- **{registry.display_name(m)}**: {count(t.epochs, 'epoch')} per variant and seed "
+                     f"({count(seeds, 'seed')}) at {h}x{w} pixels, a median {g.images_per_s.median():.1f} images/s; "
                      f"last-epoch training accuracy {' and '.join(acc(v) for v in ('orig', 'anon') if v in mean)}"
                      f"{' (mean ± SD over seeds)' if seeds > 1 else ''}.")
     return "\n".join(lines) if lines else "No model was trained in this run."

@@ -87,6 +87,16 @@ register_model = MODELS.register  # add (or replace) an entry: its name becomes 
 model = MODELS.entry  # the entry of a name, or an error listing the known names
 
 
+def display_name(name: str) -> str:
+    """A model's name as the paper's tables print it (the name itself when unregistered)."""
+    return MODELS[name].display if name in MODELS else name
+
+
+def input_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
+    """The (height, width) model `name` is fed: its fixed size, or `size`."""
+    return tuple(model(name).fixed_input or size)
+
+
 RESNET50 = ("resnet50-0676ba61.pth", "resnet50-19c8e357.pth", "resnet50-11ad3fa6.pth")  # torchvision's files
 
 

@@ -15,14 +15,7 @@ from . import checkpoints
 from . import torchreid_models as trm
 
 
-def input_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
-    """The (height, width) model `name` is fed: its fixed size, or `size`."""
-    return tuple(registry.model(name).fixed_input or size)
-
-
-def display_name(name: str) -> str:
-    """A model's name as the paper's tables print it (the name itself when unregistered)."""
-    return registry.MODELS[name].display if name in registry.MODELS else name
+input_size, display_name = registry.input_size, registry.display_name  # the registry's, named here too
 
 
 def package_file(requirement: str, package: str, relative: str) -> Path:

@@ -109,7 +109,8 @@ def points_table(points: pd.DataFrame):
 
 def front_figure(points: pd.DataFrame, summary: dict):
     """Attacker Rank-1 against re-ID mAP for every setting, one panel per attacker: the front as a grey line, its
-    knee (only for an attacker clearly above chance on the originals), the retrained models as stars, the originals as a red cross, chance dashed."""
+    knee (only for an attacker clearly above chance on the originals), the retrained models as stars, the
+    originals as a red cross, chance dashed."""
     atts = analysis.attackers(summary)
     chance = summary["chance"]["rank1"]
     knees = analysis.knees(summary, "orig_anon")
