@@ -131,3 +131,30 @@ def test_one_training_epoch_from_imagenet(tiny_root, tmp_path, weights_file):
     model, size = zoo.load_trained(out.parent)
     assert isinstance(model, BoT) and size == (64, 32)
     assert model(torch.zeros(2, 3, 64, 32)).shape == (2, 1280)
+
+
+def test_frozen_blocks_stay_as_loaded_while_the_rest_trains(tiny_root, tmp_path, weights_file):
+    """training.frozen_blocks: the trunk's first blocks keep their ImageNet weights and batch-norm statistics
+    through a training epoch (they stay in eval mode); a later block moves."""
+    recs = datasets.read_market(tiny_root)
+    cfg = config.from_dict({"training": {"profile": "smoke", "model": "bot_mnv2", "pretrained": "imagenet",
+                                         "device": "cpu", "epochs": 1, "batch_size": 8, "instances": 2,
+                                         "image_size": [64, 32], "frozen_blocks": 7}}).training
+    start = zoo.build_model("bot_mnv2", 3, "imagenet").state_dict()
+    trainer = training.make_trainer(cfg, 3, torch.device("cpu"))
+    trainer.model.train()
+    assert not any(q.requires_grad for q in trainer.model.base[:7].parameters())
+    assert not any(m.training for b in trainer.model.base[:7] for m in b.modules()) and trainer.model.base[7].training
+    out = training.train(tiny_root, recs, tmp_path / "run", cfg, progress=False)
+    done = torch.load(out, weights_only=True)
+    early = [k for k in start if k.startswith("base.1.")]  # weights and BN running statistics of block 1
+    late = [k for k in start if k.startswith("base.10.") and k.endswith("weight")]
+    assert early and all(torch.equal(done[k], start[k]) for k in early)
+    assert any(not torch.equal(done[k], start[k]) for k in late)
+
+
+def test_frozen_blocks_are_refused_where_there_is_no_trunk_and_beyond_its_length():
+    with pytest.raises(ValueError, match="model 'hacnn' has no blocks to freeze"):
+        training.make_trainer(config.TrainingConfig(model="hacnn", frozen_blocks=3), 4, torch.device("cpu"))
+    with pytest.raises(ValueError, match="frozen_blocks = 40: this BoT's trunk has 19 blocks"):
+        BoT(4, "mobilenet_v2").freeze(40)

@@ -217,6 +217,7 @@ class TrainingConfig:
     sampler: str = "random"  # random | identity (ids_per_batch x instances)
     instances: int = ranged(4, 1)  # images per identity in a batch, with sampler identity
     pretrained: str = "none"  # none | imagenet (from the torch cache) | a local state-dict file
+    frozen_blocks: int = ranged(0, 0)  # the backbone's first blocks kept as loaded (no gradient, BN fixed); BoT only
     device: str = "auto"
     amp: bool = True  # mixed precision (bfloat16), CUDA only
     channels_last: bool = True  # the channels-last memory layout, on any device (faster convolutions)

@@ -56,6 +56,23 @@ class BoT(nn.Module):
         nn.init.constant_(self.bottleneck.bias, 0.0)
         nn.init.normal_(self.classifier.weight, std=0.001)
 
+    frozen = 0  # the trunk's first modules kept as loaded (`freeze`)
+
+    def freeze(self, blocks: int) -> None:
+        """Keep the trunk's first `blocks` modules as loaded: no gradient, batch-norm statistics fixed (they stay
+        in eval mode when the model trains). Fine-tuning only the later blocks of an ImageNet trunk trains faster."""
+        if not 0 <= blocks <= len(self.base):
+            raise ValueError(f"training.frozen_blocks = {blocks}: this BoT's trunk has {len(self.base)} blocks")
+        self.frozen = blocks
+        for q in self.base[:blocks].parameters():
+            q.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> BoT:
+        super().train(mode)
+        if self.frozen:
+            self.base[:self.frozen].eval()
+        return self
+
     def forward(self, x: torch.Tensor):
         feat = self.pool(self.base(x)).flatten(1)
         bn = self.bottleneck(feat)

@@ -91,10 +91,14 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_trained(out_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, tuple[int, int]]:
-    """Rebuild a model trained by `training.train` from its folder (weights loaded with weights_only=True)."""
+    """Rebuild a model trained by `training.train` from its folder (weights loaded with weights_only=True), in the
+    channels-last layout where the network takes it (about 1.5-2x faster features on the CPU, as in training)."""
     out_dir = Path(out_dir)
     info = json.loads((out_dir / "pids.json").read_text())
     model = build_model(info["model"], len(info["pids"]), "none")
     path = out_dir / "model.pt"
     checkpoints.load_into(model, checkpoints.state_dict(path, f"trained {info['model']}"), path, f"trained {info['model']}")
-    return model.to(resolve_device(device)).eval(), tuple(info["input_size"])
+    model = model.to(resolve_device(device)).eval()
+    if registry.model(info["model"]).channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, tuple(info["input_size"])

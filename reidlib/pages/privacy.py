@@ -108,11 +108,14 @@ def points_table(points: pd.DataFrame):
 
 
 def front_figure(points: pd.DataFrame, summary: dict):
-    """Attacker Rank-1 against re-ID mAP for every setting, one panel per attacker: the front as a grey line, its
-    knee (only for an attacker clearly above chance on the originals), the retrained models as stars, the
-    originals as a red cross, chance dashed."""
-    atts = analysis.attackers(summary)
+    """Attacker Rank-1 against re-ID mAP for every setting, one panel per attacker clearly above chance on the
+    originals (one at chance measures nothing and is left out of the front): the front as a grey line, its knee,
+    the retrained models as stars, the originals as a red cross, chance dashed. A sentence when no attacker is."""
     chance = summary["chance"]["rank1"]
+    atts = [a for a in analysis.attackers(summary) if analysis.above_chance(points, summary, a)]
+    if not atts:
+        return plots.note_figure(f"no attacker is clearly above chance ({chance:.1f}%) on the original images, so "
+                                 "no privacy-utility front is drawn")
     knees = analysis.knees(summary, "orig_anon")
     orig = analysis.original(points)
     anon = points[points.technique != "none"]
@@ -126,10 +129,7 @@ def front_figure(points: pd.DataFrame, summary: dict):
         ax.scatter(rr[x], rr.map_anon_anon, marker="*", s=120, color="black", label="retrained on copy")
         ax.scatter([orig[x]], [orig.map_orig_anon], marker="X", s=90, color="red", label="original")
         k = knees[att]
-        if analysis.above_chance(points, summary, att):
-            ax.annotate("knee", (k["knee_attack_rank1"], k["knee_map"]), xytext=(8, -14), textcoords="offset points")
-        else:  # an attacker at chance measures nothing: no knee is named for it
-            ax.set_title(f"{ATTACKER_NAMES[att]} attacker: at chance on the originals, no knee", fontsize=9)
+        ax.annotate("knee", (k["knee_attack_rank1"], k["knee_map"]), xytext=(8, -14), textcoords="offset points")
         ax.axvline(chance, color="black", linestyle="--", linewidth=1)
         ax.set_xlabel(f"{ATTACKER_NAMES[att]} attacker Rank-1 (%)  (lower = more private)")
         ax.set_ylabel("re-ID mAP (%)  (higher = more useful)")
