@@ -258,10 +258,20 @@ def book_pages(html: Path) -> list[Path]:
             *(html / "book" / f"{n}.html" for n in ("your_data", "paper_tables", "glossary"))]
 
 
-def check_book(html: Path, shots: Path, model_ids: list[str]) -> dict:
+def model_ids() -> list[str]:
+    """Registry ids the book should show by their display names (a table cell holding one is a defect)."""
+    from reidlib.core import registry
+
+    return [m for m, spec in registry.MODELS.items() if spec.display != m]
+
+
+def check_book(html: Path, shots: Path, ids: list[str] | None = None) -> dict:
     """Every page of a built book (its `_build/html`) read as the browser test reads it: a full-page screenshot
-    of each into `shots` (with `page_metrics.csv`), and what is wrong, by kind (empty when nothing is)."""
+    of each into `shots` (with `page_metrics.csv`), and what is wrong, by kind (empty when nothing is); `ids`:
+    the registry ids no table may show (default `model_ids()`)."""
     import pandas as pd
+
+    ids = model_ids() if ids is None else ids
 
     html, shots = Path(html), Path(shots)
     pages = [p for p in book_pages(html) if p.is_file()]
@@ -287,7 +297,7 @@ def check_book(html: Path, shots: Path, model_ids: list[str]) -> dict:
             if numbers != expected:
                 misnumbered[p.name] = numbers
             metrics.append({"page": f"{p.parent.name}/{p.stem}", **b.layout()})
-            found = {k: v for k, v in b.defects(model_ids).items() if v}
+            found = {k: v for k, v in b.defects(ids).items() if v}
             if found:
                 defects[p.name] = found
             wide = b.too_wide()  # opens every collapsed cell: measured after the layout
@@ -321,10 +331,7 @@ if __name__ == "__main__":  # python tests/browser.py _build/html [shots OUT | c
 
     if len(sys.argv) > 3 and sys.argv[2] == "check":
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from reidlib.core import registry
-
-        report = check_book(Path(sys.argv[1]), Path(sys.argv[3]),
-                            [m for m, spec in registry.MODELS.items() if spec.display != m])
+        report = check_book(Path(sys.argv[1]), Path(sys.argv[3]))
         print(json.dumps({k: v for k, v in report.items() if k != "reports"}, indent=1))
         bad = [k for k in ("uncaptioned", "uncited", "misnumbered", "too_wide", "defects", "problems") if report[k]]
         sys.exit(1 if bad else 0)

@@ -10,7 +10,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import browser
 
-from reidlib.core import registry
 
 PAGE = """<html><head><style>th {{ width: 24px; overflow-wrap: anywhere; }} td {{ padding: 2px; }}</style></head>
 <body><article class="bd-article">{body}</article></body></html>"""
@@ -21,11 +20,6 @@ CLEAN = """<p>- a list shown as a paragraph would start like this, but this one 
 DEFECTS = """<p>- HACNN (trained on originals): 1.10 [0.92, 1.28] - HACNN (trained on copies): 0.9</p>
 <table><thead><tr><th>metric</th><th>groups</th></tr></thead>
 <tbody><tr><td>nan</td><td>True</td></tr><tr><td>hacnn</td><td>False</td></tr></tbody></table>"""
-
-
-def model_ids() -> list[str]:
-    """Registry ids a table should show by their display names."""
-    return [m for m, spec in registry.MODELS.items() if spec.display != m]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +34,7 @@ def _defects(tab, tmp_path: Path, body: str) -> dict[str, list[str]]:
     page = tmp_path / "page.html"
     page.write_text(PAGE.format(body=body))
     tab.visit(page.as_uri(), settle=0.2)
-    return tab.defects(model_ids())
+    return tab.defects(browser.model_ids())
 
 
 def test_each_defect_is_found(tab, tmp_path):
