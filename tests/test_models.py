@@ -127,3 +127,16 @@ def test_bot_resumes_to_the_same_weights(tmp_path, tiny_root, monkeypatch):
     monkeypatch.setattr(training, "_save", real_save)
     resumed = training.train(tiny_root, recs, tmp_path / "b", cfg, seed=3, progress=False)
     assert hashlib.sha256(resumed.read_bytes()).digest() == hashlib.sha256(straight.read_bytes()).digest()
+
+
+@pytest.mark.parametrize("model", sorted(set(registry.MODELS) - set(SIX)))
+def test_a_model_marked_channels_last_embeds_channels_last_tensors(model):
+    """zoo.load_trained converts models whose entry allows it: their eval forward must accept that layout."""
+    spec = registry.model(model)
+    net = spec.build(3).eval()
+    x = torch.randn(2, 3, *registry.input_size(model, (256, 128)))
+    if spec.channels_last:
+        net, x = net.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        feats = net(x)
+    assert feats.ndim == 2 and feats.shape[0] == 2 and torch.isfinite(feats).all()

@@ -72,7 +72,7 @@ class ModelSpec:
     load_imagenet: Callable[[Any, dict], Any] | None = None
     recipe: str = "torchreid"
     metric_losses: bool = False
-    channels_last: bool = True  # False: the network refuses channels-last tensors (MuDeep's .view)
+    channels_last: bool = True  # False: the network refuses channels-last tensors (MuDeep's, PCB's .view)
     train_mb_per_image: int = 160  # training memory per 256x128 image in float32 (rough: a ResNet-50's)
     long_training: bool = False  # a day of wall time per training job rather than half of one
     gradcam_layer: str = ""
@@ -116,7 +116,7 @@ def _bot(n: int, depth: str = "resnet50") -> Any:
     return lazy("reidlib.models.bot", "BoT")(n, depth)
 
 
-for _spec in (torchreid_model("pcb_p6", "PCB", gradcam_layer="layer4", paper=True),
+for _spec in (torchreid_model("pcb_p6", "PCB", channels_last=False, gradcam_layer="layer4", paper=True),
               torchreid_model("mlfn", "MLFN", imagenet_files=("mlfn-9cb5a267.pth.tar",), train_mb_per_image=90,
                               gradcam_layer="feature", paper=True),
               torchreid_model("hacnn", "HACNN", (160, 64), None, train_mb_per_image=40, gradcam_layer="inception3",
