@@ -167,3 +167,12 @@ def test_a_toy_analysis_is_one_module_one_notebook_and_one_entry(tmp_path):
     assert "chapter_10_toy" in snakemake("toy_cameras", "-n")  # one inside: rebuilt
     snakemake("toy_cameras")
     assert json.loads(runfiles.meta_path(counts).read_text())["config"]["dataset"]["cameras"] == 3
+
+
+def test_only_the_chapter_that_trains_side_by_side_takes_every_core():
+    """Chapter jobs run on one thread (two at once on two cores) unless a stage they show trains side by side."""
+    threads = {c: table.chapter_threads(c, 6) for c in table.chapters()}
+    assert threads.pop("07_teaching") == 6
+    assert set(threads.values()) == {1}
+    snakefile = (Path(__file__).parents[1] / "workflow" / "Snakefile").read_text()
+    assert "threads: table.chapter_threads(chapter, workflow.cores)" in snakefile

@@ -33,7 +33,8 @@ class Stage:
     `needs` the stages whose files it reads; `data(cfg)` the project files it reads (the paper's tables).
     `notebook` is the chapter that shows it (its notebook computes it unless it is a `job` of its own),
     `part` the book part of that chapter. `each`: a job run once per training run ("variant model seed")
-    or per model and seed ("model seed").
+    or per model and seed ("model seed"). `all_cores`: its chapter runs trainings side by side and takes every
+    core; any other chapter runs on one thread (the same numbers whatever --cores is), two chapters at once.
     """
 
     name: str
@@ -45,6 +46,7 @@ class Stage:
     part: str = ""
     job: bool = False
     each: str = ""
+    all_cores: bool = False
     data: Callable[[Config], list[str]] = field(default=lambda cfg: [])
 
     def function(self) -> Callable[..., Path]:
@@ -131,7 +133,8 @@ for _s in (
           ("train", "audit", "anonymize"), "06_statistics", SIX),
     Stage("sweep", "reidlib.analyses.teaching:stage_sweep",
           ("teaching", "dataset", "detection", "anonymization", "training", "models", "evaluation", "seed"),
-          lambda c: [runfiles.sweep_path(c), runfiles.model_controls_path(c)], (), "07_teaching", "Teaching"),
+          lambda c: [runfiles.sweep_path(c), runfiles.model_controls_path(c)], (), "07_teaching", "Teaching",
+          all_cores=True),
     Stage("attribution", "reidlib.analyses.attribution:stage_attribution",
           ("attribution", "teaching", "dataset", "detection", "anonymization", "training", "models", "seed"),
           lambda c: [runfiles.attribution_summary_path(c)], ("train", "sweep"), "08_where_models_look",
@@ -233,6 +236,11 @@ def chapters() -> list[str]:
 def chapter_stages(notebook: str) -> list[Stage]:
     """The stages a chapter shows."""
     return [s for s in STAGES.values() if s.notebook == notebook]
+
+
+def chapter_threads(notebook: str, cores: int) -> int:
+    """Threads of a chapter's job: every core for one that trains side by side (`Stage.all_cores`), else one."""
+    return cores if any(s.all_cores for s in chapter_stages(notebook)) else 1
 
 
 def chapter_conf(cfg: Config, notebook: str) -> dict[str, Any]:
