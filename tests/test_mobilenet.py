@@ -154,7 +154,9 @@ def test_frozen_blocks_stay_as_loaded_while_the_rest_trains(tiny_root, tmp_path,
 
 
 def test_frozen_blocks_are_refused_where_there_is_no_trunk_and_beyond_its_length():
-    with pytest.raises(ValueError, match="model 'hacnn' has no blocks to freeze"):
-        training.make_trainer(config.TrainingConfig(model="hacnn", frozen_blocks=3), 4, torch.device("cpu"))
+    with pytest.raises(config.ConfigError, match="training.frozen_blocks = 3: model 'hacnn' has no trunk blocks"):
+        config.from_dict({"training": {"model": "hacnn", "frozen_blocks": 3}})  # at load, before any run starts
+    with pytest.raises(config.ConfigError, match="models.mlfn.frozen_blocks = 2: model 'mlfn' has no trunk blocks"):
+        config.from_dict({"models": {"mlfn": {"frozen_blocks": 2}}})
     with pytest.raises(ValueError, match="frozen_blocks = 40: this BoT's trunk has 19 blocks"):
         BoT(4, "mobilenet_v2").freeze(40)

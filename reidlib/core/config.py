@@ -227,6 +227,9 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         _known("training.model", self.model, registry.MODELS)
+        if self.frozen_blocks and registry.model(self.model).recipe != "bot":  # checked before any run starts
+            raise ConfigError(f"config key training.frozen_blocks = {self.frozen_blocks}: model '{self.model}' has no "
+                              f"trunk blocks to freeze (BoT models only); set it to 0")
         if any(m < 1 for m in self.lr_milestones):
             raise ConfigError(f"config key training.lr_milestones = {self.lr_milestones!r}: list epochs (integers >= 1)")
         if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in self.seeds) \

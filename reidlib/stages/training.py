@@ -181,10 +181,7 @@ def channels_last(cfg: TrainingConfig) -> bool:
 def make_trainer(cfg: TrainingConfig, num_classes: int, device: torch.device) -> Trainer:
     """The model (bad names fail here, before anything is written), its losses and optimizers."""
     model = build_model(cfg.model, num_classes, cfg.pretrained).to(device)
-    if cfg.frozen_blocks:
-        if not hasattr(model, "freeze"):
-            raise ValueError(f"training.frozen_blocks = {cfg.frozen_blocks}: model '{cfg.model}' has no blocks to "
-                             "freeze (BoT models only); set it to 0")
+    if cfg.frozen_blocks:  # (the configuration refuses it for a model without a trunk: TrainingConfig)
         model.freeze(cfg.frozen_blocks)
     losses = Losses(cfg, num_classes, getattr(model, "feature_dim", bot.FEATURE_DIM)).to(device)
     if channels_last(cfg):
