@@ -51,3 +51,21 @@ def test_re_ranking_on_a_device_matches_the_cpu_path(device):
     assert dev.shape == (60, 200) and dev.dtype == np.float32
     np.testing.assert_allclose(dev, cpu, atol=1e-6)
     assert 0 < np.abs(cpu - evaluation.re_ranking(feats, 60, k1=10, chunk=100, device=device)).max()
+
+
+def test_the_compiled_kernel_leaves_a_one_thread_job_on_one_thread():
+    """numba's OpenMP layer shares torch's libgomp: started at every core, it would leave torch there, and two
+    one-thread jobs side by side would spin on each other (a fresh process: the layer starts once per process)."""
+    pytest.importorskip("numba")
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, torch\nfrom reidlib.stages import evaluation\n"
+            "rng = np.random.default_rng(0)\n"
+            "evaluation.rank_metrics(rng.random((20, 60)), np.arange(20) % 6, np.arange(60) % 6,"
+            " np.zeros(20, int), np.ones(60, int), backend='numba')\n"
+            "print(torch.get_num_threads())")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "1"

@@ -92,7 +92,7 @@ _KERNEL: list = []
 
 
 def rank_metrics_compiled(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> RankResult | None:
-    """`rank_metrics` as one compiled pass per query (numba, all cores), or None without numba.
+    """`rank_metrics` as one compiled pass per query (numba, torch's thread count), or None without numba.
 
     Same definition and result as the torch version below; written as a loop because counting
     each gallery image into its true-match slot is one branchy pass that vectorised code runs
@@ -102,10 +102,20 @@ def rank_metrics_compiled(distmat, q_pids, g_pids, q_camids, g_camids, max_rank:
         _KERNEL.append(_rank_kernel())
     if _KERNEL[0] is None:
         return None
+    import numba
+
+    # as many threads as torch has: numba's OpenMP layer shares torch's libgomp, and at its default (every core)
+    # it would raise the thread count of a one-thread job's later torch work too (oversubscribed, spinning)
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     dist = np.ascontiguousarray(distmat)
     max_rank = min(max_rank, dist.shape[1])
-    hits, ap, inp, valid = _KERNEL[0](dist, np.asarray(q_pids, np.int64), np.asarray(g_pids, np.int64),
-                                      np.asarray(q_camids, np.int64), np.asarray(g_camids, np.int64), max_rank)
+    try:
+        hits, ap, inp, valid = _KERNEL[0](dist, np.asarray(q_pids, np.int64), np.asarray(g_pids, np.int64),
+                                          np.asarray(q_camids, np.int64), np.asarray(g_camids, np.int64), max_rank)
+    finally:
+        if torch.get_num_threads() != threads:  # (the layer's start set OpenMP's count for the whole process)
+            torch.set_num_threads(threads)
     n = int(valid.sum())
     if n == 0:
         raise ValueError("no query has a valid match in the gallery (same id in another camera)")
