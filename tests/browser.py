@@ -331,7 +331,7 @@ if __name__ == "__main__":  # python tests/browser.py _build/html [shots OUT | c
 
     if len(sys.argv) > 3 and sys.argv[2] == "check":
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        report = check_book(Path(sys.argv[1]), Path(sys.argv[3]))
+        report = check_book(Path(sys.argv[1]).resolve(), Path(sys.argv[3]))  # file URIs need an absolute path
         print(json.dumps({k: v for k, v in report.items() if k != "reports"}, indent=1))
         bad = [k for k in ("uncaptioned", "uncited", "misnumbered", "too_wide", "defects", "problems") if report[k]]
         sys.exit(1 if bad else 0)
