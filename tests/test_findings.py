@@ -69,6 +69,19 @@ def test_claims_table_verdicts(claims):
     assert findings.verdict_counts(claims).startswith(f"Of {len(claims)} claims, ")
 
 
+def test_the_retraining_claim_pairs_the_runs_training_runs_as_the_other_claims_do():
+    paper = statistics.load_paper_results()
+    rows = []
+    for model in ("HACNN", "BoT"):
+        for seed in range(3):
+            for prot, v in (("orig_orig", 50.0), ("orig_anon", 48.0 - seed * 0.1), ("anon_anon", 49.0 + seed * 0.2)):
+                rows.append(dict(dataset="synthetic", model=model, seed=seed, protocol=prot, mAP=v, rank1=v))
+    c = findings.claim_recovered(paper, pd.DataFrame(rows), 0.05)
+    assert "over 6 training runs (each model, each seed)" in c["run_evidence"] and "p =" in c["run_evidence"]
+    one_seed = findings.claim_recovered(paper, pd.DataFrame(rows).query("seed == 0"), 0.05)
+    assert "over 2 (dataset, model) pairs; no test" in one_seed["run_evidence"]
+
+
 def test_verdict_counts_sentence():
     c = pd.DataFrame({"verdict": ["reproduced", "not reproduced", "cannot tell here", "cannot tell here"]})
     assert findings.verdict_counts(c) == ("Of 4 claims, 1 is reproduced from the paper's own tables, 1 not "

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from reidlib.analyses import privacy
+from reidlib.analyses import controls, privacy
 from reidlib.pages import privacy as page
 
 
@@ -34,13 +34,14 @@ def _summary(face: bool = True, run_point: str = "zero") -> dict:
             "model": "bot_r50", "head_model": "osnet_x0_25", "fronts": fronts if face else fronts[1:]}
 
 
-def _ctrl(high_gain: float, seeds=(0, 1), jitter: float = 1.0) -> pd.DataFrame:
+def _ctrl(high_gain: float, seeds=(0, 1), jitter: float = 1.0, chance: float = 4.0) -> pd.DataFrame:
     rows = []
     for share, gain in ((0.0, 0.0), (1.0, high_gain)):
         for k, seed in enumerate(seeds):
-            rows.append({"face_identity_share": share, "variant": "original", "seed": seed, "rank1": 80.0})
+            rows.append({"face_identity_share": share, "variant": "original", "seed": seed, "rank1": 80.0,
+                         "chance_rank1": chance})
             rows.append({"face_identity_share": share, "variant": "anonymized", "seed": seed,
-                         "rank1": 80.0 - gain - k * jitter})
+                         "rank1": 80.0 - gain - k * jitter, "chance_rank1": chance})
     return pd.DataFrame(rows)
 
 
@@ -51,6 +52,18 @@ def test_controls_pass_only_when_the_gain_clears_the_seed_spread():
     assert not privacy.control_verdict(_ctrl(high_gain=0.5))["found"]
     wide = privacy.control_verdict(_ctrl(high_gain=5.0, jitter=10.0))
     assert wide["spread"] == pytest.approx(10.0) and not wide["found"]
+
+
+def test_an_attacker_at_chance_on_the_positive_control_cannot_be_read():
+    v = privacy.control_verdict(_ctrl(high_gain=20.0, chance=50.0))  # Rank-1 80 < 2 x 50: at chance
+    assert v["found"] and not v["readable"] and v["chance_rank1"] == pytest.approx(50.0)
+    assert privacy.control_verdict(_ctrl(high_gain=20.0, chance=39.0))["readable"]
+    text = page.control_text(v)
+    assert "at chance" in text and page.CONTROLS_PASS not in text
+    row = controls.instruments(pd.DataFrame(columns=["metric", "after", "model", "control"]), head=_ctrl(high_gain=20.0, chance=50.0))
+    assert row.verdict.tolist() == [controls.CANNOT] and "80.0% on the positive control" in row.why.iloc[0]
+    row = controls.instruments(pd.DataFrame(columns=["metric", "after", "model", "control"]), head=_ctrl(high_gain=20.0))
+    assert row.verdict.tolist() == [controls.PASSES]
 
 
 def test_control_verdict_reports_the_gains_at_both_shares():

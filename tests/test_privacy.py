@@ -138,6 +138,7 @@ def test_stage_privacy_trains_the_head_attacker_through_the_stage_functions(tmp_
         assert (out.parent / "head_models" / p / "model.pt").is_file()
     ctrl = res["controls"]
     assert sorted(ctrl.face_identity_share.unique()) == [0.0, 1.0] and set(ctrl.variant) == {"original", "anonymized"}
+    assert ctrl.chance_rank1.between(0.1, 100).all()  # each world's own floor, recorded beside its scores
     assert res["summary"]["face_attacker"] is False and "false" in res["summary"]["face_attacker_reason"]
     assert {f["protocol"] for f in res["summary"]["fronts"]} == {"orig_anon"}
     stamp = out.stat().st_mtime_ns

@@ -131,11 +131,17 @@ def _model_control_rows(model_ctrl: pd.DataFrame, drops: pd.DataFrame, face_shar
 
 def _attacker_row(ctrl: pd.DataFrame) -> dict:
     """What anonymization takes from the head attacker: passes when it takes more at the positive control than
-    at the negative (or than nothing) by more than the seeds' largest spread."""
+    at the negative (or than nothing) by more than the seeds' largest spread; cannot tell when the attacker
+    identifies people on the positive control's originals no better than `privacy.ABOVE_CHANCE` x chance."""
     v = privacy.control_verdict(ctrl)
-    return {"measure": "head attacker (Rank-1 taken by anonymization)",
-            "negative control": f"{v['low_gain']:.1f} points", "positive control": f"{v['high_gain']:.1f} points",
-            "verdict": PASSES if v["found"] else FAILS,
+    row = {"measure": "head attacker (Rank-1 taken by anonymization)",
+           "negative control": f"{v['low_gain']:.1f} points", "positive control": f"{v['high_gain']:.1f} points"}
+    if not v["readable"]:
+        return {**row, "verdict": CANNOT,
+                "why": (f"the attacker is at chance: Rank-1 {v['original_rank1']:.1f}% on the positive control's "
+                        f"originals against chance {v['chance_rank1']:.1f}% (it must reach "
+                        f"{privacy.ABOVE_CHANCE:g}x), so it has nothing for anonymization to take")}
+    return {**row, "verdict": PASSES if v["found"] else FAILS,
             "why": (f"the difference {'exceeds' if v['found'] else 'is within'} the seeds' spread "
                     f"({v['spread']:.1f} points)")}
 

@@ -237,9 +237,9 @@ def claim_recovered(paper: pd.DataFrame, run: pd.DataFrame, alpha: float) -> dic
             failing.append(LABELS[metric])
         parts.append(f"{LABELS[metric]} {t['mean_difference']:+.2f} points from retraining (one-sided p = "
                      f"{t['p_value']:.2g})")
-    r = statistics.paired_test(run, "mAP", "anon_anon", "orig_anon", alpha=alpha)
+    r = statistics.paired_test(run, "mAP", "anon_anon", "orig_anon", alpha=alpha, unit=statistics.unit_of(run))
     run_text = (f"mAP {r['mean_difference']:+.2f} points from retraining over "
-                f"{plural(r['n_pairs'], 'pair')}" + (f"; no test ({r['why_not_shown']})." if r["why_not_shown"] else
+                f"{statistics.units_text(r['n_pairs'], r['unit'])}" + (f"; no test ({r['why_not_shown']})." if r["why_not_shown"] else
                                                        f" (one-sided p = {r['p_value']:.2g})."))
     return {"id": "recovered", "claim": "Accuracy is recovered by training on the anonymized data.",
             "paper_evidence": "; ".join(parts) + ".", "run_evidence": run_text,

@@ -236,13 +236,15 @@ def controls(cfg: Config) -> pd.DataFrame:
         sub = teaching.sweep_config(cfg, float(share))
         roots = {"original": rundir.stage_generate(sub), "anonymized": rundir.stage_anonymize(sub, progress=False)}
         faces = test_faces(sub)
+        chance = face_attack.chance_scores(faces, FARS)["rank1"]  # this world's floor, beside each score
         for variant, root in roots.items():
             heads = write_heads(root, faces, privacy_dir(cfg) / "controls" / f"share_{share:.2f}" / "heads" /
                                 variant, p.head_scale, p.head_size)
             for seed in p.control_seeds:
                 out = privacy_dir(cfg) / "controls" / f"share_{share:.2f}" / "models" / f"{variant}_seed{seed}"
                 rows.append(dict(face_identity_share=share, variant=variant, seed=seed,
-                                 **head_attack(heads, faces, out, head_training(cfg), int(seed))))
+                                 **head_attack(heads, faces, out, head_training(cfg), int(seed)),
+                                 chance_rank1=chance))
     return pd.DataFrame(rows)
 
 
@@ -385,6 +387,9 @@ def ceiling_summary(ceiling: pd.DataFrame, level: float = CEILING_LEVEL) -> dict
             "passes_at": str(works.width.iloc[0]) if len(works) else None, "level": level}
 
 
+ABOVE_CHANCE = 2.0  # an attacker's Rank-1 on the originals must reach this multiple of chance to be read at all
+
+
 def control_gains(ctrl: pd.DataFrame) -> pd.DataFrame:
     """What anonymization takes from the head attacker (original minus anonymized Rank-1, points) at each
     control share: the mean over seeds and the seeds' spread (max minus min)."""
@@ -393,18 +398,21 @@ def control_gains(ctrl: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"mean": gain.mean(), "spread": gain.max() - gain.min()})
 
 
-def control_verdict(ctrl: pd.DataFrame) -> dict:
+def control_verdict(ctrl: pd.DataFrame, factor: float = ABOVE_CHANCE) -> dict:
     """Whether the controls pass: anonymization takes more from the head attacker at the highest share than at
-    the lowest (or than nothing), by more than the largest seed spread. With the gains it compares."""
+    the lowest (or than nothing), by more than the largest seed spread. With the gains it compares, and whether
+    the attacker can be read at all (`readable`: its Rank-1 on the originals of the highest share reaches `factor`
+    x that world's chance rate; an attacker at chance can lose nothing to anonymization)."""
     g = control_gains(ctrl)
     lo, hi = g.index.min(), g.index.max()
     spread = float(g.spread.max())
     low, high = float(g.loc[lo, "mean"]), float(g.loc[hi, "mean"])
+    at_hi = ctrl[(ctrl.face_identity_share == hi) & (ctrl.variant == "original")]
+    orig = float(at_hi.rank1.mean())
+    chance = float(at_hi.chance_rank1.mean()) if "chance_rank1" in ctrl else float("nan")
     return {"low_share": float(lo), "high_share": float(hi), "low_gain": low, "high_gain": high, "spread": spread,
-            "found": bool(high > max(low, 0.0) + spread)}
-
-
-ABOVE_CHANCE = 2.0  # an attacker's Rank-1 on the originals must reach this multiple of chance to be read at all
+            "found": bool(high > max(low, 0.0) + spread), "original_rank1": orig, "chance_rank1": chance,
+            "readable": bool(orig >= factor * chance)}
 
 
 def above_chance(points_table: pd.DataFrame, summary: dict, attacker: str, factor: float = ABOVE_CHANCE) -> bool:

@@ -27,6 +27,9 @@ CONTROLS_PASS = ("The measure finds protection where only the face identifies pe
 CONTROLS_FAIL = ("Here the difference does not clear the seeds' spread: with these few identities and epochs the "
                  "measure cannot tell the two worlds apart, so its numbers above are not to be trusted beyond that "
                  "spread.")
+CONTROLS_AT_CHANCE = ("The attacker itself is at chance on the positive control's originals (Rank-1 {orig:.1f}% "
+                      "against chance {chance:.1f}%): it identifies no one there, so anonymization has nothing to "
+                      "take and these controls cannot tell whether the measure works.")
 
 
 def setting_name(technique: str, strength: float | None) -> str:
@@ -177,7 +180,9 @@ def control_text(verdict: dict) -> str:
     v = verdict
     return (f"Anonymization lowers the head attacker's Rank-1 by {v['low_gain']:.1f} points at share "
             f"{v['low_share']:g} and by {v['high_gain']:.1f} points at share {v['high_share']:g} (seed spread up to "
-            f"{v['spread']:.1f} points). " + (CONTROLS_PASS if v["found"] else CONTROLS_FAIL))
+            f"{v['spread']:.1f} points). "
+            + (CONTROLS_AT_CHANCE.format(orig=v["original_rank1"], chance=v["chance_rank1"]) if not v["readable"]
+               else CONTROLS_PASS if v["found"] else CONTROLS_FAIL))
 
 
 def _pct(x: float) -> str:

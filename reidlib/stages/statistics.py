@@ -141,7 +141,8 @@ UNITS = {"cell": ("(dataset, model) pair", "(dataset, model) pairs"),
          "run": ("training run", "training runs (each model, each seed)")}
 
 
-def _units(n: int, unit: str | None) -> str:
+def units_text(n: int, unit: str | None) -> str:
+    """`n` pairs named by what they pair: '6 training runs (each model, each seed)' or '2 (dataset, model) pairs'."""
     one, many = UNITS.get(unit or "cell", UNITS["cell"])
     return f"{n} {one if n == 1 else many}"
 
@@ -411,7 +412,7 @@ def _plural(n: int, word: str) -> str:
 def describe_drop(row: dict, label: str = "mAP") -> str:
     """One sentence on a paired test's row: the drop, and its test or why there is none."""
     what = {"orig_anon": "on anonymized test data", "anon_anon": "after retraining on anonymized data"}
-    head = (f"Over {_units(int(row['n_pairs']), row.get('unit'))}, {label} drops by "
+    head = (f"Over {units_text(int(row['n_pairs']), row.get('unit'))}, {label} drops by "
             f"{row['mean_difference']:.2f} points {what.get(row['after'], 'after ' + str(row['after']))}")
     if row.get("why_not_shown"):
         return f"{head}; no test is reported ({row['why_not_shown']})."
@@ -428,7 +429,7 @@ def describe_tost(row: dict, label: str = "mAP") -> str:
     verdict = "equivalent" if row["equivalent"] else "not shown equivalent"
     return (f"{head}: {verdict} (TOST p = {row['p_tost']:.2g}, 90% interval of the drop "
             f"{row['ci90_low']:.2f} to {row['ci90_high']:.2f}, "
-            f"{_units(int(row['n_pairs']), row.get('unit'))}).")
+            f"{units_text(int(row['n_pairs']), row.get('unit'))}).")
 
 
 def describe_seed_spread(spread: pd.DataFrame, after: str = "orig_anon") -> str:
