@@ -153,6 +153,28 @@ def test_frozen_blocks_stay_as_loaded_while_the_rest_trains(tiny_root, tmp_path,
     assert any(not torch.equal(done[k], start[k]) for k in late)
 
 
+def test_training_runs_the_frozen_blocks_with_batch_norm_folded_in_and_checkpoints_do_not_see_it(weights_file):
+    """The frozen blocks run in training as one folded copy (no batch norm left): the same map to float
+    rounding, built once, rebuilt after weights are loaded, and absent from the state dict."""
+    torch.manual_seed(0)
+    model = zoo.build_model("bot_mnv2", 5, "imagenet")
+    keys = set(model.state_dict())
+    model.freeze(11)
+    model.train()
+    x = torch.rand(4, 3, 96, 48)
+    with torch.no_grad():
+        _, raw = model(x)
+        folded = model.frozen_trunk(x)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        assert model.frozen_trunk(x) is folded  # made once
+        torch.testing.assert_close(folded(x), model.base[:11](x), rtol=1e-4, atol=1e-4)
+        ref = model.pool(model.base[11:](model.base[:11](x))).flatten(1)
+    torch.testing.assert_close(raw, ref, rtol=1e-3, atol=1e-3)
+    assert set(model.state_dict()) == keys
+    model.load_state_dict(model.state_dict())
+    assert model.frozen_trunk(x) is not folded
+
+
 def test_frozen_blocks_are_refused_where_there_is_no_trunk_and_beyond_its_length():
     with pytest.raises(config.ConfigError, match="training.frozen_blocks = 3: model 'hacnn' has no trunk blocks"):
         config.from_dict({"training": {"model": "hacnn", "frozen_blocks": 3}})  # at load, before any run starts
