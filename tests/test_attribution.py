@@ -175,6 +175,9 @@ def test_gradcam_with_a_similarity_target_on_hacnn():
     feats = attribution.embed(model, x)
     maps = attribution.gradcam_maps(model, x, feats.flip(0))
     assert maps.shape == (2, 160, 64) and np.isfinite(maps).all() and (maps >= 0).all() and maps.max() > 0
+    # only activations' gradients were computed, and the weights are left as they were found
+    assert all(q.requires_grad and q.grad is None for q in model.parameters())
+    np.testing.assert_allclose(attribution.gradcam_maps(model, x, feats.flip(0)), maps, atol=1e-6)
 
 
 def test_per_query_ap_matches_the_evaluation():

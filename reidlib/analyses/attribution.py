@@ -170,10 +170,18 @@ def gradcam_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, batch
 
     model.eval()
     out = []
-    with GradCAM(model=model, target_layers=[gradcam_layer(model, layer)]) as cam:
-        for s in range(0, len(x), batch_size):
-            xs = x[s:s + batch_size].clone().requires_grad_(True)
-            out.append(cam(input_tensor=xs, targets=[CosineTarget(t) for t in targets[s:s + batch_size]]))
+    # the maps need gradients of activations only: the weights' gradients (half the backward pass) are skipped
+    needs = [q for q in model.parameters() if q.requires_grad]
+    for q in needs:
+        q.requires_grad_(False)
+    try:
+        with GradCAM(model=model, target_layers=[gradcam_layer(model, layer)]) as cam:
+            for s in range(0, len(x), batch_size):
+                xs = x[s:s + batch_size].clone().requires_grad_(True)
+                out.append(cam(input_tensor=xs, targets=[CosineTarget(t) for t in targets[s:s + batch_size]]))
+    finally:
+        for q in needs:
+            q.requires_grad_(True)
     return np.concatenate(out) if out else np.zeros((0,) + tuple(x.shape[2:]))
 
 
