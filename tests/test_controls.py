@@ -3,6 +3,7 @@ share 1 only the face separates clothing twins; every control of the book is bui
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from reidlib.analyses import teaching
@@ -93,3 +94,24 @@ def test_the_model_controls_are_the_positive_world_masked_on_the_first_seeds():
             {m: config.recipe(t) for m, t in config.trainings(top).items()}
     with pytest.raises(config.ConfigError, match="teaching.model_controls"):
         _cfg(model_controls=["all"])
+
+
+def test_the_sweep_evaluates_each_training_where_it_trains(tmp_path):
+    """Each sweep job trains and then evaluates (orig/orig, orig→anon) side by side with the others, so the
+    chapter finds every world's results made; with teaching.retrain the evaluation waits for both trainings."""
+    from reidlib.core import runfiles
+
+    cfg = config.load("config/tiny.yaml", {"run_dir": str(tmp_path / "run"), "models": {},
+                                           "training": {"seeds": [0]},
+                                           "teaching": {"model_controls": ["face_only"]}})
+    teaching.train_sweep(cfg, progress=False)
+    for sub in (teaching.sweep_config(cfg, 0.0), teaching.sweep_config(cfg, 1.0),
+                teaching.model_control_config(cfg, "face_only")):
+        res = runfiles.model_results_path(sub, "hacnn", 0)
+        assert res.is_file() and set(pd.read_csv(res).protocol) == {"orig_orig", "orig_anon"}
+    retrained = config.load("config/tiny.yaml", {"run_dir": str(tmp_path / "retrain"), "models": {},
+                                                 "training": {"seeds": [0]},
+                                                 "teaching": {"model_controls": [],
+                                                              "retrain": True}})
+    teaching.train_sweep(retrained, progress=False)
+    assert not runfiles.model_results_path(teaching.sweep_config(retrained, 1.0), "hacnn", 0).is_file()

@@ -69,39 +69,45 @@ def model_control_config(cfg: Config, visible: str) -> Config:
     return from_dict(data)
 
 
-def _train_one(job: tuple[Config, str, str, int]) -> str:
+def _train_one(job: tuple[Config, str, str, int, bool]) -> str:
     """One training of the sweep on one torch thread (the main run's train jobs' setting: the same weights
-    whether the sweep runs its trainings side by side or one after another); the thread count is restored."""
+    whether the sweep runs its trainings side by side or one after another), then, when asked, its orig/orig and
+    orig→anon evaluation on the same thread (side by side too); the thread count is restored."""
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    sub, variant, model, seed = job
+    sub, variant, model, seed, evaluate = job
     try:
-        return str(rundir.stage_train(sub, variant, model, progress=False, seed=seed))
+        out = rundir.stage_train(sub, variant, model, progress=False, seed=seed)
+        if evaluate:
+            rundir.stage_evaluate_model(sub, model, False, seed, retrain=False)
+        return str(out)
     finally:
         torch.set_num_threads(before)
 
 
 def train_sweep(cfg: Config, progress: bool = True) -> None:
-    """Every training of the sweep: each world's data made first (one process), then the trainings side by
-    side, one torch thread each, as many at once as the stage has threads (on CUDA one at a time)."""
+    """Every training of the sweep: each world's data and anonymized copy made first (one process), then the
+    trainings side by side, each followed by its evaluation (unless `teaching.retrain`), one torch thread each, as
+    many at once as the stage has threads (on CUDA one at a time)."""
     import multiprocessing
 
     import torch
 
     jobs = []
+    retrain = cfg.teaching.retrain  # anon/anon needs both trainings of a seed: evaluated after the pool
     for share in cfg.teaching.shares:
         sub = sweep_config(cfg, share)
         rundir.stage_records(sub)
-        if cfg.teaching.retrain:
-            rundir.stage_anonymize(sub, progress=False)
-        variants = ("orig", "anon") if cfg.teaching.retrain else ("orig",)
-        jobs += [(sub, v, m, s) for v in variants for m, t in trainings(sub).items() for s in t.seeds]
+        rundir.stage_anonymize(sub, progress=False)  # before the pool: its workers only read the copy
+        variants = ("orig", "anon") if retrain else ("orig",)
+        jobs += [(sub, v, m, s, not retrain) for v in variants for m, t in trainings(sub).items() for s in t.seeds]
     for visible in cfg.teaching.model_controls:
         sub = model_control_config(cfg, visible)
         rundir.stage_records(sub)
-        jobs += [(sub, "orig", m, s) for m, t in trainings(sub).items() for s in t.seeds]
+        rundir.stage_anonymize(sub, progress=False)
+        jobs += [(sub, "orig", m, s, True) for m, t in trainings(sub).items() for s in t.seeds]
     workers = 1 if torch.cuda.is_available() else max(1, min(len(jobs), torch.get_num_threads()))
     bar = tqdm(total=len(jobs), desc="sweep trainings", unit="run", disable=not progress)
     if workers == 1:
