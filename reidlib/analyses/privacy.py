@@ -236,7 +236,8 @@ def controls(cfg: Config) -> pd.DataFrame:
         sub = teaching.sweep_config(cfg, float(share))
         roots = {"original": rundir.stage_generate(sub), "anonymized": rundir.stage_anonymize(sub, progress=False)}
         faces = test_faces(sub)
-        chance = face_attack.chance_scores(faces, FARS)["rank1"]  # this world's floor, beside each score
+        # this world's floor, on the faces the attacker is scored on (the test ids'), beside each score
+        chance = face_attack.chance_scores(faces[faces.split != "train"], FARS)["rank1"]
         for variant, root in roots.items():
             heads = write_heads(root, faces, privacy_dir(cfg) / "controls" / f"share_{share:.2f}" / "heads" /
                                 variant, p.head_scale, p.head_size)
