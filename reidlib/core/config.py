@@ -447,8 +447,8 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # more models beside training.model: name -> its own training section (the default run adds BoT on MobileNetV2)
     models: dict = field(default_factory=lambda: {"bot_mnv2": {
-        "profile": "smoke", "pretrained": "imagenet", "frozen_blocks": 11, "image_size": [192, 96], "epochs": 12,
-        "lr": 1.2e-3, "erasing": 0.0, "batch_size": 16, "instances": 4}})
+        "profile": "smoke", "pretrained": "imagenet", "frozen_blocks": 11, "image_size": [256, 128], "epochs": 10,
+        "lr": 7e-4, "erasing": 0.0, "batch_size": 16, "instances": 4}})
 
     def __post_init__(self) -> None:
         trained = trainings(self)  # every extra model's section is checked when the config is loaded
