@@ -84,7 +84,7 @@ def _ratios(separated: bool) -> pd.DataFrame:
 
 def _head(gain: float) -> pd.DataFrame:
     return pd.DataFrame([{"face_identity_share": s, "variant": v, "seed": seed,
-                          "rank1": 50.0 - (gain * s if v == "anonymized" else 0.0) + seed}
+                          "rank1": 50.0 - (gain * s if v == "anonymized" else 0.0) + seed, "chance_rank1": 4.0}
                          for s in (0.0, 1.0) for v in ("original", "anonymized") for seed in (0, 1)])
 
 
@@ -94,6 +94,8 @@ def test_each_measure_passes_or_fails_its_controls_by_its_own_results():
     assert good.verdict.tolist() == ["passes", "passes", "passes"]
     bad = controls.instruments(_drops(True, True), _ratios(False), _head(0.0))
     assert bad.verdict.tolist() == ["fails", "fails", "fails"]
+    unknown = controls.instruments(_drops(False, True), head=_head(20.0).drop(columns="chance_rank1"))
+    assert unknown.verdict.tolist() == ["passes", "cannot tell"] and "no chance rate" in unknown.why.iloc[1]
     assert controls.instruments(_drops(None, True)).verdict.tolist() == ["cannot tell"]
     assert controls.passing(good)[0].startswith("protocol drop") and controls.passing(bad) == []
     assert "rests on them alone" in page.controls_sentence(good)
