@@ -66,6 +66,21 @@ def test_an_attacker_at_chance_on_the_positive_control_cannot_be_read():
     assert row.verdict.tolist() == [controls.PASSES]
 
 
+def test_a_controls_table_without_its_chance_rate_is_refused_naming_the_folder(tmp_path):
+    path = tmp_path / "privacy" / "controls.csv"
+    path.parent.mkdir()
+    _ctrl(high_gain=20.0).drop(columns="chance_rank1").to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"no column chance_rank1.*delete .*privacy"):
+        privacy.read_controls(path)
+    _ctrl(high_gain=20.0).to_csv(path, index=False)
+    assert privacy.control_verdict(privacy.read_controls(path))["readable"]
+
+
+def test_beats_chance_is_the_one_rule_for_both_the_knees_and_the_controls():
+    assert privacy.beats_chance(8.0, 4.0) and not privacy.beats_chance(7.9, 4.0)
+    assert privacy.beats_chance(8.0, 4.0, factor=2.0) == privacy.control_verdict(_ctrl(20.0, chance=40.0))["readable"]
+
+
 def test_control_verdict_reports_the_gains_at_both_shares():
     v = privacy.control_verdict(_ctrl(high_gain=20.0))
     assert (v["low_share"], v["high_share"]) == (0.0, 1.0)

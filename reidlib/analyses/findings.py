@@ -427,7 +427,7 @@ def stage_findings(cfg: Config) -> Path:
     if pq_path is not None:
         result["per_query_effects"] = pd.read_csv(effects_path(cfg), keep_default_na=False,
                                                   na_values=[""]).fillna({"why_not_shown": ""}).to_dict(orient="records")
-    table_of = {name: pd.read_csv(path) for name, path in measured.items()}
+    table_of = {name: (privacy.read_controls if name == "head" else pd.read_csv)(path) for name, path in measured.items()}
     model_ctrl = model_controls_path(cfg)
     result["instruments"] = measures.instruments(
         controls, table_of.get("face_share"), table_of.get("head"),

@@ -351,7 +351,21 @@ def load(cfg: Config) -> dict:
     out = stage_privacy(cfg, progress=False)
     base = out.parent
     return {"points": pd.read_csv(out), "ceiling": pd.read_csv(base / "ceiling.csv"),
-            "controls": pd.read_csv(base / "controls.csv"), "summary": read_json(base / "summary.json")}
+            "controls": read_controls(base / "controls.csv"), "summary": read_json(base / "summary.json")}
+
+
+CONTROL_COLUMNS = ["face_identity_share", "variant", "seed", "rank1", "chance_rank1"]
+
+
+def read_controls(path: Path) -> pd.DataFrame:
+    """The head attacker's control results (`controls`), refused with the folder to delete when they lack a
+    column the verdict reads (a table from an older version: its chance rate was not recorded)."""
+    ctrl = pd.read_csv(path)
+    lacking = [c for c in CONTROL_COLUMNS if c not in ctrl.columns]
+    if lacking:
+        raise ValueError(f"{path} has no column {', '.join(lacking)} (made by an older version); delete "
+                         f"{Path(path).parent} and run the privacy chapter again to rebuild it")
+    return ctrl
 
 
 # ---------------------------------------------------------------- what the chapter reads off the results
@@ -391,6 +405,12 @@ def ceiling_summary(ceiling: pd.DataFrame, level: float = CEILING_LEVEL) -> dict
 ABOVE_CHANCE = 2.0  # an attacker's Rank-1 on the originals must reach this multiple of chance to be read at all
 
 
+def beats_chance(rank1: float, chance: float, factor: float = ABOVE_CHANCE) -> bool:
+    """Whether an attacker's Rank-1 on unmodified images reaches `factor` x the chance rate: below it the attacker
+    identifies nobody, so nothing it loses to anonymization can be read as protection."""
+    return bool(rank1 >= factor * chance)
+
+
 def control_gains(ctrl: pd.DataFrame) -> pd.DataFrame:
     """What anonymization takes from the head attacker (original minus anonymized Rank-1, points) at each
     control share: the mean over seeds and the seeds' spread (max minus min)."""
@@ -410,13 +430,13 @@ def control_verdict(ctrl: pd.DataFrame, factor: float = ABOVE_CHANCE) -> dict:
     low, high = float(g.loc[lo, "mean"]), float(g.loc[hi, "mean"])
     at_hi = ctrl[(ctrl.face_identity_share == hi) & (ctrl.variant == "original")]
     orig = float(at_hi.rank1.mean())
-    chance = float(at_hi.chance_rank1.mean()) if "chance_rank1" in ctrl else float("nan")
+    chance = float(at_hi.chance_rank1.mean())
     return {"low_share": float(lo), "high_share": float(hi), "low_gain": low, "high_gain": high, "spread": spread,
             "found": bool(high > max(low, 0.0) + spread), "original_rank1": orig, "chance_rank1": chance,
-            "readable": bool(orig >= factor * chance)}
+            "readable": beats_chance(orig, chance, factor)}
 
 
 def above_chance(points_table: pd.DataFrame, summary: dict, attacker: str, factor: float = ABOVE_CHANCE) -> bool:
     """Whether an attacker identifies people on the unmodified images clearly better than chance (Rank-1 at
     least `factor` x the chance rate): an attacker at chance measures nothing, so no knee is named for it."""
-    return bool(original(points_table)[f"{attacker}_rank1"] >= factor * summary["chance"]["rank1"])
+    return beats_chance(original(points_table)[f"{attacker}_rank1"], summary["chance"]["rank1"], factor)
