@@ -178,6 +178,14 @@ def test_gradcam_with_a_similarity_target_on_hacnn():
     # only activations' gradients were computed, and the weights are left as they were found
     assert all(q.requires_grad and q.grad is None for q in model.parameters())
     np.testing.assert_allclose(attribution.gradcam_maps(model, x, feats.flip(0)), maps, atol=1e-6)
+    # the graph starts at the layer's output: the same maps as the package's own pass through the whole network
+    from pytorch_grad_cam import GradCAM
+    layer = attribution.gradcam_layer(model)
+    assert not layer._forward_hooks  # the cut is removed again
+    with GradCAM(model=model, target_layers=[layer]) as cam:
+        full = cam(input_tensor=x.clone().requires_grad_(True),
+                   targets=[attribution.CosineTarget(t) for t in feats.flip(0)])
+    np.testing.assert_allclose(maps, full, atol=1e-5)
 
 
 def test_per_query_ap_matches_the_evaluation():

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reidlib.analyses import attribution, decomposition
+from reidlib.analyses import attribution, decomposition, per_query
 from reidlib.core import config, images, jpeg, runfiles
 from reidlib.pipeline import rundir
 from reidlib.stages import anonymize, synthetic
@@ -110,6 +110,19 @@ def test_the_face_only_intervention_and_the_protocol_give_the_same_change(tmp_pa
     assert change == pytest.approx(protocol["orig_anon"] - protocol["orig_orig"], abs=1e-3)
 
 
+def test_the_per_query_table_reads_stage_5s_own_per_query_ap(tmp_path):
+    """Each query's AP is written by stage 5 from its own distances: the per-query means are its mAP."""
+    cfg = tiny(tmp_path)
+    protocol = pd.read_csv(rundir.stage_evaluate_model(cfg, progress=False)).set_index("protocol").mAP
+    queries = pd.read_csv(runfiles.model_query_ap_path(cfg))
+    assert set(queries.protocol) == set(protocol.index)
+    assert queries.groupby("protocol").ap.mean().to_dict() == pytest.approx(protocol.to_dict(), abs=1e-3)
+    table = pd.read_csv(per_query.stage_per_query(cfg))
+    assert table.ap_orig.mean() == pytest.approx(protocol["orig_orig"], abs=1e-3)
+    assert table.ap_anon.mean() == pytest.approx(protocol["orig_anon"], abs=1e-3)
+    assert np.allclose(table.delta_ap, table.ap_anon - table.ap_orig, equal_nan=True)
+
+
 def test_the_drop_is_taken_apart_into_re_encoding_face_and_boxes(tmp_path):
     cfg = tiny(tmp_path)
     tables = decomposition.load(cfg)
@@ -118,7 +131,13 @@ def test_the_drop_is_taken_apart_into_re_encoding_face_and_boxes(tmp_path):
     assert list(summary.part.unique()) == ["protocol", "re-encoding", "face", "boxes", "interaction"]
     d = tables["drops"].pivot_table(index=["metric", "model", "seed"], columns="part", values="drop")
     assert np.allclose(d.protocol, d["re-encoding"] + d.face + d.interaction)
-    face = runfiles.decomposition_dir(cfg) / "copies" / "face"
-    stage3 = runfiles.anon_root(cfg)  # the run's own copy is written exactly too: the same bytes
+    # the face copy is the run's own (written exactly on the same boxes): stage 5's orig_anon, not tested again
+    assert decomposition.own_copy(cfg) == "face"
+    assert not (runfiles.decomposition_dir(cfg) / "copies" / "face").exists()
+    protocol = pd.read_csv(runfiles.model_results_path(cfg)).set_index("protocol")
+    face_row = scores[scores["copy"] == "face"].iloc[0]
+    assert (face_row.mAP, face_row.rank1) == (protocol.mAP["orig_anon"], protocol.rank1["orig_anon"])
+    face = decomposition._copy(cfg, "face", tmp_path / "face", progress=False)  # written anew: the same bytes
+    stage3 = runfiles.anon_root(cfg)
     m = json.loads((face / "manifest.json").read_text())
-    assert all((face / rel).read_bytes() == (stage3 / rel).read_bytes() for rel in m["files"])
+    assert m["files"] and all((face / rel).read_bytes() == (stage3 / rel).read_bytes() for rel in m["files"])

@@ -47,6 +47,7 @@ from ..core.runfiles import (
     write_json,
 )
 from ..models.bot import BoT
+from ..models.folding import folded
 from ..models.transforms import test_transform
 from ..models.zoo import display_name, load_trained
 from ..pipeline import rundir, table
@@ -170,16 +171,20 @@ def gradcam_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, batch
 
     model.eval()
     out = []
-    # the maps need gradients of activations only: the weights' gradients (half the backward pass) are skipped
+    # the maps need the gradients of the layer's activations only: the weights' gradients are skipped, and the
+    # layer's output starts the graph, so nothing below it is differentiated
     needs = [q for q in model.parameters() if q.requires_grad]
     for q in needs:
         q.requires_grad_(False)
+    target = gradcam_layer(model, layer)
+    cut = target.register_forward_hook(lambda _m, _i, o: o.detach().requires_grad_(True))  # runs before the CAM's
     try:
-        with GradCAM(model=model, target_layers=[gradcam_layer(model, layer)]) as cam:
+        with GradCAM(model=model, target_layers=[target]) as cam:
             for s in range(0, len(x), batch_size):
-                xs = x[s:s + batch_size].clone().requires_grad_(True)
-                out.append(cam(input_tensor=xs, targets=[CosineTarget(t) for t in targets[s:s + batch_size]]))
+                out.append(cam(input_tensor=x[s:s + batch_size],
+                               targets=[CosineTarget(t) for t in targets[s:s + batch_size]]))
     finally:
+        cut.remove()
         for q in needs:
             q.requires_grad_(True)
     return np.concatenate(out) if out else np.zeros((0,) + tuple(x.shape[2:]))
@@ -227,9 +232,10 @@ def to_input(images: list[np.ndarray | bytes], size: tuple[int, int]) -> torch.T
 
 @torch.no_grad()
 def embed(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Eval embeddings of an input batch, as float CPU tensors."""
-    model.eval()
-    return torch.cat([model(x[s:s + batch_size]).float() for s in range(0, len(x), batch_size)])
+    """Eval embeddings of an input batch, as float CPU tensors (batch norm folded in: `models.folding`)."""
+    net = folded(model, x[:2])
+    with torch.no_grad():
+        return torch.cat([net(x[s:s + batch_size]).float() for s in range(0, len(x), batch_size)])
 
 
 def swap_pool(cfg: Config, records: pd.DataFrame, boxes: dict[str, np.ndarray]) -> tuple[list, dict[int, list[int]]]:
@@ -379,6 +385,12 @@ class _Test:
         self.nq = len(self.q)
 
 
+def _mean(values: list[float]) -> float:
+    """The mean of the values that are numbers (a face share is NaN where the map has no mass), NaN if none."""
+    kept = [v for v in values if not np.isnan(v)]
+    return float(np.mean(kept)) if kept else float("nan")
+
+
 def _model_rows(run: str, arch: str, trained_on: str, model: nn.Module, size, test: _Test, cfg: Config,
                 pool, interventions: bool = True) -> tuple[list[dict], list[dict], dict]:
     """Face share ratios and (unless told not to) interventions of one model on one run's test set."""
@@ -404,8 +416,7 @@ def _model_rows(run: str, arch: str, trained_on: str, model: nn.Module, size, te
         for i, j, kind in pairs:
             cq, cg, cos = contributions(G[i], G[nq + j])
             vals = [face_share(m.numpy(), masks[k]) for m, k in ((cq, i), (cg, nq + j)) if has_face[k]]
-            share_rows.append(dict(query=i, gallery=j, kind=kind, cosine=float(cos), ratio=np.nanmean(vals)
-                                   if vals else np.nan))
+            share_rows.append(dict(query=i, gallery=j, kind=kind, cosine=float(cos), ratio=_mean(vals)))
     else:
         qi = [i for i, j, _ in pairs] + [nq + j for i, j, _ in pairs]
         other = [nq + j for i, j, _ in pairs] + [i for i, j, _ in pairs]
@@ -414,7 +425,7 @@ def _model_rows(run: str, arch: str, trained_on: str, model: nn.Module, size, te
         for k, (i, j, kind) in enumerate(pairs):
             vals = [face_share(cams[m], masks[img]) for m, img in ((k, i), (n + k, nq + j)) if has_face[img]]
             share_rows.append(dict(query=i, gallery=j, kind=kind, cosine=float(sim[i, j]),
-                                   ratio=np.nanmean(vals) if vals else np.nan))
+                                   ratio=_mean(vals)))
     share = pd.DataFrame(share_rows).groupby(["query", "kind"], as_index=False).agg(ratio=("ratio", "mean"),
                                                                                     cosine=("cosine", "mean"))
     share = share.assign(run=run, model=name, trained_on=trained_on, method=method)

@@ -16,27 +16,21 @@ from scipy import stats
 from ..core.config import Config, trainings
 from ..core.runfiles import (
     effects_path,
+    file_sha256,
     fingerprint_files,
     finished,
     make_meta,
     meta_path,
+    model_query_ap_path,
     per_query_path,
+    tree_digest,
     variant_root,
     write_csv,
 )
-from ..models.zoo import load_trained
 from ..pipeline import rundir, table
-from ..stages import evaluation
 
 COLUMNS = ["model", "image", "pid", "camid", "ap_orig", "ap_anon", "delta_ap", "has_face", "face_width",
            "detected", "det_score", "missed", "audit_hits"]
-
-
-def query_distances(model_dir: Path, root: Path, records: pd.DataFrame, cfg: Config, model: str) -> np.ndarray:
-    """Query x gallery distances of a trained model on one dataset copy, as stage 5 computes them."""
-    net, size = load_trained(model_dir, trainings(cfg)[model].device)
-    e = cfg.evaluation
-    return evaluation.distances(net, size, root, records, e, model in e.rerank_models)
 
 
 def query_covariates(queries: pd.DataFrame, truth: pd.DataFrame | None, dets: pd.DataFrame,
@@ -80,23 +74,21 @@ def stage_per_query(cfg: Config) -> Path:
     anon = rundir.stage_anonymize(cfg, progress=False)
     audit = rundir.stage_audit(cfg, progress=False)
     residual = pd.read_csv(audit) if audit is not None else None
-    queries, gallery = recs[recs.split == "query"], recs[recs.split == "gallery"]
+    queries = recs[recs.split == "query"]
     cov = query_covariates(queries, rundir.ground_truth(cfg), rundir.load_detections(cfg), residual,
                            cfg.anonymization.technique)
-    ids = (queries.pid.to_numpy(), gallery.pid.to_numpy(), queries.camid.to_numpy(), gallery.camid.to_numpy())
     parts = []
-    for model, tcfg in trainings(cfg).items():  # each query's AP averaged over the training seeds
-        per_seed = {v: [] for v in ("orig", "anon")}
+    for model, tcfg in trainings(cfg).items():  # each query's AP averaged over the training seeds, as stage 5 took it
+        seeds = []
         for s in tcfg.seeds:
-            mdir = rundir.stage_train(cfg, "orig", model, False, s)
-            for v, aps in per_seed.items():
-                dist = query_distances(mdir, variant_root(cfg, v), recs, cfg, model)
-                aps.append(100 * evaluation.per_query_ap(dist, *ids))
-        ap = {v: np.mean(aps, axis=0) for v, aps in per_seed.items()}
-        parts.append(cov.assign(model=model, ap_orig=ap["orig"], ap_anon=ap["anon"],
-                                delta_ap=ap["anon"] - ap["orig"]))
+            rundir.stage_evaluate_model(cfg, model, False, s)
+            ap = pd.read_csv(model_query_ap_path(cfg, model, s)).pivot(index="image", columns="protocol", values="ap")
+            seeds.append(ap.reindex(queries.image)[["orig_orig", "orig_anon"]].to_numpy())
+        ap = np.mean(seeds, axis=0)
+        parts.append(cov.assign(model=model, ap_orig=ap[:, 0], ap_anon=ap[:, 1], delta_ap=ap[:, 1] - ap[:, 0]))
     rows = pd.concat(parts, ignore_index=True)[COLUMNS]
-    fp = fingerprint_files(variant_root(cfg, "orig")) + ":" + fingerprint_files(anon)
+    fp = tree_digest([("orig", fingerprint_files(variant_root(cfg, "orig"))), ("anon", fingerprint_files(anon)),
+                      *((f"{m}/{s}", file_sha256(model_query_ap_path(cfg, m, s))) for m, s in table.model_seeds(cfg))])
     meta = make_meta("per_query", conf, cfg.seed, fp)
     write_csv(effects_path(cfg), effects(rows, cfg.seed), meta)
     write_csv(out, rows, meta)

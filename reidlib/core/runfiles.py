@@ -17,6 +17,7 @@ Stages meet only through these files (all paths relative to the run directory)::
                                     train_log.csv, pids.json
     evaluation/<technique>/<model>/seed<s>.csv  stage 5, one model and training seed: a row per protocol, mAP,
                                         rank1, rank5, mINP, own-camera share of the top 10 (percent)
+    evaluation/<technique>/<model>/seed<s>_queries.csv  beside it: each query's AP under each protocol
     evaluation/results.csv          stage 5: every model's rows together
     <grid run_dir>/<dataset>/       a grid config's units (`reidlib.grid`), each a run directory as above
     <grid run_dir>/results.csv      every unit's stage 5 rows; statistics.json beside it
@@ -120,6 +121,11 @@ def model_file_at(run: str | Path, trained: str, model: str, seed: int | str) ->
 def results_at(run: str | Path, technique: str, model: str, seed: int | str) -> Path:
     """Stage 5 output of one training seed of one model under the three protocols."""
     return Path(run) / "evaluation" / technique / model / f"seed{seed}.csv"
+
+
+def query_ap_at(run: str | Path, technique: str, model: str, seed: int | str) -> Path:
+    """Each query's AP under each protocol, written beside `results_at` from the same distances."""
+    return results_at(run, technique, model, seed).with_name(f"seed{seed}_queries.csv")
 
 
 def log_at(run: str | Path, name: str) -> Path:
@@ -256,6 +262,12 @@ def model_results_path(cfg, model: str | None = None, seed: int | None = None) -
     """Stage 5 output of one training seed of one model under the three protocols, for the run's technique."""
     seed = cfg.training.seeds[0] if seed is None else seed
     return results_at(cfg.run_path, cfg.anonymization.technique, model or cfg.training.model, seed)
+
+
+def model_query_ap_path(cfg, model: str | None = None, seed: int | None = None) -> Path:
+    """Each query's AP beside `model_results_path` (the per-query analysis reads it)."""
+    seed = cfg.training.seeds[0] if seed is None else seed
+    return query_ap_at(cfg.run_path, cfg.anonymization.technique, model or cfg.training.model, seed)
 
 
 def evaluation_path(cfg) -> Path:

@@ -41,6 +41,7 @@ from ..core.runfiles import (
     make_meta,
     meta_path,
     model_dir,
+    model_query_ap_path,
     model_results_path,
     output_folder,
     read_json,
@@ -352,22 +353,24 @@ def stage_evaluate_model(cfg: Config, model: str | None = None, progress: bool =
     copy and anon_anon is left out."""
     model = model or cfg.training.model
     seed = trainings(cfg)[model].seeds[0] if seed is None else seed
-    out = model_results_path(cfg, model, seed)
+    out, queries_out = model_results_path(cfg, model, seed), model_query_ap_path(cfg, model, seed)
     stage_anonymize(cfg, progress)  # the copy orig_anon tests on
     conf = {**table.conf(cfg, "evaluate_model", model), "copy_sha256": copy_digest(cfg),
             **({} if retrain else {"retrain": False})}
-    if finished(meta_path(out), conf, seed, [out], rebuild_stale=True):
+    if finished(meta_path(out), conf, seed, [out, queries_out], rebuild_stale=True):
         return out
     protocols = tuple(evaluation.PROTOCOLS) if retrain else ("orig_orig", "orig_anon")
     dirs = {v: stage_train(cfg, v, model, progress, seed) for v in {evaluation.PROTOCOLS[p][0] for p in protocols}}
     roots = {v: variant_root(cfg, v) for v in VARIANTS}
-    e = cfg.evaluation
+    e, queries = cfg.evaluation, []
     res = evaluation.evaluate_protocols(dirs, roots, records(cfg), e, {"dataset": cfg.dataset.name,
                                         "technique": cfg.anonymization.technique}, trainings(cfg)[model].device,
-                                        model in e.rerank_models, protocols)
+                                        model in e.rerank_models, protocols, queries)
     res.insert(res.columns.get_loc("model") + 1, "seed", seed)
     fp = fingerprint_files(roots["orig"]) + ":" + fingerprint_files(roots["anon"])
-    write_csv(out, res, make_meta("evaluation", conf, seed, fp))
+    meta = make_meta("evaluation", conf, seed, fp)
+    write_csv(queries_out, pd.concat(queries, ignore_index=True), meta)  # first: the results mark the job done
+    write_csv(out, res, meta)
     return out
 
 

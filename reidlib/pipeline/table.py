@@ -87,7 +87,7 @@ def _model_files(cfg: Config) -> list[Path]:
 
 
 def _results_files(cfg: Config) -> list[Path]:
-    return [runfiles.model_results_path(cfg, m, s) for m, s in model_seeds(cfg)]
+    return [f(cfg, m, s) for m, s in model_seeds(cfg) for f in (runfiles.model_results_path, runfiles.model_query_ap_path)]
 
 
 def _own_results(cfg: Config) -> bool:
@@ -130,7 +130,7 @@ for _s in (
     Stage("per_query", "reidlib.analyses.per_query:stage_per_query",
           ("dataset", "detection", "anonymization", "evaluation", "training", "models", "seed"),
           lambda c: [runfiles.per_query_path(c), runfiles.effects_path(c)] if _own_results(c) else [],
-          ("train", "audit", "anonymize"), "06_statistics", SIX),
+          ("evaluate_model", "audit", "anonymize"), "06_statistics", SIX),
     Stage("sweep", "reidlib.analyses.teaching:stage_sweep",
           ("teaching", "dataset", "detection", "anonymization", "training", "models", "evaluation", "seed"),
           lambda c: [runfiles.sweep_path(c), runfiles.model_controls_path(c)], (), "07_teaching", "Teaching",

@@ -19,12 +19,14 @@ from tqdm.auto import tqdm
 
 from ..core.config import EvaluationConfig
 from ..models import torchreid_models as trm
+from ..models.folding import folded
 from ..models.transforms import ReidImages, test_transform
 from ..models.zoo import display_name, load_trained
 
 PROTOCOLS = {"orig_orig": ("orig", "orig"), "orig_anon": ("orig", "anon"), "anon_anon": ("anon", "anon")}
 RESULT_COLUMNS = ["dataset", "model", "protocol", "train_variant", "test_variant", "technique", "distance", "mAP",
                   "rank1", "rank5", "mINP", "own_camera_top10", "own_camera_base"]
+QUERY_AP_COLUMNS = ["protocol", "image", "ap"]  # each query's AP (percent) under a protocol, beside the results
 
 
 @dataclass(frozen=True)
@@ -245,13 +247,15 @@ def extract(model: torch.nn.Module, root: str | Path, records: pd.DataFrame, siz
     """Features of `records` (model in eval mode), as a CPU float tensor; `flip` averages in the mirror image."""
     device = next(model.parameters()).device
     loader = DataLoader(ReidImages(root, records, test_transform(size)), batch_size=batch_size)
-    model.eval()
+    net = None
     feats = []
     for x, _ in loader:
         x = x.to(device)
-        f = model(x).float()
+        if net is None:
+            net = folded(model, x[:2])  # batch norm folded in: the same features, faster
+        f = net(x).float()
         if flip:
-            f = (f + model(torch.flip(x, dims=[3])).float()) / 2
+            f = (f + net(torch.flip(x, dims=[3])).float()) / 2
         feats.append(f.cpu())
     return torch.cat(feats)
 
@@ -304,18 +308,23 @@ def per_query_ap(distmat, q_pids, g_pids, q_camids, g_camids) -> np.ndarray:
 
 
 def evaluate_model(model: torch.nn.Module, size: tuple[int, int], root: str | Path, records: pd.DataFrame,
-                   section: EvaluationConfig = EvaluationConfig(), rerank: bool = False) -> dict[str, float]:
+                   section: EvaluationConfig = EvaluationConfig(), rerank: bool = False,
+                   per_query: bool = False) -> dict:
     """mAP, Rank-1, Rank-5 and mINP (percent) of a model on the query/gallery split of one dataset copy
-    (`distances`); `section.single_gallery_shot` takes Rank-k from CUHK03's classic CMC (mAP is unchanged)."""
+    (`distances`); `section.single_gallery_shot` takes Rank-k from CUHK03's classic CMC (mAP is unchanged).
+    With `per_query`, also `query_ap`: each query's AP in percent (`per_query_ap`, NaN without a valid match)."""
     device = next(model.parameters()).device  # rank metrics run where the model does
     dist = distances(model, size, root, records, section, rerank)
     ids = query_ids(records)
     r = rank_metrics(dist, *ids, device=device)
     cmc = single_shot_cmc(dist, *ids) if section.single_gallery_shot else r.cmc
     own, base = own_camera_share(dist, ids[2], ids[3])
-    return {"mAP": 100 * r.mAP, "rank1": 100 * float(cmc[0]),
-            "rank5": 100 * float(cmc[min(4, len(cmc) - 1)]), "mINP": 100 * r.mINP,
-            "own_camera_top10": own, "own_camera_base": base}
+    out = {"mAP": 100 * r.mAP, "rank1": 100 * float(cmc[0]),
+           "rank5": 100 * float(cmc[min(4, len(cmc) - 1)]), "mINP": 100 * r.mINP,
+           "own_camera_top10": own, "own_camera_base": base}
+    if per_query:
+        out["query_ap"] = 100 * per_query_ap(torch.as_tensor(dist).float().cpu().numpy(), *ids)
+    return out
 
 
 def own_camera_share(dist, q_camids: np.ndarray, g_camids: np.ndarray, k: int = 10) -> tuple[float, float]:
@@ -343,13 +352,15 @@ def own_camera_share(dist, q_camids: np.ndarray, g_camids: np.ndarray, k: int = 
 
 def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], records: pd.DataFrame,
                        section: EvaluationConfig, labels: dict[str, str], device: str = "cpu", rerank: bool = False,
-                       protocols: Sequence[str] = tuple(PROTOCOLS)) -> pd.DataFrame:
+                       protocols: Sequence[str] = tuple(PROTOCOLS), queries: list | None = None) -> pd.DataFrame:
     """One row per protocol (of `protocols`); `model_dirs` and `roots` are keyed by variant ('orig', 'anon').
 
     `labels` are recorded on every row: the `dataset`, and the `technique` that made the 'anon' variant (so
-    results of several techniques stack into one table, as in the paper's Table VIII).
+    results of several techniques stack into one table, as in the paper's Table VIII). A `queries` list
+    receives each query's AP under each protocol (a `QUERY_AP_COLUMNS` table), from the same distances.
     """
     rows, cache = [], {}
+    q_images = records.image[records.split == "query"].to_numpy()
     for protocol, (train_v, test_v) in PROTOCOLS.items():
         if protocol not in protocols:
             continue
@@ -357,7 +368,10 @@ def evaluate_protocols(model_dirs: dict[str, Path], roots: dict[str, Path], reco
             cache[train_v] = load_trained(model_dirs[train_v], device)
         model, size = cache[train_v]
         arch = json.loads((Path(model_dirs[train_v]) / "pids.json").read_text())["model"]
-        res = evaluate_model(model, size, roots[test_v], records, section, rerank)
+        res = evaluate_model(model, size, roots[test_v], records, section, rerank, per_query=queries is not None)
+        if queries is not None:
+            queries.append(pd.DataFrame({"protocol": protocol, "image": q_images,
+                                         "ap": res.pop("query_ap")}, columns=QUERY_AP_COLUMNS))
         rows.append(dict(dataset=labels["dataset"], model=display_name(arch), protocol=protocol, train_variant=train_v,
                          test_variant=test_v, technique=labels["technique"],
                          distance="cosine+rerank" if rerank else section.metric, **res))
