@@ -145,6 +145,8 @@ def test_control_text_follows_the_verdict():
     passed = page.control_text(privacy.control_verdict(_ctrl(high_gain=20.0)))
     assert passed.endswith(page.CONTROLS_PASS) and "by 20.5 points at share 1" in passed
     assert page.control_text(privacy.control_verdict(_ctrl(high_gain=0.5))).endswith(page.CONTROLS_FAIL)
+    raised = page.control_text(privacy.control_verdict(_ctrl(high_gain=-5.0)))  # anonymized above the originals
+    assert "and raises it by 4.5 points at share 1" in raised and "by -" not in raised
 
 
 def test_summary_is_a_markdown_list_with_the_run_point():

@@ -11,6 +11,17 @@ def test_count(n, text):
     assert prose.count(n, "face") == text
 
 
+@pytest.mark.parametrize("points, text", [(1.24, "lowers mAP by 1.2 points"), (-3.92, "raises mAP by 3.9 points"),
+                                          (0.04, "leaves mAP unchanged"), (-0.01, "leaves mAP unchanged")])
+def test_lowers_names_the_direction(points, text):
+    assert prose.lowers(points, "mAP") == text
+
+
+def test_drops_names_the_direction():
+    assert prose.drops(0.234, 2) == "drops by 0.23 points" and prose.drops(-0.234, 2) == "rises by 0.23 points"
+    assert prose.drops(0.004, 2) == "is unchanged" and prose.drops(-1.25) == "rises by 1.2 points"
+
+
 def test_listing():
     assert [prose.listing(x) for x in (["A"], ["A", "B"], ["A", "B", "C"])] == ["A", "A and B", "A, B and C"]
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..book import prose
 from ..core.config import Config, project_path
 from ..core.runfiles import (
     effects_path,
@@ -102,7 +103,7 @@ def describe_control(row: dict) -> str:
     expect = "nothing" if row["control"] == "negative" else "a drop"
     who = f"{row['model']}'s " if row.get("model") else ""
     head = (f"At share {row['face_identity_share']:g} (the {row['control']} control, expected to show {expect}), "
-            f"{who}{LABELS[row['metric']]} drops by {row['mean_drop']:.2f} points {WHAT[row['after']]} over "
+            f"{who}{LABELS[row['metric']]} {prose.drops(row['mean_drop'], 2)} {WHAT[row['after']]} over "
             f"{plural(int(row['n_seeds']), 'seed')}")
     if row.get("why_not_shown"):
         return f"{head}; whether that is beyond seed noise cannot be told ({row['why_not_shown']})."

@@ -10,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..analyses import privacy as analysis
-from ..book import plots, tables
+from ..book import plots, prose, tables
 
 TECHNIQUE_NAMES = {"none": "original", "blur": "blur", "pixelate": "pixelate", "zero": "black box",
                    "blank": "mean colour", "inpaint": "inpaint"}
@@ -177,9 +177,9 @@ def control_figure(ctrl: pd.DataFrame):
 def control_text(verdict: dict) -> str:
     """What anonymization takes from the head attacker at the lowest and highest share, and whether the controls
     pass (`analyses.privacy.control_verdict`)."""
-    v = verdict
-    return (f"Anonymization lowers the head attacker's Rank-1 by {v['low_gain']:.1f} points at share "
-            f"{v['low_share']:g} and by {v['high_gain']:.1f} points at share {v['high_share']:g} (seed spread up to "
+    v, rank1 = verdict, "the head attacker's Rank-1"
+    return (f"Anonymization {prose.lowers(v['low_gain'], rank1)} at share {v['low_share']:g} "
+            f"and {prose.lowers(v['high_gain'], 'it')} at share {v['high_share']:g} (seed spread up to "
             f"{v['spread']:.1f} points). "
             + (CONTROLS_AT_CHANCE.format(orig=v["original_rank1"], chance=v["chance_rank1"]) if not v["readable"]
                else CONTROLS_PASS if v["found"] else CONTROLS_FAIL))

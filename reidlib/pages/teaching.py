@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from ..book import tables
+from ..book import prose, tables
 
 PROTOCOLS = ("orig_orig", "orig_anon", "anon_anon")
 COMPARISONS = {"tested on anonymized": "orig_anon", "retrained on anonymized": "anon_anon"}
@@ -72,8 +72,8 @@ def sweep_text(d: pd.DataFrame) -> str:
             return f" (SD {sd.loc[share]:.1f} over seeds)" if g.seed.nunique() > 1 else ""
 
         who = f"{model}: at" if named else "At"
-        text = (f"{who} share {lo:g}, blurring the test faces lowers mAP by {mean.loc[lo]:.1f} points{spread(lo)}; "
-                f"at share {hi:g}, by {mean.loc[hi]:.1f} points{spread(hi)}. ")
+        text = (f"{who} share {lo:g}, blurring the test faces {prose.lowers(mean.loc[lo], 'mAP')}{spread(lo)}; "
+                f"at share {hi:g}, it {prose.lowers(mean.loc[hi], 'mAP')}{spread(hi)}. ")
         if mean.loc[hi] > mean.loc[lo]:
             text += ("The more identities only the face separates, the more blurring costs, as it should: "
                      "a blurred face removes the one cue that tells twins apart.")
