@@ -234,8 +234,7 @@ def to_input(images: list[np.ndarray | bytes], size: tuple[int, int]) -> torch.T
 def embed(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Eval embeddings of an input batch, as float CPU tensors (batch norm folded in: `models.folding`)."""
     net = folded(model, x[:2])
-    with torch.no_grad():
-        return torch.cat([net(x[s:s + batch_size]).float() for s in range(0, len(x), batch_size)])
+    return torch.cat([net(x[s:s + batch_size]).float() for s in range(0, len(x), batch_size)])
 
 
 def swap_pool(cfg: Config, records: pd.DataFrame, boxes: dict[str, np.ndarray]) -> tuple[list, dict[int, list[int]]]:

@@ -16,19 +16,21 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
     return f"no {many}" if n == 0 else f"{n} {noun if n == 1 else many}"
 
 
-def lowers(points: float, what: str) -> str:
-    """'lowers mAP by 1.2 points', 'raises mAP by 0.4 points' (a negative loss), or 'leaves mAP unchanged'
-    (under 0.05 points either way)."""
-    if abs(points) < 0.05:
-        return f"leaves {what} unchanged"
-    return f"{'lowers' if points > 0 else 'raises'} {what} by {abs(points):.1f} points"
+def _signed(points: float, digits: int, down: str, up: str, still: str) -> str:
+    """`down`/`up` 'by x points' as the change is a loss or a gain; `still` when it rounds to zero."""
+    if round(abs(points), digits) == 0:
+        return still
+    return f"{down if points > 0 else up} by {abs(points):.{digits}f} points"
+
+
+def lowers(points: float, what: str, digits: int = 1) -> str:
+    """'lowers mAP by 1.2 points', 'raises mAP by 0.4 points' (a negative loss), or 'leaves mAP unchanged'."""
+    return _signed(points, digits, f"lowers {what}", f"raises {what}", f"leaves {what} unchanged")
 
 
 def drops(points: float, digits: int = 1) -> str:
     """'drops by 1.2 points', 'rises by 0.4 points' (a negative drop), or 'is unchanged' (rounding to zero)."""
-    if round(abs(points), digits) == 0:
-        return "is unchanged"
-    return f"{'drops' if points > 0 else 'rises'} by {abs(points):.{digits}f} points"
+    return _signed(points, digits, "drops", "rises", "is unchanged")
 
 
 def listing(names: Sequence[str]) -> str:
