@@ -31,7 +31,8 @@ def _summary(face: bool = True, run_point: str = "zero") -> dict:
                "knee_map": 18.0}]
     return {"face_attacker": face, "face_attacker_reason": "" if face else "privacy.face_attacker is false",
             "chance": {"rank1": 12.5}, "test_faces": 40, "test_queries": 8, "run_point": run_point,
-            "model": "bot_r50", "head_model": "osnet_x0_25", "fronts": fronts if face else fronts[1:]}
+            "model": "bot_r50", "head_model": "bot_mnv2", "head_pretrained": "imagenet", "head_size": [96, 96],
+            "fronts": fronts if face else fronts[1:]}
 
 
 def _ctrl(high_gain: float, seeds=(0, 1), jitter: float = 1.0, chance: float = 4.0) -> pd.DataFrame:
@@ -118,10 +119,12 @@ def test_settings_are_named_in_plain_words():
 
 def test_headline_numbers_are_keyed_as_glued_and_say_when_the_face_attacker_did_not_run():
     got = page.headline_numbers(_points(), _summary())
-    assert got == {"n_faces": 40, "n_queries": 8, "chance_rank1": "12.5", "head_model": "osnet_x0_25",
-                   "reid_model": "bot_r50", "leaked": "10", "head_orig_rank1": "60.0", "face_orig_rank1": "90.0"}
+    assert got == {"n_faces": 40, "n_queries": 8, "chance_rank1": "12.5", "head_model": "BoT (MobileNetV2)",
+                   "head_origin": "fine-tuned from ImageNet weights", "head_size": "96x96", "reid_model": "bot_r50", "leaked": "10", "head_orig_rank1": "60.0", "face_orig_rank1": "90.0"}
     assert page.headline_numbers(_points(), _summary(face=False))["face_orig_rank1"] == "not measured"
     assert page.face_status(_summary()) == ""
+    assert page.head_origin("none") == "trained from scratch"
+    assert page.head_origin("/data/w/heads.pth") == "fine-tuned from the weights in heads.pth"
     assert "privacy.face_attacker is false" in page.face_status(_summary(face=False))
 
 

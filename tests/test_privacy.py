@@ -118,6 +118,10 @@ def test_points_and_config():
         config.from_dict({"privacy": {"techniques": ["blur"]}})
     with pytest.raises(config.ConfigError, match="privacy.align"):
         config.from_dict({"privacy": {"align": "eyes"}})
+    with pytest.raises(config.ConfigError, match="privacy.head_frozen_blocks"):
+        config.from_dict({"privacy": {"head_model": "osnet_x0_25"}})  # the default 11 frozen blocks: BoT only
+    head = privacy.head_training(config.from_dict({}))  # the default attacker starts from ImageNet, trunk kept
+    assert (head.model, head.pretrained, head.frozen_blocks, head.image_size) == ("bot_mnv2", "imagenet", 11, (96, 96))
 
 
 def test_stage_privacy_trains_the_head_attacker_through_the_stage_functions(tmp_path):

@@ -7,7 +7,7 @@ detector miss counts as a leak:
 
 - the face attacker: dlib's face descriptor on chips cut from the ground-truth boxes
   (`reidlib.face_attack`); it knows nothing of the anonymization;
-- the head attacker: a small re-ID model (`privacy.head_model`) trained and tested on head crops
+- the head attacker: a re-ID model (`privacy.head_model`, fine-tuned from ImageNet) trained and tested on head crops
   of the anonymized copy, through `reidlib.training.train` and `reidlib.evaluation.extract`: it
   knows the anonymization, as the paper's anon/anon protocol does.
 
@@ -144,11 +144,13 @@ def write_heads(root: Path, faces: pd.DataFrame, out: Path, scale: float, size: 
 
 
 def head_training(cfg: Config) -> TrainingConfig:
-    """The head attacker's recipe: `privacy.head_model` at `privacy.head_size`, the run's optimiser."""
+    """The head attacker's recipe: `privacy.head_model` fine-tuned from `head_pretrained` at `privacy.head_size`
+    with cross-entropy, the run's optimiser and batch size (from scratch on 32 px heads it stayed at chance)."""
     p, t = cfg.privacy, cfg.training
     return TrainingConfig(model=p.head_model, epochs=p.head_epochs, batch_size=t.batch_size, image_size=p.head_size,
-                          lr=t.lr, weight_decay=t.weight_decay, lr_decay=t.lr_decay, lr_step=max(p.head_epochs - 2, 1),
-                          pretrained="none", device=t.device)
+                          lr=p.head_lr, weight_decay=t.weight_decay, lr_decay=t.lr_decay,
+                          lr_step=max(p.head_epochs - 2, 1), pretrained=p.head_pretrained,
+                          frozen_blocks=p.head_frozen_blocks, device=t.device)
 
 
 def head_attack(heads: Path, faces: pd.DataFrame, model_out: Path, tcfg: TrainingConfig, seed: int) -> dict:
@@ -320,7 +322,8 @@ def _compute(cfg: Config, conf: dict, progress: bool) -> Path:
         "dlib or face_recognition_models is not installed (pip install dlib-bin face_recognition_models)"),
         "chance": face_attack.chance_scores(test, FARS), "test_faces": len(test),
         "test_queries": int((test.split == "query").sum()), "run_point": run_point(cfg).label,
-        "model": cfg.training.model, "head_model": p.head_model, "fronts": []}
+        "model": cfg.training.model, "head_model": p.head_model,
+        "head_pretrained": p.head_pretrained, "head_size": list(p.head_size), "fronts": []}
     anon = table[table.technique != "none"].reset_index(drop=True)
     for attacker in (["face", "head"] if use_face else ["head"]):
         for protocol in ("orig_anon", "anon_anon"):

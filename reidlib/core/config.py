@@ -389,21 +389,28 @@ class PrivacyConfig:
     techniques: list = field(default_factory=lambda: ["zero"])  # strength-free: zero | blank | inpaint
     face_attacker: bool = True  # dlib's face descriptor (skipped, saying so, when dlib is not installed)
     align: str = "box"  # face chip: box (ground-truth box, padded) | landmarks (dlib's 5 points)
-    head_model: str = "osnet_x0_25"  # the head-only attacker: a torchreid model trained on head crops
-    head_size: tuple[int, int] = ranged((32, 32), 16)  # head crop fed to it (height, width): the faces' own scale
+    # the head-only attacker: a registered model fine-tuned on head crops (cross-entropy, the run's optimiser)
+    head_model: str = "bot_mnv2"
+    head_pretrained: str = "imagenet"  # none | imagenet (offline weights, see training.pretrained) | a local file
+    head_frozen_blocks: int = ranged(11, 0)  # BoT models: the trunk's first blocks kept as loaded
+    head_size: tuple[int, int] = ranged((96, 96), 16)  # head crop fed to it (height, width), enlarged from ~40 px
     head_scale: float = ranged(2.0, 1.0)  # head crop side = head_scale x face-box width, centred on the face
-    head_epochs: int = ranged(8, 1)
+    head_epochs: int = ranged(10, 1)
+    head_lr: float = ranged(0.0007, 0, above=True)
     retrain: bool = False  # anon/anon utility at every point (a training each); else at the run's own point only
     # face widths of extra generated sets (the face attacker's ceiling); up to 44 px the head fits the 64 px crop
     ceiling_sizes: list = field(default_factory=list, metadata={"range": (4, 44, False)})
     control_shares: list = field(default_factory=lambda: [0.0, 1.0],
                                  metadata={"range": (0, 1, False)})  # dataset.face_identity_share controls
-    control_seeds: list = field(default_factory=lambda: [0, 1])  # head-attacker training seeds at each control
+    control_seeds: list = field(default_factory=lambda: [0, 1, 2])  # head-attacker training seeds at each control
 
     def __post_init__(self) -> None:
         _shares("privacy.control_shares", self.control_shares)
         _nonempty("privacy.control_seeds", self.control_seeds)
         _known("privacy.head_model", self.head_model, registry.MODELS)
+        if self.head_frozen_blocks and registry.model(self.head_model).recipe != "bot":
+            raise ConfigError(f"config key privacy.head_frozen_blocks = {self.head_frozen_blocks}: model "
+                              f"'{self.head_model}' has no trunk blocks to freeze (BoT models only); set it to 0")
         bad = [t for t in self.techniques if t not in ("zero", "blank", "inpaint")]
         if bad:
             raise ConfigError(f"unknown privacy.techniques {bad}; choose from zero, blank, inpaint "

@@ -4,6 +4,7 @@ controls, in words, tables and figures."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -11,6 +12,7 @@ import seaborn as sns
 
 from ..analyses import privacy as analysis
 from ..book import plots, prose, tables
+from ..models.zoo import display_name
 
 TECHNIQUE_NAMES = {"none": "original", "blur": "blur", "pixelate": "pixelate", "zero": "black box",
                    "blank": "mean colour", "inpaint": "inpaint"}
@@ -50,6 +52,15 @@ def _by_label(points: pd.DataFrame) -> dict[str, str]:
     return dict(zip(points.label, setting_names(points)))
 
 
+def head_origin(pretrained: str) -> str:
+    """How the head attacker's weights start, in words: `privacy.head_pretrained` (none, imagenet or a file)."""
+    if pretrained == "none":
+        return "trained from scratch"
+    if pretrained == "imagenet":
+        return "fine-tuned from ImageNet weights"
+    return f"fine-tuned from the weights in {Path(pretrained).name}"
+
+
 def headline_numbers(points: pd.DataFrame, summary: dict) -> dict:
     """The numbers the chapter's prose quotes, keyed as glued: test faces and queries, chance Rank-1, the two
     models, the leaked share of faces and both attackers' Rank-1 on the originals."""
@@ -58,7 +69,9 @@ def headline_numbers(points: pd.DataFrame, summary: dict) -> dict:
     if summary["face_attacker"]:
         face = f"{orig.face_rank1:.1f}"
     return {"n_faces": summary["test_faces"], "n_queries": summary["test_queries"],
-            "chance_rank1": f"{summary['chance']['rank1']:.1f}", "head_model": summary["head_model"],
+            "chance_rank1": f"{summary['chance']['rank1']:.1f}", "head_model": display_name(summary["head_model"]),
+            "head_origin": head_origin(summary["head_pretrained"]),
+            "head_size": "x".join(str(v) for v in summary["head_size"]),
             "reid_model": summary["model"], "leaked": f"{points.leaked_faces.iloc[-1]:.0f}",
             "head_orig_rank1": f"{orig.head_rank1:.1f}", "face_orig_rank1": face}
 
