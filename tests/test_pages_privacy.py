@@ -30,19 +30,22 @@ def _summary(face: bool = True, run_point: str = "zero") -> dict:
               {"attacker": "head", "protocol": "anon_anon", "knee": "zero", "knee_attack_rank1": 30.0,
                "knee_map": 18.0}]
     return {"face_attacker": face, "face_attacker_reason": "" if face else "privacy.face_attacker is false",
-            "chance": {"rank1": 12.5}, "test_faces": 40, "test_queries": 8, "run_point": run_point,
+            "chance": {"rank1": 12.5}, "test_faces": 40, "run_point": run_point,
             "model": "bot_r50", "head_model": "bot_mnv2", "head_pretrained": "imagenet", "head_size": [96, 96],
             "fronts": fronts if face else fronts[1:]}
 
 
-def _ctrl(high_gain: float, seeds=(0, 1), jitter: float = 1.0, chance: float = 4.0) -> pd.DataFrame:
+def _ctrl(high_gain: float, seeds=(0, 1), jitter: float = 1.0, chance: float = 4.0,
+          rank1_gain: float | None = None) -> pd.DataFrame:
+    """Control rows whose mAP loses `high_gain` at share 1 (Rank-1 loses `rank1_gain`, the same unless given)."""
     rows = []
-    for share, gain in ((0.0, 0.0), (1.0, high_gain)):
+    r1 = high_gain if rank1_gain is None else rank1_gain
+    for share, gain, g1 in ((0.0, 0.0, 0.0), (1.0, high_gain, r1)):
         for k, seed in enumerate(seeds):
             rows.append({"face_identity_share": share, "variant": "original", "seed": seed, "rank1": 80.0,
-                         "chance_rank1": chance})
+                         "map": 70.0, "chance_rank1": chance})
             rows.append({"face_identity_share": share, "variant": "anonymized", "seed": seed,
-                         "rank1": 80.0 - gain - k * jitter, "chance_rank1": chance})
+                         "rank1": 80.0 - g1 - k * jitter, "map": 70.0 - gain - k * jitter, "chance_rank1": chance})
     return pd.DataFrame(rows)
 
 
@@ -53,6 +56,9 @@ def test_controls_pass_only_when_the_gain_clears_the_seed_spread():
     assert not privacy.control_verdict(_ctrl(high_gain=0.5))["found"]
     wide = privacy.control_verdict(_ctrl(high_gain=5.0, jitter=10.0))
     assert wide["spread"] == pytest.approx(10.0) and not wide["found"]
+    # the verdict reads the attacker's mAP: a Rank-1 loss alone is not a finding, an mAP loss alone is
+    assert not privacy.control_verdict(_ctrl(high_gain=0.0, rank1_gain=30.0))["found"]
+    assert privacy.control_verdict(_ctrl(high_gain=20.0, rank1_gain=0.0))["found"]
 
 
 def test_an_attacker_at_chance_on_the_positive_control_cannot_be_read():
@@ -119,7 +125,7 @@ def test_settings_are_named_in_plain_words():
 
 def test_headline_numbers_are_keyed_as_glued_and_say_when_the_face_attacker_did_not_run():
     got = page.headline_numbers(_points(), _summary())
-    assert got == {"n_faces": 40, "n_queries": 8, "chance_rank1": "12.5", "head_model": "BoT (MobileNetV2)",
+    assert got == {"n_faces": 40, "chance_rank1": "12.5", "head_model": "BoT (MobileNetV2)",
                    "head_origin": "fine-tuned from ImageNet weights", "head_size": "96x96", "reid_model": "bot_r50", "leaked": "10", "head_orig_rank1": "60.0", "face_orig_rank1": "90.0"}
     assert page.headline_numbers(_points(), _summary(face=False))["face_orig_rank1"] == "not measured"
     assert page.face_status(_summary()) == ""
@@ -198,7 +204,7 @@ def test_no_knee_is_named_for_an_attacker_at_chance():
 
 
 def test_a_control_figure_with_nothing_to_compare_is_one_sentence():
-    flat = _ctrl(high_gain=10.0).assign(rank1=0.0)
+    flat = _ctrl(high_gain=10.0).assign(map=0.0)
     shown = page.control_figure(flat)
     assert isinstance(shown, str) and "0.0% in every control world" in shown
     assert shown._repr_markdown_().startswith("*The head attacker")

@@ -30,13 +30,29 @@ def _faces(n_ids: int = 10, per_id: int = 4) -> pd.DataFrame:
 def test_identical_features_score_chance_and_separating_ones_score_all():
     faces = _faces()
     same = face_attack.attack_scores(np.zeros((len(faces), 4)), faces)
-    # each query's valid gallery: the other 9 ids' 2 faces and its own face from the other camera
-    assert same["rank1"] == pytest.approx(100 / 19)
+    # every face a probe; its gallery: the 38 other faces less its identity's other face from its own camera, 2 of
+    # them its identity's (from the other camera); all tied, so Rank-1 and mAP are both 2 / 38
+    assert same["rank1"] == pytest.approx(100 / 19) and same["map"] == pytest.approx(100 / 19)
     assert same == face_attack.chance_scores(faces)
     n_imp = (len(faces) * (len(faces) - 1) - 10 * 4 * 3) // 2
     assert same["tar_far0.01"] == pytest.approx(100 * (np.floor(0.01 * n_imp) + 1) / (n_imp + 1))
     onehot = np.eye(10)[faces.pid] + np.random.default_rng(0).normal(0, 0.01, (len(faces), 10))
-    assert face_attack.attack_scores(onehot, faces) == {"rank1": 100.0, "tar_far0.01": 100.0, "tar_far0.001": 100.0}
+    assert face_attack.attack_scores(onehot, faces) == {"rank1": 100.0, "map": 100.0, "tar_far0.01": 100.0,
+                                                        "tar_far0.001": 100.0}
+    assert len(face_attack.identification_hits(onehot, faces.pid, faces.camid)) == len(faces)  # every face a probe
+
+
+def test_attacker_map_ranks_every_true_match():
+    # one identity's faces 0 and 1 (cameras 1, 2), another's 2 and 3; face 0 sits nearer the other identity
+    feats = np.array([[0.0], [3.0], [10.0], [11.0]])
+    faces = pd.DataFrame(dict(pid=[0, 0, 1, 1], camid=[1, 2, 1, 2]))
+    # probe 0's ranking: 1 (true, 3.0), 2, 3 -> AP 1; probe 1: 0 (true) at 3.0 -> AP 1; probes 2 and 3: AP 1
+    assert face_attack.identification_map(feats, faces.pid, faces.camid) == pytest.approx(100.0)
+    feats = np.array([[0.0], [12.0], [10.0], [11.0]])  # probe 0: 2, 3, 1 -> AP 1/3; probe 1: 3, 2, 0 -> 1/3
+    got = face_attack.identification_map(feats, faces.pid, faces.camid)
+    # probe 2: 3 (true, 1.0) first -> 1; probe 3: 2 (1.0, true) and 1 (1.0) tied, one step -> 1/2
+    assert got == pytest.approx(100 * (1 / 3 + 1 / 3 + 1 + 1 / 2) / 4)
+    assert face_attack.identification_rank1(feats, faces.pid, faces.camid) == pytest.approx(100 * (0 + 0 + 1 + 0.5) / 4)
 
 
 def test_attack_scores_need_matches():

@@ -62,13 +62,13 @@ def head_origin(pretrained: str) -> str:
 
 
 def headline_numbers(points: pd.DataFrame, summary: dict) -> dict:
-    """The numbers the chapter's prose quotes, keyed as glued: test faces and queries, chance Rank-1, the two
+    """The numbers the chapter's prose quotes, keyed as glued: test faces, chance Rank-1, the two
     models, the leaked share of faces and both attackers' Rank-1 on the originals."""
     orig = analysis.original(points)
     face = "not measured"
     if summary["face_attacker"]:
         face = f"{orig.face_rank1:.1f}"
-    return {"n_faces": summary["test_faces"], "n_queries": summary["test_queries"],
+    return {"n_faces": summary["test_faces"],
             "chance_rank1": f"{summary['chance']['rank1']:.1f}", "head_model": display_name(summary["head_model"]),
             "head_origin": head_origin(summary["head_pretrained"]),
             "head_size": "x".join(str(v) for v in summary["head_size"]),
@@ -171,17 +171,17 @@ def front_text(points: pd.DataFrame, summary: dict) -> str:
 
 
 def control_figure(ctrl: pd.DataFrame):
-    """The head attacker's Rank-1 at each control share, one dot per seed, on originals and on the run's
-    anonymization; a sentence instead when every Rank-1 is the same (nothing to compare)."""
-    if ctrl.rank1.nunique() <= 1:
-        value = f"{ctrl.rank1.iloc[0]:.1f}%" if len(ctrl) else "not measured"
-        return plots.note_figure(f"the head attacker's Rank-1 is {value} in every control world, seed and variant, "
+    """The head attacker's mAP (the controls' score, `analyses.privacy.CONTROL_SCORE`) at each control share, one
+    dot per seed, on originals and on the run's anonymization; a sentence instead when every value is the same."""
+    if ctrl["map"].nunique() <= 1:
+        value = f"{ctrl['map'].iloc[0]:.1f}%" if len(ctrl) else "not measured"
+        return plots.note_figure(f"the head attacker's mAP is {value} in every control world, seed and variant, "
                                  "so there is nothing to compare: it identifies no one from heads this size")
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    sns.stripplot(data=ctrl, x="face_identity_share", y="rank1", hue="variant", dodge=True, s=7, ax=ax,
+    sns.stripplot(data=ctrl, x="face_identity_share", y="map", hue="variant", dodge=True, s=7, ax=ax,
                   hue_order=["original", "anonymized"])
     ax.set_xlabel("share of identities told apart only by the face")
-    ax.set_ylabel("head attacker Rank-1 (%)")
+    ax.set_ylabel("head attacker mAP (%)")
     ax.set_ylim(0, 105)
     fig.tight_layout()
     return fig
@@ -190,8 +190,8 @@ def control_figure(ctrl: pd.DataFrame):
 def control_text(verdict: dict) -> str:
     """What anonymization takes from the head attacker at the lowest and highest share, and whether the controls
     pass (`analyses.privacy.control_verdict`)."""
-    v, rank1 = verdict, "the head attacker's Rank-1"
-    return (f"Anonymization {prose.lowers(v['low_gain'], rank1)} at share {v['low_share']:g} "
+    v, score = verdict, "the head attacker's mAP"
+    return (f"Anonymization {prose.lowers(v['low_gain'], score)} at share {v['low_share']:g} "
             f"and {prose.lowers(v['high_gain'], 'it')} at share {v['high_share']:g} (seed spread up to "
             f"{v['spread']:.1f} points). "
             + (CONTROLS_AT_CHANCE.format(orig=v["original_rank1"], chance=v["chance_rank1"]) if not v["readable"]
