@@ -84,7 +84,8 @@ def _ratios(separated: bool) -> pd.DataFrame:
 
 def _head(gain: float) -> pd.DataFrame:
     return pd.DataFrame([{"face_identity_share": s, "variant": v, "seed": seed,
-                          "rank1": 50.0 - (gain * s if v == "anonymized" else 0.0) + seed, "chance_rank1": 4.0}
+                          "rank1": 50.0 - (gain * s if v == "anonymized" else 0.0) + seed,
+                          "map": 45.0 - (gain * s if v == "anonymized" else 0.0) + seed, "chance_rank1": 4.0}
                          for s in (0.0, 1.0) for v in ("original", "anonymized") for seed in (0, 1)])
 
 
@@ -131,10 +132,10 @@ def test_the_randomization_checks_pass_only_when_the_ratio_changes():
     assert "trained 2.00 [1.80, 2.20]" in rows.iloc[-1]["positive control"]
 
 
-def _model_controls(only_drop: float, blind_drop: float) -> pd.DataFrame:
-    return pd.DataFrame([{"visible": v, "model": "HACNN", "seed": 0, "orig_orig": 40.0, "orig_anon": 40.0 - d,
+def _model_controls(only_drop: float, blind_drop: float, only_orig: float = 40.0) -> pd.DataFrame:
+    return pd.DataFrame([{"visible": v, "model": "HACNN", "seed": 0, "orig_orig": oo, "orig_anon": oo - d,
                           "drop": d, "floor": 8.0, "accuracy": 90.0}
-                         for v, d in (("face_only", only_drop), ("face_blind", blind_drop))])
+                         for v, d, oo in (("face_only", only_drop, only_orig), ("face_blind", blind_drop, 40.0))])
 
 
 def _model_ratios(only: float, blind: float) -> pd.DataFrame:
@@ -152,3 +153,7 @@ def test_the_model_controls_judge_the_drop_and_the_ratio_from_their_own_numbers(
     assert "(orig→anon 10.0, 1.2x the floor)" in rows.iloc[0]["positive control"]
     bad = controls.instruments(drops, _model_ratios(1.5, 1.6), model_controls=_model_controls(0.2, 3.0))
     assert bad[bad.measure.str.contains("face-only model")].verdict.tolist() == ["fails", "fails"]
+    # a face-only model at the floor on the originals learned no face: its small drop is not read as a finding
+    idle = controls.instruments(drops, model_controls=_model_controls(0.9, 0.0, only_orig=8.5))
+    row = idle[idle.measure.str.contains("face-only model")].iloc[0]
+    assert row.verdict == "cannot tell" and "never learned the faces: orig/orig 8.5, 1.1x the floor" in row.why

@@ -84,17 +84,19 @@ def _sanity_rows(face_share: pd.DataFrame) -> list[dict]:
 
 
 NOISE_SDS = 2  # a model control's drop counts as found beyond this many seed SDs of the positive control's drop
+LEARNED = 3.0  # a face-only model whose orig/orig mAP is below this multiple of the floor never learned the faces
 
 
 def _model_control_rows(model_ctrl: pd.DataFrame, drops: pd.DataFrame, face_share: pd.DataFrame | None,
                         metric: str = "mAP") -> list[dict]:
     """The protocol drop and the face share ratio on the model-level controls, per model: a face-blind model
     (never sees a face: the measure must find nothing) and a face-only model (sees nothing else: it must find
-    the face). The drop's noise is the seed SD of the same model's drop at the positive control."""
+    the face). The drop's noise is the seed SD of the same model's drop at the positive control. A face-only model
+    below `LEARNED` x the floor on the originals cannot be read: it has no face use for anonymization to take."""
     rows = []
     pos = drops[(drops.control == "positive") & (drops.metric == metric) & (drops["after"] == "orig_anon")]
     for model in dict.fromkeys(model_ctrl.model):
-        d = model_ctrl[model_ctrl.model == model].groupby("visible")[["drop", "orig_anon", "floor"]].mean()
+        d = model_ctrl[model_ctrl.model == model].groupby("visible")[["drop", "orig_orig", "orig_anon", "floor"]].mean()
         if not {"face_only", "face_blind"} <= set(d.index):
             continue
         fo, fb = d.loc["face_only"], d.loc["face_blind"]
@@ -104,7 +106,12 @@ def _model_control_rows(model_ctrl: pd.DataFrame, drops: pd.DataFrame, face_shar
                "negative control": f"{fb['drop']:.2f} points",
                "positive control": (f"{fo['drop']:.2f} points (orig→anon {fo.orig_anon:.1f}, "
                                     f"{fo.orig_anon / fo.floor:.1f}x the floor)")}
-        if not noise > 0:  # NaN (one seed) or exactly 0: no spread to read a drop against
+        if fo.orig_orig < LEARNED * fo.floor:
+            rows.append({**row, "verdict": CANNOT,
+                         "why": (f"the face-only model never learned the faces: orig/orig {fo.orig_orig:.1f}, "
+                                 f"{fo.orig_orig / fo.floor:.1f}x the floor ({LEARNED:g}x asked), so anonymization has "
+                                 f"no face use to take")})
+        elif not noise > 0:  # NaN (one seed) or exactly 0: no spread to read a drop against
             rows.append({**row, "verdict": CANNOT, "why": "no seed spread at the positive control to read it against"})
         else:
             found_pos, found_neg = fo["drop"] > NOISE_SDS * noise, abs(fb["drop"]) > NOISE_SDS * noise
