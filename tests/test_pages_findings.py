@@ -127,6 +127,7 @@ def test_the_randomization_checks_pass_only_when_the_ratio_changes():
     rows = controls.instruments(_drops(False, True), _sanity(changed=True))
     sanity = rows[rows.measure.str.contains("randomization")]
     assert sanity.verdict.tolist() == ["passes", "passes"]
+    assert not any("randomization" in m for m in controls.passing(rows))  # checks of a measure, not measures
     rows = controls.instruments(_drops(False, True), _sanity(changed=False))
     assert rows[rows.measure.str.contains("randomization")].verdict.tolist() == ["fails", "fails"]
     assert "trained 2.00 [1.80, 2.20]" in rows.iloc[-1]["positive control"]
