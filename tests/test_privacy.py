@@ -53,6 +53,8 @@ def test_attacker_map_ranks_every_true_match():
     # probe 2: 3 (true, 1.0) first -> 1; probe 3: 2 (1.0, true) and 1 (1.0) tied, one step -> 1/2
     assert got == pytest.approx(100 * (1 / 3 + 1 / 3 + 1 + 1 / 2) / 4)
     assert face_attack.identification_rank1(feats, faces.pid, faces.camid) == pytest.approx(100 * (0 + 0 + 1 + 0.5) / 4)
+    assert face_attack.probe_count(faces.pid, faces.camid) == 4
+    assert face_attack.probe_count(faces.pid, [1, 1, 1, 2]) == 2  # identity 0 seen by one camera only: no probe
 
 
 def test_attack_scores_need_matches():

@@ -141,7 +141,7 @@ def _attacker_row(ctrl: pd.DataFrame) -> dict:
     at the negative (or than nothing) by more than the seeds' largest spread; cannot tell when the attacker
     identifies people on the positive control's originals no better than `privacy.ABOVE_CHANCE` x chance."""
     v = privacy.control_verdict(ctrl)
-    row = {"measure": "head attacker (mAP taken by anonymization)",
+    row = {"measure": f"head attacker ({privacy.SCORE_NAMES[privacy.CONTROL_SCORE]} taken by anonymization)",
            "negative control": f"{v['low_gain']:.1f} points", "positive control": f"{v['high_gain']:.1f} points"}
     if not v["readable"]:
         return {**row, "verdict": CANNOT,

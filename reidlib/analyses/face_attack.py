@@ -30,6 +30,24 @@ def _galleries(pids: np.ndarray, camids: np.ndarray):
             yield i, keep
 
 
+def probe_count(pids: Sequence[int], camids: Sequence[int]) -> int:
+    """How many faces are probes (`_galleries`): those whose identity another camera also shows."""
+    return sum(1 for _ in _galleries(np.asarray(pids), np.asarray(camids)))
+
+
+def _probes(features: np.ndarray, pids: Sequence[int], camids: Sequence[int]):
+    """Each probe's index, its distances to its gallery and which gallery faces are its identity's; refused
+    when no face is a probe."""
+    pids, camids = np.asarray(pids), np.asarray(camids)
+    d = _pairwise(features)
+    found = False
+    for i, keep in _galleries(pids, camids):
+        found = True
+        yield i, d[i, keep], pids[keep] == pids[i]
+    if not found:
+        raise ValueError("no face has another face of its identity from another camera")
+
+
 def identification_hits(features: np.ndarray, pids: Sequence[int], camids: Sequence[int]) -> pd.Series:
     """Each face's expected Rank-1 hit (0-1) as the probe against all the others (`_galleries`), ties broken at
     random. Indexed by the probe's position; a face whose identity no other camera shows is left out.
@@ -37,15 +55,7 @@ def identification_hits(features: np.ndarray, pids: Sequence[int], camids: Seque
     Every face is a probe, not only a query split's: four times the probes of Market's query/gallery split, so
     the score moves less from one trained attacker to the next.
     """
-    pids, camids = np.asarray(pids), np.asarray(camids)
-    d = _pairwise(features)
-    hits = {}
-    for i, keep in _galleries(pids, camids):
-        row, gp = d[i, keep], pids[keep]
-        best = _tied(row, row.min())
-        hits[i] = float((gp[best] == pids[i]).mean())
-    if not hits:
-        raise ValueError("no face has another face of its identity from another camera")
+    hits = {i: float(rel[_tied(row, row.min())].mean()) for i, row, rel in _probes(features, pids, camids)}
     return pd.Series(hits, name="hit")
 
 
@@ -68,12 +78,7 @@ def _average_precision(dist: np.ndarray, relevant: np.ndarray) -> float:
 def identification_map(features: np.ndarray, pids: Sequence[int], camids: Sequence[int]) -> float:
     """mAP (percent) of every face against the others (`_galleries`): the whole ranking, not only its top, so it
     moves far less than Rank-1 between attackers trained alike."""
-    pids, camids = np.asarray(pids), np.asarray(camids)
-    d = _pairwise(features)
-    aps = [_average_precision(d[i, keep], pids[keep] == pids[i]) for i, keep in _galleries(pids, camids)]
-    if not aps:
-        raise ValueError("no face has another face of its identity from another camera")
-    return 100 * float(np.mean(aps))
+    return 100 * float(np.mean([_average_precision(row, rel) for _, row, rel in _probes(features, pids, camids)]))
 
 
 def verification_tar(features: np.ndarray, pids: Sequence[int], fars: Sequence[float] = (1e-2, 1e-3)) -> dict:

@@ -225,7 +225,7 @@ def face_ceiling(cfg: Config, faces: pd.DataFrame, feats: np.ndarray) -> pd.Data
         sf = sf[sf.split != "train"].reset_index(drop=True)
         f = face_features(rundir.stage_generate(sub), sf, cfg.privacy.align)
         scores = face_attack.attack_scores(f, sf, FARS)
-        rows.append(dict(source="generated at one width", width=f"{int(w)}", probes=len(sf),
+        rows.append(dict(source="generated at one width", width=f"{int(w)}", probes=face_attack.probe_count(sf.pid, sf.camid),
                          **scores))
     return pd.DataFrame(rows, columns=CEILING_COLUMNS)
 
@@ -415,6 +415,7 @@ def beats_chance(rank1: float, chance: float, factor: float = ABOVE_CHANCE) -> b
 
 
 CONTROL_SCORE = "map"  # the attacker's mAP over every probe: its seed-to-seed SD of the gain was 0.5-2.3 points
+SCORE_NAMES = {"rank1": "Rank-1", "map": "mAP"}  # identification scores as the pages name them
 
 
 def control_gains(ctrl: pd.DataFrame, score: str = CONTROL_SCORE) -> pd.DataFrame:

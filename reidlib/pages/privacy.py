@@ -173,15 +173,16 @@ def front_text(points: pd.DataFrame, summary: dict) -> str:
 def control_figure(ctrl: pd.DataFrame):
     """The head attacker's mAP (the controls' score, `analyses.privacy.CONTROL_SCORE`) at each control share, one
     dot per seed, on originals and on the run's anonymization; a sentence instead when every value is the same."""
-    if ctrl["map"].nunique() <= 1:
-        value = f"{ctrl['map'].iloc[0]:.1f}%" if len(ctrl) else "not measured"
-        return plots.note_figure(f"the head attacker's mAP is {value} in every control world, seed and variant, "
+    score, name = analysis.CONTROL_SCORE, analysis.SCORE_NAMES[analysis.CONTROL_SCORE]
+    if ctrl[score].nunique() <= 1:
+        value = f"{ctrl[score].iloc[0]:.1f}%" if len(ctrl) else "not measured"
+        return plots.note_figure(f"the head attacker's {name} is {value} in every control world, seed and variant, "
                                  "so there is nothing to compare: it identifies no one from heads this size")
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    sns.stripplot(data=ctrl, x="face_identity_share", y="map", hue="variant", dodge=True, s=7, ax=ax,
+    sns.stripplot(data=ctrl, x="face_identity_share", y=score, hue="variant", dodge=True, s=7, ax=ax,
                   hue_order=["original", "anonymized"])
     ax.set_xlabel("share of identities told apart only by the face")
-    ax.set_ylabel("head attacker mAP (%)")
+    ax.set_ylabel(f"head attacker {name} (%)")
     ax.set_ylim(0, 105)
     fig.tight_layout()
     return fig
@@ -190,7 +191,7 @@ def control_figure(ctrl: pd.DataFrame):
 def control_text(verdict: dict) -> str:
     """What anonymization takes from the head attacker at the lowest and highest share, and whether the controls
     pass (`analyses.privacy.control_verdict`)."""
-    v, score = verdict, "the head attacker's mAP"
+    v, score = verdict, f"the head attacker's {analysis.SCORE_NAMES[analysis.CONTROL_SCORE]}"
     return (f"Anonymization {prose.lowers(v['low_gain'], score)} at share {v['low_share']:g} "
             f"and {prose.lowers(v['high_gain'], 'it')} at share {v['high_share']:g} (seed spread up to "
             f"{v['spread']:.1f} points). "
