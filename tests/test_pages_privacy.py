@@ -209,3 +209,56 @@ def test_a_control_figure_with_nothing_to_compare_is_one_sentence():
     assert isinstance(shown, str) and "0.0% in every control world" in shown
     assert shown._repr_markdown_().startswith("*The head attacker")
     plt.close(shown)  # what the notebook does with a figure: harmless here
+
+
+def _face_ctrl(low_gain: float, high_gain: float, n: int = 60, noise: float = 2.0, hit: float = 0.8,
+               chance: float = 4.0) -> pd.DataFrame:
+    """Per-probe face attacker rows: each probe's AP on the originals, and on the anonymized copy `gain` lower
+    (plus noise drawn per probe, seeded)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for share, gain in ((0.0, low_gain), (1.0, high_gain)):
+        for probe in range(n):
+            ap = float(rng.uniform(40, 90))
+            rows.append({"face_identity_share": share, "variant": "original", "probe": probe, "image": f"{probe}.jpg",
+                         "ap": ap, "hit": hit, "chance_rank1": chance})
+            rows.append({"face_identity_share": share, "variant": "anonymized", "probe": probe,
+                         "image": f"{probe}.jpg", "ap": ap - gain + float(rng.normal(0, noise)), "hit": hit / 2,
+                         "chance_rank1": chance})
+    return pd.DataFrame(rows)
+
+
+def test_the_face_attackers_controls_are_judged_by_intervals_over_probes():
+    v = privacy.face_control_verdict(_face_ctrl(0.0, 20.0))
+    assert v["found"] and not v["found_low"] and v["readable"]
+    assert v["high_gain"] == pytest.approx(20.0, abs=1.0) and v["high_gain_low"] > v["low_gain_high"]
+    assert v["low_gain_low"] <= 0 <= v["low_gain_high"]
+    assert not privacy.face_control_verdict(_face_ctrl(0.0, 0.3))["found"]  # no loss where the face identifies
+    leaky = privacy.face_control_verdict(_face_ctrl(15.0, 20.0))  # a loss where the face carries no identity
+    assert leaky["found_low"] and not leaky["found"]
+    assert not privacy.face_control_verdict(_face_ctrl(0.0, 20.0, hit=0.05))["readable"]  # Rank-1 5% < 2 x 4%
+
+
+def test_the_face_attacker_gets_its_own_row_in_the_controls_table_and_sentence_in_the_chapter():
+    from tests.test_pages_findings import _drops  # the drop rows the table starts from
+
+    rows = controls.instruments(_drops(False, True), face=_face_ctrl(0.0, 20.0))
+    face = rows[rows.measure.str.startswith("face attacker")].iloc[0]
+    assert face.verdict == controls.PASSES and "face attacker (AP taken by anonymization)" in controls.passing(rows)
+    failed = controls.instruments(_drops(False, True), face=_face_ctrl(15.0, 20.0))
+    assert failed[failed.measure.str.startswith("face attacker")].verdict.iloc[0] == controls.FAILS
+    idle = controls.instruments(_drops(False, True), face=_face_ctrl(0.0, 20.0, hit=0.05))
+    assert idle[idle.measure.str.startswith("face attacker")].verdict.iloc[0] == controls.CANNOT
+    assert "pass" in page.face_control_text(_face_ctrl(0.0, 20.0), _summary())
+    assert "fail" in page.face_control_text(_face_ctrl(15.0, 20.0), _summary())
+    assert "not run" in page.face_control_text(_face_ctrl(0.0, 20.0), _summary(face=False))
+
+
+def test_a_face_controls_table_without_its_probes_is_refused_naming_the_folder(tmp_path):
+    path = tmp_path / "privacy" / "face_controls.csv"
+    path.parent.mkdir()
+    _face_ctrl(0.0, 20.0).drop(columns="hit").to_csv(path, index=False)
+    with pytest.raises(ValueError, match="hit.*privacy"):
+        privacy.read_face_controls(path)

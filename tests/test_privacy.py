@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reidlib.analyses import face_attack, privacy, teaching
+from reidlib.analyses import controls, face_attack, privacy, teaching
 from reidlib.core import config
 from reidlib.models import faces as dlib_faces
 from reidlib.stages import anonymize, datasets, synthetic
@@ -168,3 +168,28 @@ def test_stage_privacy_trains_the_head_attacker_through_the_stage_functions(tmp_
     assert {f["protocol"] for f in res["summary"]["fronts"]} == {"orig_anon"}
     stamp = out.stat().st_mtime_ns
     assert privacy.stage_privacy(cfg, progress=False) == out and out.stat().st_mtime_ns == stamp
+
+
+def test_per_probe_aps_average_to_the_attackers_map():
+    feats = np.array([[0.0], [12.0], [10.0], [11.0]])
+    faces = pd.DataFrame(dict(pid=[0, 0, 1, 1], camid=[1, 2, 1, 2]))
+    aps = face_attack.identification_aps(feats, faces.pid, faces.camid)
+    assert aps.to_dict() == pytest.approx({0: 100 / 3, 1: 100 / 3, 2: 100.0, 3: 50.0})
+    assert aps.mean() == pytest.approx(face_attack.identification_map(feats, faces.pid, faces.camid))
+
+
+@needs_dlib
+def test_face_controls_score_every_probe_of_both_worlds_on_both_copies(tmp_path):
+    cfg = config.load("config/tiny.yaml", {"run_dir": str(tmp_path / "run"), "models": {}})
+    fc = privacy.face_controls(cfg)
+    assert set(fc.columns) == set(privacy.FACE_CONTROL_COLUMNS)
+    assert sorted(fc.face_identity_share.unique()) == [0.0, 1.0] and set(fc.variant) == {"original", "anonymized"}
+    for share, world in fc.groupby("face_identity_share"):
+        faces = privacy.test_faces(teaching.sweep_config(cfg, share))
+        test = faces[faces.split != "train"]
+        for _, g in world.groupby("variant"):  # every probe of the world's test faces, paired by probe and image
+            assert len(g) == face_attack.probe_count(test.pid, test.camid)
+            assert g.ap.between(0, 100).all() and g.hit.between(0, 1).all()
+        orig, anon = (world[world.variant == v].set_index("probe") for v in ("original", "anonymized"))
+        assert orig.image.equals(anon.image)
+    assert controls._face_attacker_row(fc)["verdict"] in (controls.PASSES, controls.FAILS, controls.CANNOT)

@@ -4,8 +4,8 @@ A measure counts only when it finds nothing in the negative control (each crop a
 carries no identity) and finds use of the face in the positive control (only the face separates clothing
 twins). Each row's verdict is computed here from the measure's own results: the protocol drop (teaching
 sweep, `findings.control_drops`), the face share ratio (`attribution.control_separation`, and the model and
-data randomization checks of Adebayo et al. 2018, `attribution.sanity_checks`) and the head attacker
-(`privacy.control_verdict`).
+data randomization checks of Adebayo et al. 2018, `attribution.sanity_checks`), the head attacker
+(`privacy.control_verdict`) and the face attacker (`privacy.face_control_verdict`).
 """
 from __future__ import annotations
 
@@ -153,9 +153,31 @@ def _attacker_row(ctrl: pd.DataFrame) -> dict:
                     f"({v['spread']:.1f} points)")}
 
 
+def _face_attacker_row(fc: pd.DataFrame, seed: int = 0) -> dict:
+    """What anonymization takes from the face attacker (dlib: no training, so no seeds; intervals from a bootstrap
+    over probes, `privacy.face_control_verdict`): passes when the negative control's interval covers zero (or lies
+    below it) and the positive control's lies above zero and above the negative's."""
+    v = privacy.face_control_verdict(fc, seed=seed)
+
+    def shown(side: str) -> str:
+        return f"{v[f'{side}_gain']:.1f} [{v[f'{side}_gain_low']:.1f}, {v[f'{side}_gain_high']:.1f}] points"
+
+    row = {"measure": "face attacker (AP taken by anonymization)", "negative control": shown("low"),
+           "positive control": shown("high")}
+    if not v["readable"]:
+        return {**row, "verdict": CANNOT,
+                "why": (f"the attacker is at chance: Rank-1 {v['original_rank1']:.1f}% on the positive control's "
+                        f"originals against chance {v['chance_rank1']:.1f}% (it must reach "
+                        f"{privacy.ABOVE_CHANCE:g}x), so it has nothing for anonymization to take")}
+    return {**row, "verdict": PASSES if v["found"] else FAILS,
+            "why": (f"{v['confidence']:.0%} intervals over probes: {'a' if v['found_low'] else 'no'} loss at the "
+                    f"negative control, {'a' if v['found_high'] else 'no'} larger loss at the positive")}
+
+
 def instruments(drops: pd.DataFrame, face_share: pd.DataFrame | None = None,
                 head: pd.DataFrame | None = None, metric: str = "mAP",
-                model_controls: pd.DataFrame | None = None) -> pd.DataFrame:
+                model_controls: pd.DataFrame | None = None, face: pd.DataFrame | None = None,
+                seed: int = 0) -> pd.DataFrame:
     """One row per measure of face importance: its value at the negative and the positive control and whether
     it passes both (`passes`), fails one (`fails`) or cannot be judged here (`cannot tell`), with why."""
     rows = _protocol_rows(drops, metric)
@@ -165,6 +187,8 @@ def instruments(drops: pd.DataFrame, face_share: pd.DataFrame | None = None,
         rows += _model_control_rows(model_controls, drops, face_share, metric)
     if head is not None and not head.empty:
         rows.append(_attacker_row(head))
+    if face is not None and not face.empty:
+        rows.append(_face_attacker_row(face, seed))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -75,10 +75,17 @@ def _average_precision(dist: np.ndarray, relevant: np.ndarray) -> float:
     return float(np.sum(gained * hits / (ends + 1)) / rel.sum())
 
 
+def identification_aps(features: np.ndarray, pids: Sequence[int], camids: Sequence[int]) -> pd.Series:
+    """Each probe's average precision (percent) against all the other faces (`_galleries`), indexed by the probe's
+    position: what a bootstrap over probes resamples."""
+    return pd.Series({i: 100 * _average_precision(row, rel) for i, row, rel in _probes(features, pids, camids)},
+                     name="ap")
+
+
 def identification_map(features: np.ndarray, pids: Sequence[int], camids: Sequence[int]) -> float:
     """mAP (percent) of every face against the others (`_galleries`): the whole ranking, not only its top, so it
     moves far less than Rank-1 between attackers trained alike."""
-    return 100 * float(np.mean([_average_precision(row, rel) for _, row, rel in _probes(features, pids, camids)]))
+    return float(identification_aps(features, pids, camids).mean())
 
 
 def verification_tar(features: np.ndarray, pids: Sequence[int], fars: Sequence[float] = (1e-2, 1e-3)) -> dict:

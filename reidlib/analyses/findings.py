@@ -373,12 +373,13 @@ def verdict_counts(claims: pd.DataFrame) -> str:
 # ---------------------------------------------------------------- stage
 def _control_measures(cfg: Config) -> dict[str, Path]:
     """The control results of the measures beside the protocol drop: the face share ratio (chapter 8) and the
-    head attacker (chapter 9, generated data only); none for a results table given in `statistics.results`."""
+    head and face attackers (chapter 9, generated data only); none for a results table given in `statistics.results`."""
     if cfg.statistics.results:
         return {}
     out = {"face_share": attribution.stage_attribution(cfg).parent / "face_share_summary.csv"}
     if rundir.ground_truth(cfg) is not None:
-        out["head"] = privacy.stage_privacy(cfg, progress=False).parent / "controls.csv"
+        base = privacy.stage_privacy(cfg, progress=False).parent
+        out["head"], out["face"] = base / "controls.csv", base / "face_controls.csv"
     return out
 
 
@@ -428,11 +429,13 @@ def stage_findings(cfg: Config) -> Path:
     if pq_path is not None:
         result["per_query_effects"] = pd.read_csv(effects_path(cfg), keep_default_na=False,
                                                   na_values=[""]).fillna({"why_not_shown": ""}).to_dict(orient="records")
-    table_of = {name: (privacy.read_controls if name == "head" else pd.read_csv)(path) for name, path in measured.items()}
+    readers = {"head": privacy.read_controls, "face": privacy.read_face_controls}
+    table_of = {name: readers.get(name, pd.read_csv)(path) for name, path in measured.items()}
     model_ctrl = model_controls_path(cfg)
     result["instruments"] = measures.instruments(
         controls, table_of.get("face_share"), table_of.get("head"),
-        model_controls=pd.read_csv(model_ctrl) if model_ctrl.is_file() else None).to_dict(orient="records")
+        model_controls=pd.read_csv(model_ctrl) if model_ctrl.is_file() else None, face=table_of.get("face"),
+        seed=cfg.seed).to_dict(orient="records")
     if parts_path is not None:  # the drop taken apart: the verdict on faces rests on the face part
         parts = drop_parts.read_summary(parts_path)  # written by the call above: not checked twice
         result["drop_parts"] = parts.fillna({"why_not_shown": ""}).to_dict(orient="records")

@@ -47,6 +47,7 @@ from ..models import zoo
 from ..pipeline import rundir, table
 from ..stages import anonymize, evaluation, training
 from . import face_attack, teaching
+from .attribution import bootstrap_ci
 
 FARS = (1e-2, 1e-3)
 SCORES = ["rank1", "map", *(f"tar_far{f:g}" for f in FARS)]
@@ -230,16 +231,21 @@ def face_ceiling(cfg: Config, faces: pd.DataFrame, feats: np.ndarray) -> pd.Data
     return pd.DataFrame(rows, columns=CEILING_COLUMNS)
 
 
+def _control_worlds(cfg: Config):
+    """The control worlds (`privacy.control_shares` of the teaching sweep): (share, {'original', 'anonymized': the
+    copy's root}, the ground-truth faces, the Rank-1 of chance on the test ids' faces, the ones the attackers score)."""
+    for share in cfg.privacy.control_shares:
+        sub = teaching.sweep_config(cfg, float(share))
+        roots = {"original": rundir.stage_generate(sub), "anonymized": rundir.stage_anonymize(sub, progress=False)}
+        faces = test_faces(sub)
+        yield share, roots, faces, face_attack.chance_scores(faces[faces.split != "train"], FARS)["rank1"]
+
+
 def controls(cfg: Config) -> pd.DataFrame:
     """The head attacker on originals and on the run's anonymization at each control share, each seed."""
     rows = []
     p = cfg.privacy
-    for share in p.control_shares:
-        sub = teaching.sweep_config(cfg, float(share))
-        roots = {"original": rundir.stage_generate(sub), "anonymized": rundir.stage_anonymize(sub, progress=False)}
-        faces = test_faces(sub)
-        # this world's floor, on the faces the attacker is scored on (the test ids'), beside each score
-        chance = face_attack.chance_scores(faces[faces.split != "train"], FARS)["rank1"]
+    for share, roots, faces, chance in _control_worlds(cfg):
         for variant, root in roots.items():
             heads = write_heads(root, faces, privacy_dir(cfg) / "controls" / f"share_{share:.2f}" / "heads" /
                                 variant, p.head_scale, p.head_size)
@@ -249,6 +255,27 @@ def controls(cfg: Config) -> pd.DataFrame:
                                  **head_attack(heads, faces, out, head_training(cfg), int(seed)),
                                  chance_rank1=chance))
     return pd.DataFrame(rows)
+
+
+FACE_CONTROL_COLUMNS = ["face_identity_share", "variant", "probe", "image", "ap", "hit", "chance_rank1"]
+
+
+def face_controls(cfg: Config, cache: dict | None = None) -> pd.DataFrame:
+    """The face attacker (dlib, no training: no seeds) on originals and on the run's anonymization at each control
+    share: one row per probe face, its average precision and Rank-1 hit (percent and 0-1), for a bootstrap over
+    probes (`face_control_verdict`)."""
+    parts = []
+    for share, roots, faces, chance in _control_worlds(cfg):
+        test = faces[faces.split != "train"].reset_index(drop=True)
+        for variant, root in roots.items():
+            feats = face_features(root, test, cfg.privacy.align, cache)
+            pids, camids = test.pid.to_numpy(), test.camid.to_numpy()
+            aps = face_attack.identification_aps(feats, pids, camids)
+            hits = face_attack.identification_hits(feats, pids, camids)
+            parts.append(pd.DataFrame({"face_identity_share": share, "variant": variant, "probe": aps.index,
+                                       "image": test.image.to_numpy()[aps.index], "ap": aps.to_numpy(),
+                                       "hit": hits.loc[aps.index].to_numpy(), "chance_rank1": chance}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FACE_CONTROL_COLUMNS)
 
 
 def pareto_front(attack: np.ndarray, utility: np.ndarray) -> np.ndarray:
@@ -282,7 +309,7 @@ def stage_privacy(cfg: Config, progress: bool = True) -> Path:
     out = privacy_dir(cfg) / "points.csv"
     base = out.parent
     conf = table.conf(cfg, "privacy")
-    outputs = [out, base / "ceiling.csv", base / "controls.csv", base / "summary.json"]
+    outputs = [out, base / "ceiling.csv", base / "controls.csv", base / "face_controls.csv", base / "summary.json"]
     if finished(Path(str(out) + ".meta.json"), conf, cfg.seed, outputs):
         return out
     with output_folder(base, conf, cfg.seed):  # intermediate copies, crops and models of another config go
@@ -338,12 +365,14 @@ def _compute(cfg: Config, conf: dict, progress: bool) -> Path:
                                           front=[str(x) for x in anon.label[front]]))
     ceiling = face_ceiling(cfg, faces, orig_feats) if use_face else pd.DataFrame(columns=CEILING_COLUMNS)
     ctrl = controls(cfg)
+    face_ctrl = face_controls(cfg, cache) if use_face else pd.DataFrame(columns=FACE_CONTROL_COLUMNS)
     fp = tree_digest([("detections", file_sha256(detections_path(cfg))),
                       ("dataset", fingerprint_files(dataset_root(cfg)))])
     meta = make_meta("privacy", conf, cfg.seed, fp, seconds=round(time.perf_counter() - t0, 1))
     summary["meta"] = meta
     write_csv(base / "ceiling.csv", ceiling, meta)
     write_csv(base / "controls.csv", ctrl, meta)
+    write_csv(base / "face_controls.csv", face_ctrl, meta)
     write_json(base / "summary.json", summary)
     write_csv(out, table, meta)
     return out
@@ -354,21 +383,27 @@ def load(cfg: Config) -> dict:
     out = stage_privacy(cfg, progress=False)
     base = out.parent
     return {"points": pd.read_csv(out), "ceiling": pd.read_csv(base / "ceiling.csv"),
-            "controls": read_controls(base / "controls.csv"), "summary": read_json(base / "summary.json")}
+            "controls": read_controls(base / "controls.csv"),
+            "face_controls": read_face_controls(base / "face_controls.csv"), "summary": read_json(base / "summary.json")}
 
 
 CONTROL_COLUMNS = ["face_identity_share", "variant", "seed", "rank1", "map", "chance_rank1"]
 
 
-def read_controls(path: Path) -> pd.DataFrame:
-    """The head attacker's control results (`controls`), refused with the folder to delete when they lack a
-    column the verdict reads (a table from an older version: its chance rate or mAP was not recorded)."""
+def read_controls(path: Path, columns: list[str] = CONTROL_COLUMNS) -> pd.DataFrame:
+    """The head attacker's control results (`controls`; the face attacker's with `FACE_CONTROL_COLUMNS`), refused
+    with the folder to delete when they lack a column the verdict reads (a table from an older version)."""
     ctrl = pd.read_csv(path)
-    lacking = [c for c in CONTROL_COLUMNS if c not in ctrl.columns]
+    lacking = [c for c in columns if c not in ctrl.columns]
     if lacking:
         raise ValueError(f"{path} has no column {', '.join(lacking)} (made by an older version); delete "
                          f"{Path(path).parent} and run the privacy chapter again to rebuild it")
     return ctrl
+
+
+def read_face_controls(path: Path) -> pd.DataFrame:
+    """The face attacker's control results (`face_controls`, one row per probe), as `read_controls` reads them."""
+    return read_controls(path, FACE_CONTROL_COLUMNS)
 
 
 # ---------------------------------------------------------------- what the chapter reads off the results
@@ -448,3 +483,25 @@ def above_chance(points_table: pd.DataFrame, summary: dict, attacker: str, facto
     """Whether an attacker identifies people on the unmodified images clearly better than chance (Rank-1 at
     least `factor` x the chance rate): an attacker at chance measures nothing, so no knee is named for it."""
     return beats_chance(original(points_table)[f"{attacker}_rank1"], summary["chance"]["rank1"], factor)
+
+
+FACE_CONFIDENCE = 0.95  # the face attacker's intervals: a bootstrap over probes (it has no training seeds)
+
+
+def face_control_verdict(fc: pd.DataFrame, confidence: float = FACE_CONFIDENCE, seed: int = 0,
+                         factor: float = ABOVE_CHANCE) -> dict:
+    """Whether the face attacker's controls pass: what anonymization takes from its AP (original minus anonymized,
+    paired by probe) has an interval (bootstrap over probes) that covers zero or lies below it at the lowest share,
+    and lies above zero and above that interval at the highest. `readable` as in `control_verdict`: its Rank-1 on
+    the highest share's originals reaches `factor` x chance."""
+    wide = fc.pivot_table(index=["face_identity_share", "probe"], columns="variant", values="ap")
+    gain = wide.original - wide.anonymized
+    lo, hi = float(gain.index.get_level_values(0).min()), float(gain.index.get_level_values(0).max())
+    (low, low_lo, low_hi), (high, high_lo, high_hi) = (bootstrap_ci(gain.loc[s], confidence, seed) for s in (lo, hi))
+    at_hi = fc[(fc.face_identity_share == hi) & (fc.variant == "original")]
+    orig, chance = 100 * float(at_hi.hit.mean()), float(at_hi.chance_rank1.mean())
+    found_low, found_high = bool(low_lo > 0), bool(high_lo > max(low_hi, 0.0))
+    return {"low_share": lo, "high_share": hi, "low_gain": low, "low_gain_low": low_lo, "low_gain_high": low_hi,
+            "high_gain": high, "high_gain_low": high_lo, "high_gain_high": high_hi, "confidence": confidence,
+            "found_low": found_low, "found_high": found_high, "found": found_high and not found_low,
+            "original_rank1": orig, "chance_rank1": chance, "readable": beats_chance(orig, chance, factor)}

@@ -199,6 +199,28 @@ def control_text(verdict: dict) -> str:
                else CONTROLS_PASS if v["found"] else CONTROLS_FAIL))
 
 
+def face_control_text(face_ctrl: pd.DataFrame, summary: dict, seed: int = 0) -> str:
+    """The same controls for the face attacker (`analyses.privacy.face_control_verdict`: no seeds, so intervals
+    over probes), or why they were not run."""
+    if not summary["face_attacker"] or face_ctrl.empty:
+        return "The face attacker was not run, so its controls were not either."
+    v = analysis.face_control_verdict(face_ctrl, seed=seed)
+
+    def gain(side: str) -> str:
+        return (f"{v[f'{side}_gain']:.1f} points of its AP ({v['confidence']:.0%} interval over probes "
+                f"{v[f'{side}_gain_low']:.1f} to {v[f'{side}_gain_high']:.1f})")
+
+    head = (f"The face attacker needs no training, so it has no seeds: at share {v['low_share']:g} anonymization takes "
+            f"{gain('low')}, at share {v['high_share']:g} {gain('high')}. ")
+    if not v["readable"]:
+        return head + CONTROLS_AT_CHANCE.format(orig=v["original_rank1"], chance=v["chance_rank1"])
+    return head + ("Its controls pass: no loss beyond the probes' noise where the face carries no identity, a larger "
+                   "one where only the face does." if v["found"] else
+                   "Its controls fail: " + ("it loses beyond the probes' noise where the face carries no identity."
+                                            if v["found_low"] else "the loss at share "
+                                            f"{v['high_share']:g} does not clear zero and the other world's interval."))
+
+
 def _pct(x: float) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1f}"
 
