@@ -163,3 +163,53 @@ def test_findings_and_the_controls_table_judge_the_drop_alike():
         judged = table.loc[f"protocol drop (mAP, orig→anon), {model}", "verdict"]
         assert findings.CONTROL_WORDS[judged] == verdict
     assert table.verdict.tolist() == [controls.PASSES, controls.FAILS, controls.CANNOT]
+
+
+def _inter(neg_loss: float, pos_loss: float, seeds: int = 3, queries: int = 20) -> pd.DataFrame:
+    """Per-query intervention rows as chapter 8 writes them: each control world, seed and technique; the faces
+    anonymized in query and gallery take `*_loss` AP points (with noise), the other placements nothing."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for share, loss in ((0.0, neg_loss), (1.0, pos_loss)):
+        for s in range(seeds):
+            for placement in ("query", "gallery", "both"):
+                for q in range(queries):
+                    ap = rng.uniform(0.3, 0.9)
+                    lost = (loss if placement == "both" else 0.0) / 100 + rng.normal(0, 0.02)
+                    rows.append(dict(run=f"share {share:g}", model="BoT", trained_on="orig", technique="swap",
+                                     placement=placement, query=q, ap=ap, ap_after=ap - lost, control_seed=s,
+                                     face_identity_share=share))
+    default = pd.DataFrame(rows[:5]).assign(run="default", face_identity_share=np.nan, ap_after=0.0)
+    return pd.concat([default, pd.DataFrame(rows)], ignore_index=True)
+
+
+def test_the_face_only_intervention_is_judged_against_both_controls_from_its_seeds():
+    from reidlib.analyses import attribution, controls
+    means = attribution.control_intervention_means(_inter(0.0, 6.0))
+    assert len(means) == 2 * 3 and (means.queries == 20).all()  # the run's own rows and other placements left out
+    assert means.groupby("face_identity_share").ap_lost.mean().to_dict() == pytest.approx({0.0: 0.0, 1.0: 6.0}, abs=1.0)
+    iv = attribution.control_interventions(means)
+    assert iv.set_index("control").found.to_dict() == {"negative": False, "positive": True}
+    row = controls.instruments(findings.control_drops(sweep(0.0, 5.0)), interventions=iv).set_index("measure")
+    assert row.loc["face-only intervention (swap, AP lost), BoT", "verdict"] == controls.PASSES
+    assert "face-only intervention (swap, AP lost), BoT" in controls.passing(row.reset_index())
+    for neg, pos in ((6.0, 6.0), (0.0, 0.0)):  # a loss where the face carries nothing, or none where it carries all
+        broken = attribution.control_interventions(attribution.control_intervention_means(_inter(neg, pos)))
+        assert controls.instruments(findings.control_drops(sweep(0.0, 5.0)),
+                                    interventions=broken).verdict.tolist()[-1] == controls.FAILS
+    one = attribution.control_interventions(attribution.control_intervention_means(_inter(0.0, 6.0, seeds=1)))
+    assert controls.instruments(findings.control_drops(sweep(0.0, 5.0)),
+                                interventions=one).verdict.tolist()[-1] == controls.CANNOT
+    assert attribution.control_interventions(means[means.face_identity_share == 1.0]).empty  # one world: no controls
+
+
+def test_the_intervention_that_is_the_protocol_drop_is_counted_once():
+    from reidlib.core import config
+    both = pd.concat([_inter(0.0, 6.0), _inter(0.0, 6.0).assign(technique="blur")], ignore_index=True)
+    from reidlib.analyses import attribution
+    means = attribution.control_intervention_means(both)
+    detected = findings._interventions(config.Config(), means, 0.05)  # blur on stage 1's boxes: the copy itself
+    assert set(detected.technique) == {"swap"}
+    truth = findings._interventions(config.from_dict({"attribution": {"boxes": "truth"}}), means, 0.05)
+    assert set(truth.technique) == {"swap", "blur"}
+    assert findings._interventions(config.Config(), None, 0.05) is None

@@ -59,6 +59,16 @@ def test_conf_follows_the_sections_and_nothing_else():
     assert table.conf(base, "train", "bot_mnv2", "orig")["training"]["model"] == "bot_mnv2"
 
 
+def test_a_chapter_reruns_when_a_section_its_page_reads_changes():
+    """Chapter 8 judges its interventions at statistics.alpha, which the attribution stage's stamp leaves out."""
+    base, strict = config.Config(), config.from_dict({"statistics": {"alpha": 0.01}})
+    page = "08_where_models_look"
+    assert table.chapter_conf(strict, page) != table.chapter_conf(base, page)
+    assert table.conf(strict, "attribution") == table.conf(base, "attribution")  # the stage's outputs stay valid
+    assert table.chapter_conf(config.from_dict({"statistics": {"alpha": 0.01}}), "01_face_detection") == \
+        table.chapter_conf(base, "01_face_detection")
+
+
 def test_a_chapter_reads_what_other_rules_make_and_writes_what_it_computes():
     cfg = config.Config()
     assert runfiles.detections_path(cfg) in table.chapter_outputs(cfg, "01_face_detection")

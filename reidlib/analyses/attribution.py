@@ -51,12 +51,12 @@ from ..models.folding import folded
 from ..models.transforms import test_transform
 from ..models.zoo import display_name, load_trained
 from ..pipeline import rundir, table
-from ..stages import anonymize, evaluation
+from ..stages import anonymize, evaluation, statistics
 from . import teaching
 
 PLACEMENTS = ("query", "gallery", "both")  # where the face region is anonymized
 FILES = ("face_share.csv", "face_share_summary.csv", "interventions.csv", "interventions_summary.csv",
-         "ranked_lists.csv", "ranked_lists.npz")  # the stage's outputs beside summary.json
+         "ranked_lists.csv", "ranked_lists.npz", "control_interventions.csv")  # the stage's outputs beside summary.json
 
 # ---------------------------------------------------------------- decomposition (Stylianou et al. 2019)
 
@@ -664,9 +664,9 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
         for s in control_seeds(cfg):
             label = f"share {share:g}"
             sh, it, _, _ = analyse_run(sub, label, list(trainings(sub)), progress=progress, seed=s,
-                                       variants=("orig",), interventions=False)  # the controls' face share ratios
+                                       variants=("orig",))  # the controls' face share ratios and interventions
             shares = pd.concat([shares, sh.assign(control_seed=s)], ignore_index=True)
-            inter = pd.concat([inter, it.assign(control_seed=s)], ignore_index=True)
+            inter = pd.concat([inter, it.assign(control_seed=s, face_identity_share=float(share))], ignore_index=True)
             runs[f"{label} seed {s}"] = str(sub.run_path)
     if a.control_shares:  # the sanity checks, on the positive control (where the face carries identity)
         top = max(a.control_shares)
@@ -683,6 +683,7 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
     write_csv(out_dir / "interventions.csv", inter, meta)
     write_csv(out_dir / "interventions_summary.csv", inter_sum, meta)
     write_csv(out_dir / "ranked_lists.csv", ranks, meta)
+    write_csv(out_dir / "control_interventions.csv", control_intervention_means(inter), meta)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(out_dir / "ranked_lists.npz", buf.getvalue())
@@ -694,7 +695,7 @@ def load(cfg: Config) -> dict[str, pd.DataFrame]:
     """The stage's tables (computed when absent) by name, and the ranked lists' arrays as `arrays`."""
     d = stage_attribution(cfg).parent
     out = {n: pd.read_csv(d / f"{n}.csv") for n in ("face_share", "face_share_summary", "interventions",
-                                                    "interventions_summary", "ranked_lists")}
+                                                    "interventions_summary", "ranked_lists", "control_interventions")}
     out["arrays"] = dict(np.load(d / "ranked_lists.npz"))
     return out
 
@@ -718,6 +719,39 @@ def control_separation(summary: pd.DataFrame) -> pd.DataFrame:
         below = d[d.run == low].ratio_high.max() < d[d.run == high].ratio_low.min()
         rows.append({"model": m, "low": low, "high": high, "separated": bool(below)})
     return pd.DataFrame(rows, columns=["model", "low", "high", "separated"])
+
+
+INTERVENTION_COLUMNS = ["face_identity_share", "control_seed", "model", "technique", "ap_lost", "queries"]
+
+
+def control_intervention_means(inter: pd.DataFrame) -> pd.DataFrame:
+    """Per control world, training seed, model and technique: the AP (points, mean over queries) lost when only
+    the faces are anonymized, in query and gallery, for models trained on original images (`INTERVENTION_COLUMNS`)."""
+    if "face_identity_share" not in inter or inter.empty:
+        return pd.DataFrame(columns=INTERVENTION_COLUMNS)
+    c = inter[inter.face_identity_share.notna() & (inter.trained_on == "orig") & (inter.placement == "both")]
+    c = c.assign(ap_lost=100 * (c.ap - c.ap_after))
+    out = c.groupby(["face_identity_share", "control_seed", "model", "technique"], as_index=False, sort=False).agg(
+        ap_lost=("ap_lost", "mean"), queries=("ap_lost", "size"))
+    return out[INTERVENTION_COLUMNS]
+
+
+def control_interventions(means: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """The face-only intervention at the lowest share (negative control) and the highest (positive), per model and
+    technique: the AP lost, its mean and SD over training seeds and a one-sided t-test over seeds
+    (`statistics.seed_drop`); `means` is `control_intervention_means`. Empty with fewer than two shares."""
+    cols = ["control", "model", "technique", "face_identity_share", "n_seeds", "mean_drop", "seed_sd", "p_value",
+            "found", "why_not_shown"]
+    shares = sorted(means.face_identity_share.unique()) if len(means) else []
+    if len(shares) < 2:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for (model, technique), g in means.groupby(["model", "technique"], sort=False):
+        for role, share in (("negative", shares[0]), ("positive", shares[-1])):
+            d = g[g.face_identity_share == share].sort_values("control_seed").ap_lost.to_numpy(float)
+            rows.append({"control": role, "model": model, "technique": technique, "face_identity_share": float(share),
+                         **statistics.seed_drop(d, alpha)})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def swap_and_removal(summary: pd.DataFrame, model: str, technique: str) -> dict[str, float]:

@@ -3,7 +3,8 @@
 A measure counts only when it finds nothing in the negative control (each crop a random face: the face
 carries no identity) and finds use of the face in the positive control (only the face separates clothing
 twins). Each row's verdict is computed here from the measure's own results: the protocol drop (teaching
-sweep, `findings.control_drops`), the face share ratio (`attribution.control_separation`, and the model and
+sweep, `findings.control_drops`), the face-only intervention (`attribution.control_interventions`), the face
+share ratio (`attribution.control_separation`, and the model and
 data randomization checks of Adebayo et al. 2018, `attribution.sanity_checks`), the head attacker
 (`privacy.control_verdict`) and the face attacker (`privacy.face_control_verdict`).
 """
@@ -29,6 +30,12 @@ def drop_judgement(neg: pd.Series, pos: pd.Series) -> tuple[str, str]:
             f"{'a' if pos.found else 'no'} drop at the positive")
 
 
+def _seed_shown(r: pd.Series) -> str:
+    """A drop over seeds as the table shows it: mean ± seed SD, and the number of seeds."""
+    sd = "" if pd.isna(r.seed_sd) else f" ± {r.seed_sd:.2f}"
+    return f"{r.mean_drop:.2f}{sd} points over {int(r.n_seeds)} seed{'' if int(r.n_seeds) == 1 else 's'}"
+
+
 def _protocol_rows(drops: pd.DataFrame, metric: str = "mAP") -> list[dict]:
     """The orig→anon drop at both controls, one row per model, judged by `drop_judgement`."""
     c = drops[(drops.metric == metric) & (drops["after"] == "orig_anon")]
@@ -36,14 +43,26 @@ def _protocol_rows(drops: pd.DataFrame, metric: str = "mAP") -> list[dict]:
     for model in (c.model.unique() if "model" in c else [None]):
         m = (c if model is None else c[c.model == model]).set_index("control")
         neg, pos = m.loc["negative"], m.loc["positive"]
-
-        def shown(r: pd.Series) -> str:
-            sd = "" if pd.isna(r.seed_sd) else f" ± {r.seed_sd:.2f}"
-            return f"{r.mean_drop:.2f}{sd} points over {int(r.n_seeds)} seed{'' if int(r.n_seeds) == 1 else 's'}"
-
         verdict, why = drop_judgement(neg, pos)
         rows.append({"measure": f"protocol drop ({metric}, orig→anon)" + (f", {model}" if model else ""),
-                     "negative control": shown(neg), "positive control": shown(pos), "verdict": verdict, "why": why})
+                     "negative control": _seed_shown(neg), "positive control": _seed_shown(pos), "verdict": verdict,
+                     "why": why})
+    return rows
+
+
+def _intervention_rows(iv: pd.DataFrame) -> list[dict]:
+    """The face-only intervention (only the face boxes anonymized, in query and gallery; chapter 8) at both
+    controls, one row per model and technique (`attribution.control_interventions`), judged by `drop_judgement`."""
+    rows = []
+    for (model, technique), g in iv.groupby(["model", "technique"], sort=False):
+        m = g.set_index("control")
+        if not {"negative", "positive"} <= set(m.index):
+            continue
+        neg, pos = m.loc["negative"], m.loc["positive"]
+        verdict, why = drop_judgement(neg, pos)
+        rows.append({"measure": f"face-only intervention ({technique}, AP lost), {model}",
+                     "negative control": _seed_shown(neg), "positive control": _seed_shown(pos), "verdict": verdict,
+                     "why": why})
     return rows
 
 
@@ -177,10 +196,12 @@ def _face_attacker_row(fc: pd.DataFrame, seed: int = 0) -> dict:
 def instruments(drops: pd.DataFrame, face_share: pd.DataFrame | None = None,
                 head: pd.DataFrame | None = None, metric: str = "mAP",
                 model_controls: pd.DataFrame | None = None, face: pd.DataFrame | None = None,
-                seed: int = 0) -> pd.DataFrame:
+                seed: int = 0, interventions: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per measure of face importance: its value at the negative and the positive control and whether
     it passes both (`passes`), fails one (`fails`) or cannot be judged here (`cannot tell`), with why."""
     rows = _protocol_rows(drops, metric)
+    if interventions is not None and not interventions.empty:
+        rows += _intervention_rows(interventions)
     if face_share is not None and not face_share.empty:
         rows += _ratio_rows(face_share) + _sanity_rows(face_share)
     if model_controls is not None and not model_controls.empty:

@@ -85,15 +85,8 @@ def control_drops(sweep: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                     if after not in wide.columns:  # anon_anon only with teaching.retrain
                         continue
                     d = (wide[before] - wide[after]).dropna().to_numpy(float)
-                    reason = statistics.degenerate_reason(d, unit="seed")
-                    row = {"control": role, "model": model, "face_identity_share": float(share), "metric": metric,
-                           "after": after, "n_seeds": len(d), "mean_drop": float(np.mean(d)) if len(d) else float("nan"),
-                           "seed_sd": float(np.std(d, ddof=1)) if len(d) > 1 else float("nan"),
-                           "p_value": float("nan"), "found": None, "why_not_shown": reason}
-                    if not reason:
-                        row["p_value"] = float(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue)
-                        row["found"] = bool(row["p_value"] < alpha)
-                    rows.append(row)
+                    rows.append({"control": role, "model": model, "face_identity_share": float(share),
+                                 "metric": metric, "after": after, **statistics.seed_drop(d, alpha)})
     return pd.DataFrame(rows)
 
 
@@ -372,15 +365,28 @@ def verdict_counts(claims: pd.DataFrame) -> str:
 
 # ---------------------------------------------------------------- stage
 def _control_measures(cfg: Config) -> dict[str, Path]:
-    """The control results of the measures beside the protocol drop: the face share ratio (chapter 8) and the
+    """The control results of the measures beside the protocol drop: the face share ratio and the face-only
+    intervention (chapter 8) and the
     head and face attackers (chapter 9, generated data only); none for a results table given in `statistics.results`."""
     if cfg.statistics.results:
         return {}
-    out = {"face_share": attribution.stage_attribution(cfg).parent / "face_share_summary.csv"}
+    base = attribution.stage_attribution(cfg).parent
+    out = {"face_share": base / "face_share_summary.csv", "interventions": base / "control_interventions.csv"}
     if rundir.ground_truth(cfg) is not None:
         base = privacy.stage_privacy(cfg, progress=False).parent
         out["head"], out["face"] = base / "controls.csv", base / "face_controls.csv"
     return out
+
+
+def _interventions(cfg: Config, means: pd.DataFrame | None, alpha: float) -> pd.DataFrame | None:
+    """The face-only interventions judged at the controls, less the one that is the protocol drop itself: the run's
+    technique on stage 1's boxes writes exactly the anonymized copy (the same numbers, already a row)."""
+    if means is None:
+        return None
+    iv = attribution.control_interventions(means, alpha)
+    if cfg.attribution.boxes == "detected":
+        iv = iv[iv.technique != cfg.anonymization.technique]
+    return iv
 
 
 def stage_findings(cfg: Config) -> Path:
@@ -435,7 +441,7 @@ def stage_findings(cfg: Config) -> Path:
     result["instruments"] = measures.instruments(
         controls, table_of.get("face_share"), table_of.get("head"),
         model_controls=pd.read_csv(model_ctrl) if model_ctrl.is_file() else None, face=table_of.get("face"),
-        seed=cfg.seed).to_dict(orient="records")
+        seed=cfg.seed, interventions=_interventions(cfg, table_of.get("interventions"), s.alpha)).to_dict(orient="records")
     if parts_path is not None:  # the drop taken apart: the verdict on faces rests on the face part
         parts = drop_parts.read_summary(parts_path)  # written by the call above: not checked twice
         result["drop_parts"] = parts.fillna({"why_not_shown": ""}).to_dict(orient="records")

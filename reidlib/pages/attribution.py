@@ -245,6 +245,25 @@ def sanity_text(share: pd.DataFrame) -> str:
             + "; ".join(parts) + f". {passed} of {len(checks)} checks pass: " + verdict)
 
 
+def intervention_control_text(means: pd.DataFrame, alpha: float = 0.05) -> str:
+    """The face-only intervention (faces anonymized in query and gallery) at both controls, per model and
+    technique, with its verdict (`controls.drop_judgement`), in words; `means` is `control_interventions`' file."""
+    from ..analyses import controls
+
+    iv = attribution.control_interventions(means, alpha)
+    if iv.empty:
+        return "The face-only intervention was not run on the controls (they are off, or only one world is)."
+    parts = []
+    for (model, technique), g in iv.groupby(["model", "technique"], sort=False):
+        m = g.set_index("control")
+        neg, pos = m.loc["negative"], m.loc["positive"]
+        verdict, why = controls.drop_judgement(neg, pos)
+        parts.append(f"{model}, {technique}: {neg.mean_drop:.2f} AP points lost at share {neg.face_identity_share:g} "
+                     f"and {pos.mean_drop:.2f} at share {pos.face_identity_share:g} (means over {int(pos.n_seeds)} "
+                     f"seeds), {verdict}: {why}")
+    return "; ".join(parts) + "."
+
+
 def query_counts(summary: pd.DataFrame) -> str:
     """How many queries the bootstrap intervals rest on: one number, or the range over the summary's rows (a
     query counts for a row only when the images of its pairs show a face)."""

@@ -243,9 +243,16 @@ def chapter_threads(notebook: str, cores: int) -> int:
     return cores if any(s.all_cores for s in chapter_stages(notebook)) else 1
 
 
+PAGE_READS = {"08_where_models_look": ("statistics",)}  # sections a chapter's page reads beyond its stages' (alpha)
+
+
 def chapter_conf(cfg: Config, notebook: str) -> dict[str, Any]:
-    """What a chapter's page depends on: the configuration of every stage it shows."""
-    return {s.name: conf(cfg, s.name) for s in chapter_stages(notebook)}
+    """What a chapter's page depends on: the configuration of every stage it shows, and the sections its page
+    reads itself (`PAGE_READS`)."""
+    out = {s.name: conf(cfg, s.name) for s in chapter_stages(notebook)}
+    if notebook in PAGE_READS:
+        out["page"] = {s: _section(cfg, s) for s in PAGE_READS[notebook]}
+    return out
 
 
 def chapter_outputs(cfg: Config, notebook: str) -> list[Path]:

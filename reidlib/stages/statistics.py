@@ -51,6 +51,21 @@ def degenerate_reason(diff: np.ndarray, min_pairs: int = MIN_PAIRS, unit: str = 
     return ""
 
 
+def seed_drop(drops: np.ndarray, alpha: float = 0.05) -> dict:
+    """One drop measured once per training seed: its mean, seed-to-seed SD and a one-sided t-test over seeds
+    (scipy.stats.ttest_1samp); `found` (a drop beyond seed noise) is None, with `why_not_shown`, when degenerate."""
+    d = np.asarray(drops, float)
+    d = d[np.isfinite(d)]
+    reason = degenerate_reason(d, unit="seed")
+    row = {"n_seeds": len(d), "mean_drop": float(np.mean(d)) if len(d) else float("nan"),
+           "seed_sd": float(np.std(d, ddof=1)) if len(d) > 1 else float("nan"),
+           "p_value": float("nan"), "found": None, "why_not_shown": reason}
+    if not reason:
+        row["p_value"] = float(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue)
+        row["found"] = bool(row["p_value"] < alpha)
+    return row
+
+
 def smallest_detectable(n: int, sd: float, alpha: float = 0.05, power: float = POWER) -> float:
     """Smallest true mean drop a one-sided paired t-test at `alpha` finds with `power`, given n pairs and SD sd.
 
