@@ -192,3 +192,16 @@ def test_the_query_count_is_the_rows_own():
     from reidlib.pages import attribution as attribution_page
     assert attribution_page.query_counts(pd.DataFrame({"queries": [36, 23, 39]})) == "23 to 39"
     assert attribution_page.query_counts(pd.DataFrame({"queries": [20, 20]})) == "20"
+
+
+def test_the_intervention_control_sentence_gives_both_controls_and_the_computed_verdict():
+    means = pd.DataFrame({"face_identity_share": [0.0] * 3 + [1.0] * 3, "control_seed": [0, 1, 2] * 2,
+                          "model": "BoT", "technique": "swap", "ap_lost": [0.2, -0.3, 0.1, 6.0, 8.0, 7.0],
+                          "queries": 20})
+    text = page.intervention_control_text(means)
+    assert "BoT, swap: 0.00 AP points lost at share 0 and 7.00 at share 1 (means over 3 seeds), passes" in text
+    flat = means.assign(ap_lost=[0.2, -0.3, 0.1, 0.1, -0.2, 0.3])
+    assert ", fails: no drop beyond seed noise at the negative control, no drop at the positive" in \
+        page.intervention_control_text(flat)
+    assert "not run on the controls" in page.intervention_control_text(means[means.face_identity_share == 1.0])
+    assert page.alpha_text(0.05) == "alpha 0.05"

@@ -9,6 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..analyses import attribution
+from ..analyses import controls as measures  # `controls` here is the face share ratios at the controls
 from ..book import tables
 
 TRAINED = {"orig": "trained on original images", "anon": "trained on anonymized images"}
@@ -245,11 +246,14 @@ def sanity_text(share: pd.DataFrame) -> str:
             + "; ".join(parts) + f". {passed} of {len(checks)} checks pass: " + verdict)
 
 
+def alpha_text(alpha: float) -> str:
+    """The level of the t-tests over seeds, as the chapter names it."""
+    return f"alpha {alpha:g}"
+
+
 def intervention_control_text(means: pd.DataFrame, alpha: float = 0.05) -> str:
     """The face-only intervention (faces anonymized in query and gallery) at both controls, per model and
-    technique, with its verdict (`controls.drop_judgement`), in words; `means` is `control_interventions`' file."""
-    from ..analyses import controls
-
+    technique, with its verdict (`analyses.controls.drop_judgement`), in words; `means` is `control_interventions`' file."""
     iv = attribution.control_interventions(means, alpha)
     if iv.empty:
         return "The face-only intervention was not run on the controls (they are off, or only one world is)."
@@ -257,7 +261,7 @@ def intervention_control_text(means: pd.DataFrame, alpha: float = 0.05) -> str:
     for (model, technique), g in iv.groupby(["model", "technique"], sort=False):
         m = g.set_index("control")
         neg, pos = m.loc["negative"], m.loc["positive"]
-        verdict, why = controls.drop_judgement(neg, pos)
+        verdict, why = measures.drop_judgement(neg, pos)
         parts.append(f"{model}, {technique}: {neg.mean_drop:.2f} AP points lost at share {neg.face_identity_share:g} "
                      f"and {pos.mean_drop:.2f} at share {pos.face_identity_share:g} (means over {int(pos.n_seeds)} "
                      f"seeds), {verdict}: {why}")
