@@ -50,20 +50,22 @@ def _protocol_rows(drops: pd.DataFrame, metric: str = "mAP") -> list[dict]:
     return rows
 
 
-def _intervention_rows(iv: pd.DataFrame) -> list[dict]:
-    """The face-only intervention (only the face boxes anonymized, in query and gallery; chapter 8) at both
-    controls, one row per model and technique (`attribution.control_interventions`), judged by `drop_judgement`."""
-    rows = []
+def intervention_judgements(iv: pd.DataFrame):
+    """The face-only intervention (only the face boxes anonymized, in query and gallery; chapter 8) at both controls,
+    per model and technique (`attribution.control_interventions`): (model, technique, negative row, positive row,
+    verdict, why), judged by `drop_judgement`."""
     for (model, technique), g in iv.groupby(["model", "technique"], sort=False):
         m = g.set_index("control")
-        if not {"negative", "positive"} <= set(m.index):
-            continue
-        neg, pos = m.loc["negative"], m.loc["positive"]
-        verdict, why = drop_judgement(neg, pos)
-        rows.append({"measure": f"face-only intervention ({technique}, AP lost), {model}",
-                     "negative control": _seed_shown(neg), "positive control": _seed_shown(pos), "verdict": verdict,
-                     "why": why})
-    return rows
+        if {"negative", "positive"} <= set(m.index):
+            neg, pos = m.loc["negative"], m.loc["positive"]
+            yield (model, technique, neg, pos, *drop_judgement(neg, pos))
+
+
+def _intervention_rows(iv: pd.DataFrame) -> list[dict]:
+    """The face-only intervention's rows of the table, one per model and technique (`intervention_judgements`)."""
+    return [{"measure": f"face-only intervention ({technique}, AP lost), {model}", "negative control": _seed_shown(neg),
+             "positive control": _seed_shown(pos), "verdict": verdict, "why": why}
+            for model, technique, neg, pos, verdict, why in intervention_judgements(iv)]
 
 
 def _ratio_rows(face_share: pd.DataFrame) -> list[dict]:
@@ -155,6 +157,13 @@ def _model_control_rows(model_ctrl: pd.DataFrame, drops: pd.DataFrame, face_shar
     return rows
 
 
+def _at_chance(v: dict) -> str:
+    """Why an attacker's controls cannot be read (`privacy.control_verdict` or `face_control_verdict` not readable)."""
+    return (f"the attacker is at chance: Rank-1 {v['original_rank1']:.1f}% on the positive control's originals "
+            f"against chance {v['chance_rank1']:.1f}% (it must reach {privacy.ABOVE_CHANCE:g}x), so it has nothing "
+            f"for anonymization to take")
+
+
 def _attacker_row(ctrl: pd.DataFrame) -> dict:
     """What anonymization takes from the head attacker: passes when it takes more at the positive control than
     at the negative (or than nothing) by more than the seeds' largest spread; cannot tell when the attacker
@@ -163,10 +172,7 @@ def _attacker_row(ctrl: pd.DataFrame) -> dict:
     row = {"measure": f"head attacker ({privacy.SCORE_NAMES[privacy.CONTROL_SCORE]} taken by anonymization)",
            "negative control": f"{v['low_gain']:.1f} points", "positive control": f"{v['high_gain']:.1f} points"}
     if not v["readable"]:
-        return {**row, "verdict": CANNOT,
-                "why": (f"the attacker is at chance: Rank-1 {v['original_rank1']:.1f}% on the positive control's "
-                        f"originals against chance {v['chance_rank1']:.1f}% (it must reach "
-                        f"{privacy.ABOVE_CHANCE:g}x), so it has nothing for anonymization to take")}
+        return {**row, "verdict": CANNOT, "why": _at_chance(v)}
     return {**row, "verdict": PASSES if v["found"] else FAILS,
             "why": (f"the difference {'exceeds' if v['found'] else 'is within'} the seeds' spread "
                     f"({v['spread']:.1f} points)")}
@@ -184,10 +190,7 @@ def _face_attacker_row(fc: pd.DataFrame, seed: int = 0) -> dict:
     row = {"measure": "face attacker (AP taken by anonymization)", "negative control": shown("low"),
            "positive control": shown("high")}
     if not v["readable"]:
-        return {**row, "verdict": CANNOT,
-                "why": (f"the attacker is at chance: Rank-1 {v['original_rank1']:.1f}% on the positive control's "
-                        f"originals against chance {v['chance_rank1']:.1f}% (it must reach "
-                        f"{privacy.ABOVE_CHANCE:g}x), so it has nothing for anonymization to take")}
+        return {**row, "verdict": CANNOT, "why": _at_chance(v)}
     return {**row, "verdict": PASSES if v["found"] else FAILS,
             "why": (f"{v['confidence']:.0%} intervals over probes: {'a' if v['found_low'] else 'no'} loss at the "
                     f"negative control, {'a' if v['found_high'] else 'no'} larger loss at the positive")}

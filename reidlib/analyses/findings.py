@@ -366,8 +366,8 @@ def verdict_counts(claims: pd.DataFrame) -> str:
 # ---------------------------------------------------------------- stage
 def _control_measures(cfg: Config) -> dict[str, Path]:
     """The control results of the measures beside the protocol drop: the face share ratio and the face-only
-    intervention (chapter 8) and the
-    head and face attackers (chapter 9, generated data only); none for a results table given in `statistics.results`."""
+    intervention (chapter 8), the head and face attackers (chapter 9, generated data only); none for a results
+    table given in `statistics.results`."""
     if cfg.statistics.results:
         return {}
     base = attribution.stage_attribution(cfg).parent

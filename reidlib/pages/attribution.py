@@ -253,18 +253,14 @@ def alpha_text(alpha: float) -> str:
 
 def intervention_control_text(means: pd.DataFrame, alpha: float = 0.05) -> str:
     """The face-only intervention (faces anonymized in query and gallery) at both controls, per model and
-    technique, with its verdict (`analyses.controls.drop_judgement`), in words; `means` is `control_interventions`' file."""
-    iv = attribution.control_interventions(means, alpha)
-    if iv.empty:
+    technique, with its verdict (`analyses.controls.intervention_judgements`), in words; `means` is `control_interventions`' file."""
+    parts = [f"{model}, {technique}: {neg.mean_drop:.2f} AP points lost at share {neg.face_identity_share:g} "
+             f"and {pos.mean_drop:.2f} at share {pos.face_identity_share:g} (means over {int(pos.n_seeds)} "
+             f"seeds), {verdict}: {why}"
+             for model, technique, neg, pos, verdict, why in
+             measures.intervention_judgements(attribution.control_interventions(means, alpha))]
+    if not parts:
         return "The face-only intervention was not run on the controls (they are off, or only one world is)."
-    parts = []
-    for (model, technique), g in iv.groupby(["model", "technique"], sort=False):
-        m = g.set_index("control")
-        neg, pos = m.loc["negative"], m.loc["positive"]
-        verdict, why = measures.drop_judgement(neg, pos)
-        parts.append(f"{model}, {technique}: {neg.mean_drop:.2f} AP points lost at share {neg.face_identity_share:g} "
-                     f"and {pos.mean_drop:.2f} at share {pos.face_identity_share:g} (means over {int(pos.n_seeds)} "
-                     f"seeds), {verdict}: {why}")
     return "; ".join(parts) + "."
 
 
