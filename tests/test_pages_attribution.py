@@ -199,7 +199,8 @@ def test_the_intervention_control_sentence_gives_both_controls_and_the_computed_
                           "model": "BoT", "technique": "swap", "ap_lost": [0.2, -0.3, 0.1, 6.0, 8.0, 7.0],
                           "queries": 20})
     text = page.intervention_control_text(means)
-    assert "BoT, swap: 0.00 AP points lost at share 0 and 7.00 at share 1 (means over 3 seeds), passes" in text
+    assert "BoT, swap: 0.00 ± 0.26 AP points lost at share 0 and 7.00 ± 1.00 at share 1 (mean ± SD over 3 seeds), passes" in text
+    assert text.startswith("- BoT, swap: ") and text.count("\n- ") == 0  # one item per model and technique
     flat = means.assign(ap_lost=[0.2, -0.3, 0.1, 0.1, -0.2, 0.3])
     assert ", fails: no drop beyond seed noise at the negative control, no drop at the positive" in \
         page.intervention_control_text(flat)

@@ -251,17 +251,23 @@ def alpha_text(alpha: float) -> str:
     return f"alpha {alpha:g}"
 
 
+def _lost(r: pd.Series) -> str:
+    """A loss over seeds: its mean, and its seed SD where there are two seeds or more."""
+    return f"{r.mean_drop:.2f}" + ("" if pd.isna(r.seed_sd) else f" ± {r.seed_sd:.2f}")
+
+
 def intervention_control_text(means: pd.DataFrame, alpha: float = 0.05) -> str:
     """The face-only intervention (faces anonymized in query and gallery) at both controls, per model and
-    technique, with its verdict (`analyses.controls.intervention_judgements`), in words; `means` is `control_interventions`' file."""
-    parts = [f"{model}, {technique}: {neg.mean_drop:.2f} AP points lost at share {neg.face_identity_share:g} "
-             f"and {pos.mean_drop:.2f} at share {pos.face_identity_share:g} (means over {int(pos.n_seeds)} "
+    technique, with its verdict (`analyses.controls.intervention_judgements`), as a Markdown list; `means` is
+    `control_interventions`' file."""
+    parts = [f"- {model}, {technique}: {_lost(neg)} AP points lost at share {neg.face_identity_share:g} "
+             f"and {_lost(pos)} at share {pos.face_identity_share:g} (mean ± SD over {int(pos.n_seeds)} "
              f"seeds), {verdict}: {why}"
              for model, technique, neg, pos, verdict, why in
              measures.intervention_judgements(attribution.control_interventions(means, alpha))]
     if not parts:
         return "The face-only intervention was not run on the controls (they are off, or only one world is)."
-    return "; ".join(parts) + "."
+    return "\n".join(parts)
 
 
 def query_counts(summary: pd.DataFrame) -> str:
