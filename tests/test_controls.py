@@ -115,3 +115,37 @@ def test_the_sweep_evaluates_each_training_where_it_trains(tmp_path):
                                                               "retrain": True}})
     teaching.train_sweep(retrained, progress=False)
     assert not runfiles.model_results_path(teaching.sweep_config(retrained, 1.0), "hacnn", 0).is_file()
+
+
+def test_the_face_removed_completely_leaves_the_face_only_world_no_face(tmp_path):
+    """The removal copies of a face-only world: on the true boxes, zero leaves grey and black only (the face's
+    pixels gone); the table has each (boxes, technique) per model and seed, its drop the difference it shows."""
+    from reidlib.analyses import attribution
+    from reidlib.pipeline import rundir
+    from reidlib.stages import evaluation
+
+    cfg = config.load("config/tiny.yaml", {"run_dir": str(tmp_path / "run"), "models": {},
+                                           "training": {"seeds": [0]}, "teaching": {"model_controls": ["face_only"]}})
+    sub = teaching.model_control_config(cfg, "face_only")
+    teaching.train_sweep(cfg, progress=False)
+    test, copies = attribution.removal_copies(sub)
+    assert set(copies) == {(b, t) for b in ("detected", "truth") for t in (cfg.anonymization.technique, "zero")}
+    for raw, orig, (_, r) in zip(copies[attribution.REMOVAL], test.raws, test.all.iterrows()):
+        img = images.decode_image(raw, r.image).astype(int)
+        face = test.boxes.get(r.image, [])
+        if not len(face):
+            assert raw is orig  # nothing to remove: the very file
+            continue
+        x0, y0, x1, y1 = np.asarray(face[0], int)
+        inside = np.zeros(img.shape[:2], bool)
+        inside[y0:y1, x0:x1] = True
+        near = np.zeros_like(inside)
+        near[max(y0 - 8, 0):y1 + 8, max(x0 - 8, 0):x1 + 8] = True  # JPEG's 8x8 blocks blur the edge
+        assert np.abs(img[~near] - synthetic.GREY).mean() < 3
+        assert img[inside & np.roll(np.roll(inside, 3, 0), 3, 1) & np.roll(np.roll(inside, -3, 0), -3, 1)].mean() < 20
+        orig_img = images.decode_image(orig, r.image).astype(int)
+        assert np.abs(orig_img[inside] - synthetic.GREY).mean() > 20  # there was a face to remove
+    table = attribution.model_control_removal(cfg)
+    assert len(table) == 4 * len(config.trainings(sub)) and set(table.visible) == {"face_only"} and set(table.seed) == {0}
+    assert np.allclose(table["drop"], table.orig_orig - table.after)
+    assert table.floor.iloc[0] == evaluation.random_ranking_map(rundir.records(sub), sub.seed)

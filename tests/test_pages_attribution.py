@@ -206,3 +206,35 @@ def test_the_intervention_control_sentence_gives_both_controls_and_the_computed_
         page.intervention_control_text(flat)
     assert "not run on the controls" in page.intervention_control_text(means[means.face_identity_share == 1.0])
     assert page.alpha_text(0.05) == "alpha 0.05"
+
+
+def _removal() -> pd.DataFrame:
+    rows = []
+    for v, oo in (("face_only", 41.0), ("face_blind", 48.0)):
+        for seed, shift in ((0, 0.0), (1, 2.0)):
+            for boxes, technique, after in (("detected", "blur", 25.0), ("detected", "zero", 17.0),
+                                            ("truth", "blur", 19.0), ("truth", "zero", 9.0)):
+                a = after + shift if v == "face_only" else oo - 1.0
+                rows.append({"visible": v, "model": "BoT", "seed": seed, "boxes": boxes, "technique": technique,
+                             "orig_orig": oo, "after": a, "drop": oo - a, "floor": 8.0})
+    return pd.DataFrame(rows)
+
+
+def test_the_removal_table_has_a_column_per_technique_and_boxes_averaged_over_seeds():
+    shown = page.removal_table(_removal()).data
+    assert list(shown.columns) == ["the model sees", "model", "originals", "blur, detected boxes", "zero, detected boxes",
+                                   "blur, true boxes", "zero, true boxes", "random floor"]
+    assert shown.iloc[0].tolist() == ["face only", "BoT", "41.0", "26.0", "18.0", "20.0", "10.0", "8.0"]
+
+
+def test_the_removal_text_says_whether_the_face_removed_leaves_the_floor():
+    text = page.removal_text(_removal(), "blur")
+    assert "26.0 (3.2x the floor) under the protocol's copy (blur, detected boxes)" in text
+    assert "10.0 (1.2x the floor of 8.0)" in text and "nothing is left" in text
+    assert "The face-blind model loses 1.00 points" in text
+    assert "zero on the detected boxes gives 18.0" in text and "blur on the true boxes gives 20.0" in text
+    assert "One change at a time" not in page.removal_text(_removal(), "zero")  # the run's technique is the removal
+    high = _removal().assign(after=lambda d: d.after.where(d.visible != "face_only", 20.0))
+    assert "even removed completely" in page.removal_text(high, "blur")
+    assert "never learned" in page.removal_text(_removal().assign(orig_orig=9.0), "blur")
+    assert page.removal_text(_removal().iloc[:0], "blur").startswith("The model-level controls are off")

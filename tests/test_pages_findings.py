@@ -158,3 +158,31 @@ def test_the_model_controls_judge_the_drop_and_the_ratio_from_their_own_numbers(
     idle = controls.instruments(drops, model_controls=_model_controls(0.9, 0.0, only_orig=8.5))
     row = idle[idle.measure.str.contains("face-only model")].iloc[0]
     assert row.verdict == "cannot tell" and "never learned the faces: orig/orig 8.5, 1.1x the floor" in row.why
+
+
+def _removal(only_after: float, blind_after: float, only_orig: float = 40.0) -> pd.DataFrame:
+    rows = []
+    for v, oo, after in (("face_only", only_orig, only_after), ("face_blind", 40.0, blind_after)):
+        for boxes, technique, a in (("detected", "blur", oo - 2), ("truth", "zero", after)):
+            rows.append({"visible": v, "model": "HACNN", "seed": 0, "boxes": boxes, "technique": technique,
+                         "orig_orig": oo, "after": a, "drop": oo - a, "floor": 8.0})
+    return pd.DataFrame(rows)
+
+
+def test_the_face_removed_completely_must_take_the_face_only_model_to_the_floor():
+    from reidlib.analyses import controls
+    drops = _drops(False, True).assign(model="HACNN")  # noise: 2 x 0.3 points
+
+    def row(removal):
+        t = controls.instruments(drops, removal=removal)
+        return t[t.measure.str.contains("removed completely")].iloc[0]
+
+    good = row(_removal(only_after=10.0, blind_after=39.9))
+    assert good.verdict == "passes" and "(after 10.0, 1.2x the floor)" in good["positive control"]
+    assert good.measure.endswith("(zero on the true boxes)") and good.measure in controls.passing(
+        controls.instruments(drops, removal=_removal(10.0, 39.9)))
+    residue = row(_removal(only_after=20.0, blind_after=39.9))  # a large drop, but the face leaves 2.5x the floor
+    assert residue.verdict == "fails" and "stays at 2.5x the floor (1.5x asked)" in residue.why
+    assert row(_removal(only_after=10.0, blind_after=35.0)).verdict == "fails"  # the face-blind model lost 5
+    idle = row(_removal(only_after=8.0, blind_after=39.9, only_orig=9.0))
+    assert idle.verdict == "cannot tell" and "never learned the faces" in idle.why

@@ -81,6 +81,8 @@ def test_the_model_controls_say_whether_the_face_only_model_falls_to_the_floor()
     text = page.model_controls_text(mc)
     assert "1.2x the random floor of 8.0 (at the floor" in text and "loses 0.00 points" in text
     assert "above the floor" in page.model_controls_text(mc.assign(orig_anon=[20.0, 30.0]))
+    idle = page.model_controls_text(mc.assign(orig_orig=[9.0, 30.0], orig_anon=[8.0, 30.0]))
+    assert "it never learned the faces: 1.1x the floor" in idle and "at the floor" not in idle
     shown = page.model_controls_table(mc).data
     assert shown["the model sees"].tolist() == ["face only", "face blind"]
     assert page.model_controls_text(mc.iloc[:0]).startswith("No model-level control")

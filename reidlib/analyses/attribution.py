@@ -56,7 +56,8 @@ from . import teaching
 
 PLACEMENTS = ("query", "gallery", "both")  # where the face region is anonymized
 FILES = ("face_share.csv", "face_share_summary.csv", "interventions.csv", "interventions_summary.csv",
-         "ranked_lists.csv", "ranked_lists.npz", "control_interventions.csv")  # the stage's outputs beside summary.json
+         "ranked_lists.csv", "ranked_lists.npz", "control_interventions.csv",
+         "model_control_removal.csv")  # the stage's outputs beside summary.json
 
 # ---------------------------------------------------------------- decomposition (Stylianou et al. 2019)
 
@@ -588,6 +589,44 @@ def model_control_rows(cfg: Config, progress: bool = False) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+REMOVAL = ("truth", "zero")  # the face removed completely: the true boxes painted black
+REMOVAL_COLUMNS = ["visible", "model", "seed", "boxes", "technique", "orig_orig", "after", "drop", "floor"]
+
+
+def removal_copies(sub: Config) -> tuple[_Test, dict[tuple[str, str], list[bytes]]]:
+    """A model-level control's test images and, per (boxes, technique), their files with only the face anonymized:
+    on stage 1's boxes and on the true ones, by the run's technique and by complete removal (`REMOVAL`'s)."""
+    test = _Test(sub, face_boxes(sub))
+    where = {"detected": boxes_by_image(rundir.load_detections(sub)), "truth": face_boxes(sub)}
+    techniques = list(dict.fromkeys([sub.anonymization.technique, REMOVAL[1]]))
+    pools = {b: swap_pool(sub, test.all, bx) if "swap" in techniques else None for b, bx in where.items()}
+    return test, {(b, t): anonymized_copy(test.raws, test.all, bx, technique_writer(sub, t), pools[b], sub.seed)
+                  for b, bx in where.items() for t in techniques}
+
+
+def model_control_removal(cfg: Config, progress: bool = False) -> pd.DataFrame:
+    """The face-only and face-blind models' mAP (stage 5's distance) on each of `removal_copies`, per model and
+    seed, beside their mAP on the originals and the world's random-ranking floor. The run's technique on stage 1's
+    boxes is the protocol's copy (chapter 7's orig→anon); the true boxes zeroed leave the face-only model no face."""
+    rows = []
+    for visible in cfg.teaching.model_controls:
+        sub = teaching.model_control_config(cfg, visible)
+        floor = evaluation.random_ranking_map(rundir.records(sub), sub.seed)
+        test, copies = removal_copies(sub)
+        nq = test.nq
+        for m, t in trainings(sub).items():
+            for s in t.seeds:
+                model, size = load_trained(rundir.stage_train(sub, "orig", m, progress, s), "cpu")
+                feats = embed(model, to_input(test.raws, size))
+                ap0 = 100 * np.nanmean(stage5_ap(feats[:nq], feats[nq:], test.q, test.g, sub, m))
+                for (b, tech), raws in copies.items():
+                    fa = embed(model, to_input(raws, size))
+                    ap = 100 * np.nanmean(stage5_ap(fa[:nq], fa[nq:], test.q, test.g, sub, m))
+                    rows.append(dict(visible=visible, model=display_name(m), seed=s, boxes=b, technique=tech,
+                                     orig_orig=ap0, after=ap, drop=ap0 - ap, floor=floor))
+    return pd.DataFrame(rows, columns=REMOVAL_COLUMNS)
+
+
 def sanity_checks(summary: pd.DataFrame, kind: str = "true match") -> pd.DataFrame:
     """Per model and randomization: the trained model's face share ratio beside its randomized twin's, and
     whether the measure changed (intervals apart): a saliency measure that does not change fails the check."""
@@ -668,6 +707,8 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
             shares = pd.concat([shares, sh.assign(control_seed=s)], ignore_index=True)
             inter = pd.concat([inter, it.assign(control_seed=s, face_identity_share=float(share))], ignore_index=True)
             runs[f"{label} seed {s}"] = str(sub.run_path)
+    for visible in cfg.teaching.model_controls:  # their models are read by the face share and removal rows
+        runs[f"model control {visible}"] = str(teaching.model_control_config(cfg, visible).run_path)
     if a.control_shares:  # the sanity checks, on the positive control (where the face carries identity)
         top = max(a.control_shares)
         sub, s = control_config(cfg, top), control_seeds(cfg)[0]
@@ -684,6 +725,7 @@ def stage_attribution(cfg: Config, progress: bool = False) -> Path:
     write_csv(out_dir / "interventions_summary.csv", inter_sum, meta)
     write_csv(out_dir / "ranked_lists.csv", ranks, meta)
     write_csv(out_dir / "control_interventions.csv", control_intervention_means(inter), meta)
+    write_csv(out_dir / "model_control_removal.csv", model_control_removal(cfg, progress), meta)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(out_dir / "ranked_lists.npz", buf.getvalue())
@@ -695,7 +737,8 @@ def load(cfg: Config) -> dict[str, pd.DataFrame]:
     """The stage's tables (computed when absent) by name, and the ranked lists' arrays as `arrays`."""
     d = stage_attribution(cfg).parent
     out = {n: pd.read_csv(d / f"{n}.csv") for n in ("face_share", "face_share_summary", "interventions",
-                                                    "interventions_summary", "ranked_lists", "control_interventions")}
+                                                    "interventions_summary", "ranked_lists", "control_interventions",
+                                                    "model_control_removal")}
     out["arrays"] = dict(np.load(d / "ranked_lists.npz"))
     return out
 

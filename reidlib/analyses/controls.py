@@ -5,8 +5,10 @@ carries no identity) and finds use of the face in the positive control (only the
 twins). Each row's verdict is computed here from the measure's own results: the protocol drop (teaching
 sweep, `findings.control_drops`), the face-only intervention (`attribution.control_interventions`), the face
 share ratio (`attribution.control_separation`, and the model and
-data randomization checks of Adebayo et al. 2018, `attribution.sanity_checks`), the head attacker
-(`privacy.control_verdict`) and the face attacker (`privacy.face_control_verdict`).
+data randomization checks of Adebayo et al. 2018, `attribution.sanity_checks`), the protocol drop on the
+face-only and face-blind models (chapter 7's anonymization, and the face removed completely:
+`attribution.model_control_removal`), the head attacker (`privacy.control_verdict`) and the face attacker
+(`privacy.face_control_verdict`).
 """
 from __future__ import annotations
 
@@ -106,40 +108,82 @@ def _sanity_rows(face_share: pd.DataFrame) -> list[dict]:
 
 NOISE_SDS = 2  # a model control's drop counts as found beyond this many seed SDs of the positive control's drop
 LEARNED = 3.0  # a face-only model whose orig/orig mAP is below this multiple of the floor never learned the faces
+FLOOR_REACHED = 1.5  # a face-only model with its face removed completely must fall within this multiple of the floor
+
+
+def _positive_noise(drops: pd.DataFrame, model: str, metric: str = "mAP") -> float:
+    """The seed SD of `model`'s orig→anon drop at the positive control: the noise a model control's drop is read
+    against (NaN with one seed)."""
+    pos = drops[(drops.control == "positive") & (drops.metric == metric) & (drops["after"] == "orig_anon")]
+    sd = pos[pos.model == model].seed_sd if "model" in pos else pos.seed_sd
+    return float(sd.iloc[0]) if len(sd) and pd.notna(sd.iloc[0]) else float("nan")
+
+
+def _visible_means(table: pd.DataFrame, after: str):
+    """Per model of a model-level controls table (one row per world, model and seed): (model, face-only means,
+    face-blind means), each over seeds with orig_orig, `after` (as `after`), drop and floor; models without both
+    worlds are left out."""
+    for model in dict.fromkeys(table.model):
+        g = (table[table.model == model].groupby("visible")[["orig_orig", after, "drop", "floor"]].mean()
+             .rename(columns={after: "after"}))
+        if {"face_only", "face_blind"} <= set(g.index):
+            yield model, g.loc["face_only"], g.loc["face_blind"]
+
+
+def _visible_judgement(fo: pd.Series, fb: pd.Series, noise: float, floor_asked: bool = False) -> tuple[str, str]:
+    """(verdict, why) of a drop on the model-level controls: the face-only model (`fo`: orig_orig, after, drop,
+    floor) must lose more than `NOISE_SDS` x `noise`, the face-blind one (`fb`) no more; with `floor_asked`, the
+    face-only model must also fall within `FLOOR_REACHED` x the floor. A face-only model below `LEARNED` x the floor
+    on the originals cannot be read: it has no face use for anonymization to take."""
+    if fo.orig_orig < LEARNED * fo.floor:
+        return CANNOT, (f"the face-only model never learned the faces: orig/orig {fo.orig_orig:.1f}, "
+                        f"{fo.orig_orig / fo.floor:.1f}x the floor ({LEARNED:g}x asked), so anonymization has "
+                        f"no face use to take")
+    if not noise > 0:  # NaN (one seed) or exactly 0: no spread to read a drop against
+        return CANNOT, "no seed spread at the positive control to read it against"
+    found_pos, found_neg = fo["drop"] > NOISE_SDS * noise, abs(fb["drop"]) > NOISE_SDS * noise
+    why = (f"against {NOISE_SDS} seed SDs ({NOISE_SDS * noise:.2f} points): {'a' if found_neg else 'no'} drop for "
+           f"the face-blind model, {'a' if found_pos else 'no'} drop for the face-only one")
+    ok = found_pos and not found_neg
+    if floor_asked:
+        at = fo.after / fo.floor
+        reached = at <= FLOOR_REACHED
+        why += f"; the face-only model {'falls' if reached else 'stays'} at {at:.1f}x the floor ({FLOOR_REACHED:g}x asked)"
+        ok = ok and reached
+    return (PASSES if ok else FAILS), why
+
+
+def _removal_rows(removal: pd.DataFrame, drops: pd.DataFrame, metric: str = "mAP") -> list[dict]:
+    """The protocol drop with the face removed completely (`attribution.REMOVAL`: the true boxes zeroed) on the
+    model-level controls, per model: the instrument with an ideal anonymizer must take the face-only model to the
+    floor and leave the face-blind one as it was (`_visible_judgement` with the floor asked)."""
+    boxes, technique = attribution.REMOVAL
+    d = removal[(removal.boxes == boxes) & (removal.technique == technique)]
+    rows = []
+    for model, fo, fb in _visible_means(d, "after"):
+        verdict, why = _visible_judgement(fo, fb, _positive_noise(drops, model, metric), floor_asked=True)
+        rows.append({"measure": f"protocol drop ({metric}), {model}: face-blind / face-only model, the face removed "
+                                f"completely ({technique} on the {'true' if boxes == 'truth' else boxes} boxes)",
+                     "negative control": f"{fb['drop']:.2f} points",
+                     "positive control": f"{fo['drop']:.2f} points (after {fo.after:.1f}, {fo.after / fo.floor:.1f}x the floor)",
+                     "verdict": verdict, "why": why})
+    return rows
 
 
 def _model_control_rows(model_ctrl: pd.DataFrame, drops: pd.DataFrame, face_share: pd.DataFrame | None,
                         metric: str = "mAP") -> list[dict]:
     """The protocol drop and the face share ratio on the model-level controls, per model: a face-blind model
     (never sees a face: the measure must find nothing) and a face-only model (sees nothing else: it must find
-    the face). The drop's noise is the seed SD of the same model's drop at the positive control. A face-only model
-    below `LEARNED` x the floor on the originals cannot be read: it has no face use for anonymization to take."""
+    the face). The drop's noise is the seed SD of the same model's drop at the positive control
+    (`_visible_judgement`)."""
     rows = []
-    pos = drops[(drops.control == "positive") & (drops.metric == metric) & (drops["after"] == "orig_anon")]
-    for model in dict.fromkeys(model_ctrl.model):
-        d = model_ctrl[model_ctrl.model == model].groupby("visible")[["drop", "orig_orig", "orig_anon", "floor"]].mean()
-        if not {"face_only", "face_blind"} <= set(d.index):
-            continue
-        fo, fb = d.loc["face_only"], d.loc["face_blind"]
-        sd = pos[pos.model == model].seed_sd if "model" in pos else pos.seed_sd
-        noise = float(sd.iloc[0]) if len(sd) and pd.notna(sd.iloc[0]) else float("nan")
-        row = {"measure": f"protocol drop ({metric}, orig→anon), {model}: face-blind / face-only model",
-               "negative control": f"{fb['drop']:.2f} points",
-               "positive control": (f"{fo['drop']:.2f} points (orig→anon {fo.orig_anon:.1f}, "
-                                    f"{fo.orig_anon / fo.floor:.1f}x the floor)")}
-        if fo.orig_orig < LEARNED * fo.floor:
-            rows.append({**row, "verdict": CANNOT,
-                         "why": (f"the face-only model never learned the faces: orig/orig {fo.orig_orig:.1f}, "
-                                 f"{fo.orig_orig / fo.floor:.1f}x the floor ({LEARNED:g}x asked), so anonymization has "
-                                 f"no face use to take")})
-        elif not noise > 0:  # NaN (one seed) or exactly 0: no spread to read a drop against
-            rows.append({**row, "verdict": CANNOT, "why": "no seed spread at the positive control to read it against"})
-        else:
-            found_pos, found_neg = fo["drop"] > NOISE_SDS * noise, abs(fb["drop"]) > NOISE_SDS * noise
-            rows.append({**row, "verdict": PASSES if found_pos and not found_neg else FAILS,
-                         "why": (f"against {NOISE_SDS} seed SDs ({NOISE_SDS * noise:.2f} points): "
-                                 f"{'a' if found_neg else 'no'} drop for the face-blind model, "
-                                 f"{'a' if found_pos else 'no'} drop for the face-only one")})
+    for model, fo, fb in _visible_means(model_ctrl, "orig_anon"):
+        verdict, why = _visible_judgement(fo, fb, _positive_noise(drops, model, metric))
+        rows.append({"measure": f"protocol drop ({metric}, orig→anon), {model}: face-blind / face-only model",
+                     "negative control": f"{fb['drop']:.2f} points",
+                     "positive control": (f"{fo['drop']:.2f} points (orig→anon {fo.after:.1f}, "
+                                          f"{fo.after / fo.floor:.1f}x the floor)"),
+                     "verdict": verdict, "why": why})
         if face_share is None or face_share.empty:
             continue
         r = face_share[(face_share.run == attribution.MODEL_CONTROLS_RUN) & (face_share.model == model)
@@ -199,7 +243,8 @@ def _face_attacker_row(fc: pd.DataFrame, seed: int = 0) -> dict:
 def instruments(drops: pd.DataFrame, face_share: pd.DataFrame | None = None,
                 head: pd.DataFrame | None = None, metric: str = "mAP",
                 model_controls: pd.DataFrame | None = None, face: pd.DataFrame | None = None,
-                seed: int = 0, interventions: pd.DataFrame | None = None) -> pd.DataFrame:
+                seed: int = 0, interventions: pd.DataFrame | None = None,
+                removal: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per measure of face importance: its value at the negative and the positive control and whether
     it passes both (`passes`), fails one (`fails`) or cannot be judged here (`cannot tell`), with why."""
     rows = _protocol_rows(drops, metric)
@@ -209,6 +254,8 @@ def instruments(drops: pd.DataFrame, face_share: pd.DataFrame | None = None,
         rows += _ratio_rows(face_share) + _sanity_rows(face_share)
     if model_controls is not None and not model_controls.empty:
         rows += _model_control_rows(model_controls, drops, face_share, metric)
+    if removal is not None and not removal.empty:
+        rows += _removal_rows(removal, drops, metric)
     if head is not None and not head.empty:
         rows.append(_attacker_row(head))
     if face is not None and not face.empty:

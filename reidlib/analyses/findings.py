@@ -365,13 +365,14 @@ def verdict_counts(claims: pd.DataFrame) -> str:
 
 # ---------------------------------------------------------------- stage
 def _control_measures(cfg: Config) -> dict[str, Path]:
-    """The control results of the measures beside the protocol drop: the face share ratio and the face-only
-    intervention (chapter 8), the head and face attackers (chapter 9, generated data only); none for a results
-    table given in `statistics.results`."""
+    """The control results of the measures beside the protocol drop: the face share ratio, the face-only
+    intervention and the model-level controls with the face removed completely (chapter 8), the head and face
+    attackers (chapter 9, generated data only); none for a results table given in `statistics.results`."""
     if cfg.statistics.results:
         return {}
     base = attribution.stage_attribution(cfg).parent
-    out = {"face_share": base / "face_share_summary.csv", "interventions": base / "control_interventions.csv"}
+    out = {"face_share": base / "face_share_summary.csv", "interventions": base / "control_interventions.csv",
+           "removal": base / "model_control_removal.csv"}
     if rundir.ground_truth(cfg) is not None:
         base = privacy.stage_privacy(cfg, progress=False).parent
         out["head"], out["face"] = base / "controls.csv", base / "face_controls.csv"
@@ -441,7 +442,8 @@ def stage_findings(cfg: Config) -> Path:
     result["instruments"] = measures.instruments(
         controls, table_of.get("face_share"), table_of.get("head"),
         model_controls=pd.read_csv(model_ctrl) if model_ctrl.is_file() else None, face=table_of.get("face"),
-        seed=cfg.seed, interventions=_interventions(cfg, table_of.get("interventions"), s.alpha)).to_dict(orient="records")
+        seed=cfg.seed, interventions=_interventions(cfg, table_of.get("interventions"), s.alpha),
+        removal=table_of.get("removal")).to_dict(orient="records")
     if parts_path is not None:  # the drop taken apart: the verdict on faces rests on the face part
         parts = drop_parts.read_summary(parts_path)  # written by the call above: not checked twice
         result["drop_parts"] = parts.fillna({"why_not_shown": ""}).to_dict(orient="records")

@@ -275,3 +275,64 @@ def query_counts(summary: pd.DataFrame) -> str:
     query counts for a row only when the images of its pairs show a face)."""
     lo, hi = int(summary.queries.min()), int(summary.queries.max())
     return f"{lo}" if lo == hi else f"{lo} to {hi}"
+
+
+VISIBLE_WORDS = {"face_only": "face only", "face_blind": "face blind"}
+BOX_WORDS = {"detected": "detected boxes", "truth": "true boxes"}
+
+
+def _removal_means(removal: pd.DataFrame) -> pd.DataFrame:
+    """`model_control_removal` averaged over seeds, per world, model, technique and boxes."""
+    return (removal.groupby(["visible", "model", "technique", "boxes"], sort=False)[["orig_orig", "after", "floor"]]
+            .mean().reset_index())
+
+
+def removal_table(removal: pd.DataFrame):
+    """The face-only and face-blind models' mAP with only the face anonymized (query and gallery), one column per
+    technique and boxes, beside their mAP on the originals and the random floor (mean over seeds)."""
+    g = _removal_means(removal)
+    wide = g.pivot_table(index=["visible", "model"], columns=["technique", "boxes"], values="after", sort=False)
+    wide.columns = [f"{t}, {BOX_WORDS[b]}" for t, b in wide.columns]
+    base = g.groupby(["visible", "model"], sort=False)[["orig_orig", "floor"]].first()
+    out = base[["orig_orig"]].join(wide).join(base[["floor"]]).reset_index()
+    out["visible"] = out.visible.map(VISIBLE_WORDS)
+    return tables.shown(out, digits=1, headers={"visible": "the model sees", "orig_orig": "originals",
+                                                "floor": "random floor"})
+
+
+def removal_text(removal: pd.DataFrame, technique: str) -> str:
+    """Per model, as a Markdown list: where the face-only model lands under the run's `technique` on the detected
+    boxes (the protocol's copy) and with the face removed completely (`attribution.REMOVAL`), against the floor,
+    and the face-blind model's loss under complete removal; the judgement is `controls._visible_judgement`'s
+    floor test."""
+    if removal.empty:
+        return "The model-level controls are off (teaching.model_controls is empty): nothing was removed."
+    boxes, gone = attribution.REMOVAL
+    g = _removal_means(removal).set_index(["visible", "model", "technique", "boxes"])
+    out = []
+    for model in dict.fromkeys(removal.model):
+        if ("face_only", model, gone, boxes) not in g.index:
+            continue
+        o, p = g.loc[("face_only", model, gone, boxes)], g.loc[("face_only", model, technique, "detected")]
+        if o.orig_orig < measures.LEARNED * o.floor:
+            out.append(f"- {model}: the face-only model never learned the faces ({o.orig_orig:.1f} mAP on the "
+                       f"originals, {o.orig_orig / o.floor:.1f}x the floor of {o.floor:.1f}): there is nothing to remove.")
+            continue
+        reached = o.after <= measures.FLOOR_REACHED * o.floor
+        line = (f"- {model}: seeing only the face, {o.orig_orig:.1f} mAP on the originals; {p.after:.1f} "
+                f"({p.after / p.floor:.1f}x the floor) under the protocol's copy ({technique}, detected boxes); "
+                f"{o.after:.1f} ({o.after / o.floor:.1f}x the floor of {o.floor:.1f}) with the face removed completely "
+                f"({gone}, true boxes): " + ("the face removed, nothing is left, so what the protocol's copy leaves "
+                                             "is the anonymization's doing, not the measure's." if reached else
+                                             "even removed completely, the face leaves more than the floor."))
+        if technique != gone and ("face_only", model, gone, "detected") in g.index and \
+                ("face_only", model, technique, boxes) in g.index:
+            d, t = g.loc[("face_only", model, gone, "detected")], g.loc[("face_only", model, technique, boxes)]
+            line += (f" One change at a time: {gone} on the detected boxes gives {d.after:.1f} (what {technique} leaves "
+                     f"behind is gone, the detector's misses and box sizes stay), {technique} on the true boxes "
+                     f"gives {t.after:.1f} (the boxes are right, {technique}'s leftovers stay).")
+        if ("face_blind", model, gone, boxes) in g.index:
+            b = g.loc[("face_blind", model, gone, boxes)]
+            line += f" The face-blind model loses {b.orig_orig - b.after:.2f} points to the same removal."
+        out.append(line)
+    return "\n".join(out) if out else "No face-only model was trained."

@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from ..analyses.controls import FLOOR_REACHED, LEARNED
 from ..book import prose, tables
 
 PROTOCOLS = ("orig_orig", "orig_anon", "anon_anon")
@@ -133,7 +134,7 @@ def model_controls_table(mc: pd.DataFrame):
 
 def model_controls_text(mc: pd.DataFrame) -> str:
     """What the model-level controls show: whether the face-only model falls to the floor when its faces are
-    anonymized (within 1.5x), and whether the face-blind model loses nothing (its copy has no face to change)."""
+    anonymized (within `FLOOR_REACHED` x; unless it never learned them, below `LEARNED` x), and whether the face-blind model loses nothing (its copy has no face to change)."""
     if mc.empty:
         return "No model-level control was trained (teaching.model_controls is empty)."
     out = []
@@ -143,10 +144,15 @@ def model_controls_text(mc: pd.DataFrame) -> str:
         if "face_only" in d.index:
             o = d.loc["face_only"]
             at = o.orig_anon / o.floor
-            parts.append(f"seeing only the face, it scores {o.orig_orig:.1f} mAP on the originals and {o.orig_anon:.1f} "
-                         f"once the faces are anonymized, {at:.1f}x the random floor of {o.floor:.1f} "
-                         + ("(at the floor: with the face gone it has nothing left)" if at <= 1.5 else
-                            "(above the floor: the anonymized face still carries something it uses)"))
+            seen = (f"seeing only the face, it scores {o.orig_orig:.1f} mAP on the originals and {o.orig_anon:.1f} "
+                    f"once the faces are anonymized, {at:.1f}x the random floor of {o.floor:.1f} ")
+            if o.orig_orig < LEARNED * o.floor:
+                parts.append(seen + f"(it never learned the faces: {o.orig_orig / o.floor:.1f}x the floor on the "
+                                    f"originals, so anonymization has nothing to take)")
+            else:
+                parts.append(seen + ("(at the floor: with the face gone it has nothing left)" if at <= FLOOR_REACHED else
+                                     "(above the floor: the anonymized copy still shows something of the face that it "
+                                     "uses; chapter 8 tells the boxes' part from the technique's)"))
         if "face_blind" in d.index:
             b = d.loc["face_blind"]
             parts.append(f"never seeing a face, it scores {b.orig_orig:.1f} and loses {b['drop']:.2f} points")
