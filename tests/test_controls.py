@@ -121,6 +121,7 @@ def test_the_face_removed_completely_leaves_the_face_only_world_no_face(tmp_path
     """The removal copies of a face-only world: on the true boxes, zero leaves grey and black only (the face's
     pixels gone); the table has each (boxes, technique) per model and seed, its drop the difference it shows."""
     from reidlib.analyses import attribution
+    from reidlib.models.zoo import display_name
     from reidlib.pipeline import rundir
     from reidlib.stages import evaluation
 
@@ -149,3 +150,8 @@ def test_the_face_removed_completely_leaves_the_face_only_world_no_face(tmp_path
     assert len(table) == 4 * len(config.trainings(sub)) and set(table.visible) == {"face_only"} and set(table.seed) == {0}
     assert np.allclose(table["drop"], table.orig_orig - table.after)
     assert table.floor.iloc[0] == evaluation.random_ranking_map(rundir.records(sub), sub.seed)
+    protocol = table[(table.boxes == "detected") & (table.technique == cfg.anonymization.technique)]
+    for r in protocol.itertuples():  # the protocol's copy, tested as stage 5 tests it: stage 5's numbers
+        model = {display_name(m): m for m in config.trainings(sub)}[r.model]
+        res = pd.read_csv(rundir.stage_evaluate_model(sub, model, False, r.seed, retrain=False)).set_index("protocol")
+        assert abs(r.orig_orig - res.loc["orig_orig", "mAP"]) < 1e-3 and abs(r.after - res.loc["orig_anon", "mAP"]) < 1e-3

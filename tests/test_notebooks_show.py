@@ -84,3 +84,35 @@ def test_notebook_cells_only_show(path):
             continue
         bad += [f"cell {k}, {v}" for v in violations(src)]
     assert not bad, f"{path.name} decides or writes prose in its cells:\n" + "\n".join(bad)
+
+
+SILENT = {"glue", "close", "show", "display", "print", "tight_layout", "savefig", "set_grad_enabled"}  # return nothing to show
+
+
+def lost_displays(source: str) -> list[str]:
+    """Calls a cell makes as bare statements before its last one: a table or figure they return is never shown
+    (only a cell's last expression is displayed), unless the call is one that shows or returns nothing."""
+    body = ast.parse(_cell_code(source)).body
+    lost = []
+    for st in body[:-1]:
+        if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call):
+            f = st.value.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            if name not in SILENT:
+                lost.append(f"line {st.lineno}: {ast.unparse(st)[:60]} is computed and never shown")
+    return lost
+
+
+def test_the_lost_display_checker_finds_a_table_before_the_last_line():
+    assert lost_displays('page.controls_table(t)\nglue("n", "3", display=False)')
+    assert not lost_displays('glue("n", "3", display=False)\npage.controls_table(t)')
+    assert not lost_displays("fig = page.figure(d)\nglue('fig', fig, display=False)\nplt.close(fig)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_table_a_cell_makes_is_shown(path):
+    nb = json.loads(path.read_text())
+    lost = [f"cell {k}, {v}" for k, cell in enumerate(nb["cells"])
+            if cell["cell_type"] == "code" and "google.colab" not in "".join(cell["source"])  # the Colab install cell
+            for v in lost_displays("".join(cell["source"]))]
+    assert not lost, f"{path.name} makes what it never shows:\n" + "\n".join(lost)

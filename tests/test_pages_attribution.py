@@ -112,7 +112,8 @@ def test_control_labels_name_run_and_seed():
 def test_swap_text_says_nothing_without_both_techniques():
     assert page.swap_text({}, "BoT", "blur") == ""
     assert page.swap_text({"swap": -4.04, "removal": 0.5}, "BoT", "blur") == (
-        "For BoT, the face swap moves AP by -4.0 points and removing the face (blur) by 0.5 points.")
+        "For BoT, the face swap changes AP by -4.0 points and anonymizing the face by blur by +0.5 points (mean over "
+        "queries, faces changed in query and gallery; a plus sign: AP rose).")
 
 
 def test_summary_list_has_three_items_with_signed_changes():

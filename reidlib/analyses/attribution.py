@@ -604,24 +604,38 @@ def removal_copies(sub: Config) -> tuple[_Test, dict[tuple[str, str], list[bytes
                   for b, bx in where.items() for t in techniques}
 
 
+def stage5_features(model: nn.Module, raws: list[bytes], nq: int, size, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query and gallery features of a test set's files (query first) as stage 5 extracts them: each split in
+    batches of `batch_size` on one torch thread (the sweep's evaluation jobs run so: `teaching._train_one`), so that
+    a copy stage 5 tested gives its numbers to the digit."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = to_input(raws, size)
+        return embed(model, x[:nq], batch_size), embed(model, x[nq:], batch_size)
+    finally:
+        torch.set_num_threads(before)
+
+
 def model_control_removal(cfg: Config, progress: bool = False) -> pd.DataFrame:
-    """The face-only and face-blind models' mAP (stage 5's distance) on each of `removal_copies`, per model and
-    seed, beside their mAP on the originals and the world's random-ranking floor. The run's technique on stage 1's
-    boxes is the protocol's copy (chapter 7's orig→anon); the true boxes zeroed leave the face-only model no face."""
+    """The face-only and face-blind models' mAP (stage 5's features and distance: `stage5_features`) on each of
+    `removal_copies`, per model and seed, beside their mAP on the originals and the world's random-ranking floor.
+    The run's technique on stage 1's boxes is the protocol's copy (chapter 7's orig→anon, the same numbers); the
+    true boxes zeroed leave the face-only model no face."""
     rows = []
     for visible in cfg.teaching.model_controls:
         sub = teaching.model_control_config(cfg, visible)
         floor = evaluation.random_ranking_map(rundir.records(sub), sub.seed)
         test, copies = removal_copies(sub)
-        nq = test.nq
+        nq, batch = test.nq, sub.evaluation.batch_size
         for m, t in trainings(sub).items():
             for s in t.seeds:
                 model, size = load_trained(rundir.stage_train(sub, "orig", m, progress, s), "cpu")
-                feats = embed(model, to_input(test.raws, size))
-                ap0 = 100 * np.nanmean(stage5_ap(feats[:nq], feats[nq:], test.q, test.g, sub, m))
+                ap0 = 100 * np.nanmean(stage5_ap(*stage5_features(model, test.raws, nq, size, batch), test.q, test.g,
+                                                 sub, m))
                 for (b, tech), raws in copies.items():
-                    fa = embed(model, to_input(raws, size))
-                    ap = 100 * np.nanmean(stage5_ap(fa[:nq], fa[nq:], test.q, test.g, sub, m))
+                    ap = 100 * np.nanmean(stage5_ap(*stage5_features(model, raws, nq, size, batch), test.q, test.g,
+                                                    sub, m))
                     rows.append(dict(visible=visible, model=display_name(m), seed=s, boxes=b, technique=tech,
                                      orig_orig=ap0, after=ap, drop=ap0 - ap, floor=floor))
     return pd.DataFrame(rows, columns=REMOVAL_COLUMNS)

@@ -162,8 +162,9 @@ def _removal_rows(removal: pd.DataFrame, drops: pd.DataFrame, metric: str = "mAP
     rows = []
     for model, fo, fb in _visible_means(d, "after"):
         verdict, why = _visible_judgement(fo, fb, _positive_noise(drops, model, metric), floor_asked=True)
-        rows.append({"measure": f"protocol drop ({metric}), {model}: face-blind / face-only model, the face removed "
-                                f"completely ({technique} on the {'true' if boxes == 'truth' else boxes} boxes)",
+        where = "true" if boxes == "truth" else boxes
+        rows.append({"measure": f"protocol drop ({metric}) with the face removed completely ({technique} on the {where} "
+                                f"boxes, not the run's anonymization), {model}: face-blind / face-only model",
                      "negative control": f"{fb['drop']:.2f} points",
                      "positive control": f"{fo['drop']:.2f} points (after {fo.after:.1f}, {fo.after / fo.floor:.1f}x the floor)",
                      "verdict": verdict, "why": why})

@@ -170,8 +170,9 @@ def swap_text(changes: dict[str, float], model: str, technique: str) -> str:
     """The sentence comparing the face swap with removing the face (`attribution.swap_and_removal`), or none."""
     if not changes:
         return ""
-    return (f"For {model}, the face swap moves AP by {changes['swap']:.1f} points and removing the face "
-            f"({technique}) by {changes['removal']:.1f} points.")
+    return (f"For {model}, the face swap changes AP by {changes['swap']:+.1f} points and anonymizing the face by "
+            f"{technique} by {changes['removal']:+.1f} points (mean over queries, faces changed in query and gallery; "
+            f"a plus sign: AP rose).")
 
 
 def _ranked_rows(sub, r: pd.DataFrame, arrays: dict[str, np.ndarray]) -> None:

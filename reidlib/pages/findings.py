@@ -135,8 +135,9 @@ def controls_sentence(table: pd.DataFrame) -> str:
     """Which measures pass both controls, and so which ones a verdict on faces may rest on."""
     ok = controls.passing(table)
     if ok:
-        return (f"Measures that pass both controls: {', '.join(ok)}. The verdict on faces in this run rests on "
-                f"{'it' if len(ok) == 1 else 'them'} alone.")
+        named = "; ".join(f"({i}) {m}" for i, m in enumerate(ok, 1))  # the names hold commas of their own
+        return (f"{'The measure' if len(ok) == 1 else f'The {len(ok)} measures'} that pass both controls: {named}. "
+                f"The verdict on faces in this run rests on {'it' if len(ok) == 1 else 'them'} alone.")
     return ("No measure passes both controls in this run, so none of them is shown here to find face use where it "
             "is built in and nothing where it is not: the verdicts above are readings of instruments this run "
             "could not validate, and the rows say why each one falls short.")
