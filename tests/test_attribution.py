@@ -209,3 +209,19 @@ def test_shuffled_identities_keep_the_images_and_the_identity_counts_but_not_the
     assert out.image.tolist() == recs.image.tolist() and out[out.split == "query"].equals(recs[recs.split == "query"])
     assert sorted(out.pid[:30]) == sorted(recs.pid[:30]) and (out.pid[:30] != recs.pid[:30]).mean() > 0.5
     assert out.equals(attribution.shuffled_records(recs, 0)) and not out.equals(attribution.shuffled_records(recs, 1))
+
+
+def test_gradient_input_gives_nothing_to_pixels_that_show_the_reference():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+    ref = attribution.reference((32, 16))
+    assert ref.shape == (3, 32, 16)
+    x = ref.repeat(2, 1, 1, 1)
+    x[:, :, 8:16, 4:12] = torch.randn(2, 3, 8, 8)  # the "face": the only pixels unlike the reference
+    maps = attribution.gradient_input_maps(net, x, net(torch.randn(2, 3, 32, 16)).detach(), ref)
+    face = np.zeros((32, 16), bool)
+    face[8:16, 4:12] = True
+    assert maps.shape == (2, 32, 16) and (maps >= 0).all()
+    assert (maps[:, ~face] == 0).all() and (maps[:, face].sum((1,)) > 0).all()  # whatever the receptive field
+    assert attribution.face_share(maps[0], face.astype(np.float32)) == pytest.approx(1 / face.mean())

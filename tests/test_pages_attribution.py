@@ -59,7 +59,13 @@ def _inter() -> pd.DataFrame:
 
 def test_controls_separate_only_when_every_interval_of_the_first_lies_below_the_last():
     apart = attribution.control_separation(_controls(1.5))
-    assert apart.to_dict("records") == [{"model": "BoT", "low": "share 0", "high": "share 1", "separated": True}]
+    assert apart.to_dict("records") == [{"model": "BoT", "method": "decomposition", "low": "share 0", "high": "share 1",
+                                         "separated": True}]
+    # each method is judged alone: a second method's intervals, far apart, do not make the first separate
+    other = _controls(1.15).assign(method=attribution.GRADIENT_INPUT,
+                                   ratio_low=lambda d: d.ratio_low + 10 * (d.run == "share 1"))
+    both = attribution.control_separation(pd.concat([_controls(1.15), other], ignore_index=True)).set_index("method")
+    assert not both.loc["decomposition"].separated and both.loc[attribution.GRADIENT_INPUT].separated
     # one seed of share 1 reaches below the highest bound of share 0 (1.2): overlap
     assert not attribution.control_separation(_controls(1.15)).separated.iloc[0]
     # the hardest false match (3.1) and the model trained on anonymized images (0.0 .. 0.2) play no part
@@ -145,7 +151,7 @@ def test_figures_have_one_panel_per_model():
     assert [ax.get_title() for ax in fig.axes] == ["HACNN (grad-cam)", "BoT (decomposition)"]
     plt.close(fig)
     fig = page.controls_figure(_controls(1.5))
-    assert [ax.get_title() for ax in fig.axes] == ["BoT (decomposition), trained on original images"]
+    assert [ax.get_title() for ax in fig.axes] == ["BoT (decomposition)\ntrained on original images"]
     assert fig.axes[0].get_xticklabels()[0].get_text() == "share 0\nseed 0"
     plt.close(fig)
     fig = page.interventions_figure(_inter(), ["HACNN", "BoT"])
@@ -239,3 +245,15 @@ def test_the_removal_text_says_whether_the_face_removed_leaves_the_floor():
     assert "even removed completely" in page.removal_text(high, "blur")
     assert "never learned" in page.removal_text(_removal().assign(orig_orig=9.0), "blur")
     assert page.removal_text(_removal().iloc[:0], "blur").startswith("The model-level controls are off")
+
+
+def test_the_model_control_share_text_gives_both_models_and_the_tables_verdict():
+    rows = [{"run": attribution.MODEL_CONTROLS_RUN, "control_seed": 0, "model": "BoT", "trained_on": t,
+             "method": attribution.GRADIENT_INPUT, "kind": "true match", "ratio": r, "ratio_low": r - 0.5,
+             "ratio_high": r + 0.5, "queries": 9} for t, r in (("face only", 20.0), ("face blind", 0.1))]
+    text = page.visible_share_text(pd.DataFrame(rows))
+    assert text == ("- BoT: face only 20.00 [19.50, 20.50], face blind 0.10 [-0.40, 0.60]; passes: the face-only "
+                    "model's interval lies above 2, the face-blind model's covers 1 or lies below it")
+    rows[0].update(ratio=1.0, ratio_low=0.5)
+    assert "fails: the face-only model's interval reaches below 2" in page.visible_share_text(pd.DataFrame(rows))
+    assert page.visible_share_text(pd.DataFrame(rows[:1])).startswith("The model-level controls are off")

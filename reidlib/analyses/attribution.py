@@ -11,6 +11,8 @@ anonymization. Here, for every query-gallery pair:
   share of the image area; 1 = the face counts as much as any patch of its size);
 - Grad-CAM with a similarity target (the `grad-cam` package) for the others (HACNN: its local branch
   sees spatially transformed crops, so locations do not add up), giving an approximate ratio;
+- for every model, true matches only: gradient x input against a grey crop (the grey of a masked pixel), a
+  pixel-level ratio that a last feature map's wide receptive fields cannot spread over the whole crop;
 - interventions: only the face region anonymized (each technique, the face swap included), in the
   query only, the gallery only, or both; the change of similarity to the true matches and of AP;
 - ranked lists with saliency, for the best, median and worst query by AP change.
@@ -51,7 +53,7 @@ from ..models.folding import folded
 from ..models.transforms import test_transform
 from ..models.zoo import display_name, load_trained
 from ..pipeline import rundir, table
-from ..stages import anonymize, evaluation, statistics
+from ..stages import anonymize, evaluation, statistics, synthetic
 from . import teaching
 
 PLACEMENTS = ("query", "gallery", "both")  # where the face region is anonymized
@@ -189,6 +191,56 @@ def gradcam_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, batch
         for q in needs:
             q.requires_grad_(True)
     return np.concatenate(out) if out else np.zeros((0,) + tuple(x.shape[2:]))
+
+
+# ---------------------------------------------------------------- gradient x input, against what a masked pixel shows
+
+GRADIENT_INPUT = "gradient × input"  # the pixel-level face share's method name
+
+
+def reference(size: tuple[int, int]) -> torch.Tensor:
+    """The input (3, H, W) of a crop painted in the grey of a masked pixel (`synthetic.GREY`): what a pixel the model
+    cannot use shows, the reference each pixel's change is measured from."""
+    return to_input([np.full((size[0], size[1], 3), synthetic.GREY, np.uint8)], size)[0]
+
+
+def gradient_input_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, ref: torch.Tensor,
+                        batch_size: int = 32) -> np.ndarray:
+    """Per image (B, H, W): the positive part of gradient x (input - `ref`) of the cosine similarity of its embedding
+    to its row of `targets`, summed over colour channels (gradient x input, Shrikumar et al. 2017, with a
+    reference): pixel-level, so a pixel that shows the reference gets nothing, whatever the receptive fields.
+
+    By hand: Captum's InputXGradient has no reference, and its IntegratedGradients costs one pass per step.
+    """
+    model.eval()
+    out = []
+    with torch.enable_grad():
+        for s in range(0, len(x), batch_size):
+            xb = x[s:s + batch_size].clone().requires_grad_(True)
+            cos = F.cosine_similarity(model(xb).float(), targets[s:s + batch_size].float(), dim=1)
+            (g,) = torch.autograd.grad(cos.sum(), xb)  # eval mode: each image's gradient is its own
+            out.append((g * (xb.detach() - ref)).sum(1).clamp(min=0).numpy())
+    return np.concatenate(out) if out else np.zeros((0,) + tuple(x.shape[2:]))
+
+
+def _both_ways(x: torch.Tensor, feats: torch.Tensor, pairs: list[tuple], nq: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images of (query, gallery) pairs, queries first then galleries, and for each the other side's embedding:
+    the inputs and targets of a map of each image for its similarity to its partner."""
+    qi = [i for i, j, _ in pairs] + [nq + j for i, j, _ in pairs]
+    other = [nq + j for i, j, _ in pairs] + [i for i, j, _ in pairs]
+    return x[qi], feats[other]
+
+
+def _pair_shares(maps: np.ndarray, pairs: list[tuple], masks: list[np.ndarray], has_face: np.ndarray, sim: np.ndarray,
+                 nq: int, method: str) -> list[dict]:
+    """Face share ratio rows of pairs from maps laid out as `_both_ways` lays out images: per pair, the mean of the
+    ratios on its images that show a face."""
+    n = len(pairs)
+    rows = []
+    for k, (i, j, kind) in enumerate(pairs):
+        vals = [face_share(maps[m], masks[img]) for m, img in ((k, i), (n + k, nq + j)) if has_face[img]]
+        rows.append(dict(query=i, gallery=j, kind=kind, method=method, cosine=float(sim[i, j]), ratio=_mean(vals)))
+    return rows
 
 
 # ---------------------------------------------------------------- images, boxes, embeddings
@@ -416,19 +468,16 @@ def _model_rows(run: str, arch: str, trained_on: str, model: nn.Module, size, te
         for i, j, kind in pairs:
             cq, cg, cos = contributions(G[i], G[nq + j])
             vals = [face_share(m.numpy(), masks[k]) for m, k in ((cq, i), (cg, nq + j)) if has_face[k]]
-            share_rows.append(dict(query=i, gallery=j, kind=kind, cosine=float(cos), ratio=_mean(vals)))
+            share_rows.append(dict(query=i, gallery=j, kind=kind, method=method, cosine=float(cos), ratio=_mean(vals)))
     else:
-        qi = [i for i, j, _ in pairs] + [nq + j for i, j, _ in pairs]
-        other = [nq + j for i, j, _ in pairs] + [i for i, j, _ in pairs]
-        cams = gradcam_maps(model, x[qi], feats[other], layer=layer)
-        n = len(pairs)
-        for k, (i, j, kind) in enumerate(pairs):
-            vals = [face_share(cams[m], masks[img]) for m, img in ((k, i), (n + k, nq + j)) if has_face[img]]
-            share_rows.append(dict(query=i, gallery=j, kind=kind, cosine=float(sim[i, j]),
-                                   ratio=_mean(vals)))
-    share = pd.DataFrame(share_rows).groupby(["query", "kind"], as_index=False).agg(ratio=("ratio", "mean"),
-                                                                                    cosine=("cosine", "mean"))
-    share = share.assign(run=run, model=name, trained_on=trained_on, method=method)
+        share_rows += _pair_shares(gradcam_maps(model, *_both_ways(x, feats, pairs, nq), layer=layer), pairs, masks,
+                                   has_face, sim, nq, method)
+    matches = [p for p in pairs if p[2] == "true match"]  # the pixel-level share: true matches only (its cost)
+    share_rows += _pair_shares(gradient_input_maps(model, *_both_ways(x, feats, matches, nq), reference(size)), matches,
+                               masks, has_face, sim, nq, GRADIENT_INPUT)
+    share = pd.DataFrame(share_rows).groupby(["query", "kind", "method"], as_index=False, sort=False).agg(
+        ratio=("ratio", "mean"), cosine=("cosine", "mean"))
+    share = share.assign(run=run, model=name, trained_on=trained_on)
     inter = []
     anon_feats = {}
     for t in a.techniques if interventions else ():
@@ -647,15 +696,16 @@ def sanity_checks(summary: pd.DataFrame, kind: str = "true match") -> pd.DataFra
     rows = []
     s = summary[summary.kind == kind]
     for r in s[s.trained_on.isin(list(SANITY))].itertuples():
-        base = s[(s.run == r.run) & (s.model == r.model) & (s.trained_on == "orig") & (s.control_seed == r.control_seed)]
+        base = s[(s.run == r.run) & (s.model == r.model) & (s.method == r.method) & (s.trained_on == "orig")
+                 & (s.control_seed == r.control_seed)]
         if base.empty:
             continue
         b = base.iloc[0]
-        rows.append(dict(model=r.model, run=r.run, control_seed=r.control_seed, check=SANITY[r.trained_on],
+        rows.append(dict(model=r.model, method=r.method, run=r.run, control_seed=r.control_seed, check=SANITY[r.trained_on],
                          trained=b.ratio, trained_low=b.ratio_low, trained_high=b.ratio_high, randomized=r.ratio,
                          randomized_low=r.ratio_low, randomized_high=r.ratio_high,
                          changed=bool(r.ratio_high < b.ratio_low or r.ratio_low > b.ratio_high)))
-    return pd.DataFrame(rows, columns=["model", "run", "control_seed", "check", "trained", "trained_low",
+    return pd.DataFrame(rows, columns=["model", "method", "run", "control_seed", "check", "trained", "trained_low",
                                        "trained_high", "randomized", "randomized_low", "randomized_high", "changed"])
 
 
@@ -760,22 +810,19 @@ def load(cfg: Config) -> dict[str, pd.DataFrame]:
 # ---------------------------------------------------------------- what the chapter concludes
 
 def control_separation(summary: pd.DataFrame) -> pd.DataFrame:
-    """Whether the controls tell faces with and without identity apart, per model: the face share ratios of
-    true matches (models trained on original images) of the first control (`low`) and the last (`high`),
+    """Whether the controls tell faces with and without identity apart, per model and method: the face share ratios
+    of true matches (models trained on original images) of the first control (`low`) and the last (`high`),
     `separated` when every interval of the first lies below every interval of the last (all seeds).
 
-    `summary` is `face_share_summary`; returns one row per model: model, low, high, separated.
+    `summary` is `face_share_summary`; returns one row per model and method: model, method, low, high, separated.
     """
-    ctrl = summary[(summary.run != "default") & (summary.trained_on == "orig")]
+    ctrl = summary[(summary.run != "default") & (summary.run != MODEL_CONTROLS_RUN) & (summary.trained_on == "orig")]
     rows = []
-    for m in dict.fromkeys(ctrl.model):
-        d = ctrl[(ctrl.model == m) & (ctrl.kind == "true match")]
-        if d.empty:
-            continue
+    for (m, method), d in ctrl[ctrl.kind == "true match"].groupby(["model", "method"], sort=False):
         low, high = d.run.iloc[0], d.run.iloc[-1]
         below = d[d.run == low].ratio_high.max() < d[d.run == high].ratio_low.min()
-        rows.append({"model": m, "low": low, "high": high, "separated": bool(below)})
-    return pd.DataFrame(rows, columns=["model", "low", "high", "separated"])
+        rows.append({"model": m, "method": method, "low": low, "high": high, "separated": bool(below)})
+    return pd.DataFrame(rows, columns=["model", "method", "low", "high", "separated"])
 
 
 INTERVENTION_COLUMNS = ["face_identity_share", "control_seed", "model", "technique", "ap_lost", "queries"]

@@ -77,13 +77,13 @@ def _ratio_rows(face_share: pd.DataFrame) -> list[dict]:
     ctrl = face_share[(face_share.run != "default") & (face_share.trained_on == "orig")
                       & (face_share.kind == "true match")]
     for r in attribution.control_separation(face_share).itertuples():
-        d = ctrl[ctrl.model == r.model]
+        d = ctrl[(ctrl.model == r.model) & (ctrl.method == r.method)]
 
         def shown(run: str, d: pd.DataFrame = d) -> str:
             g = d[d.run == run]
             return "; ".join(f"{x.ratio:.2f} [{x.ratio_low:.2f}, {x.ratio_high:.2f}]" for x in g.itertuples())
 
-        rows.append({"measure": f"face share ratio, {r.model} (true matches)", "negative control": shown(r.low),
+        rows.append({"measure": f"face share ratio ({r.method}), {r.model} (true matches)", "negative control": shown(r.low),
                      "positive control": shown(r.high), "verdict": PASSES if r.separated else FAILS,
                      "why": ("every interval of the negative control lies below every interval of the positive"
                              if r.separated else "the controls' intervals overlap")})
@@ -96,7 +96,7 @@ def _sanity_rows(face_share: pd.DataFrame) -> list[dict]:
     shuffled identities."""
     rows = []
     for r in attribution.sanity_checks(face_share).itertuples():
-        rows.append({"measure": f"face share ratio, {r.model}: {r.check}",
+        rows.append({"measure": f"face share ratio ({r.method}), {r.model}: {r.check}",
                      "negative control": f"randomized {r.randomized:.2f} [{r.randomized_low:.2f}, {r.randomized_high:.2f}]",
                      "positive control": f"trained {r.trained:.2f} [{r.trained_low:.2f}, {r.trained_high:.2f}]",
                      "verdict": PASSES if r.changed else FAILS,
@@ -187,19 +187,25 @@ def _model_control_rows(model_ctrl: pd.DataFrame, drops: pd.DataFrame, face_shar
                      "verdict": verdict, "why": why})
         if face_share is None or face_share.empty:
             continue
-        r = face_share[(face_share.run == attribution.MODEL_CONTROLS_RUN) & (face_share.model == model)
-                       & (face_share.kind == "true match")].set_index("trained_on")
-        if not {"face only", "face blind"} <= set(r.index):
-            continue
-        o, b = r.loc["face only"], r.loc["face blind"]
-        ok = bool(o.ratio_low > 2 and b.ratio_low <= 1)
-        rows.append({"measure": f"face share ratio, {model}: face-blind / face-only model",
-                     "negative control": f"{b.ratio:.2f} [{b.ratio_low:.2f}, {b.ratio_high:.2f}]",
-                     "positive control": f"{o.ratio:.2f} [{o.ratio_low:.2f}, {o.ratio_high:.2f}]",
-                     "verdict": PASSES if ok else FAILS,
-                     "why": (f"the face-only model's interval {'lies above' if o.ratio_low > 2 else 'reaches below'} 2, "
-                             f"the face-blind model's {'covers 1 or lies below it' if b.ratio_low <= 1 else 'lies above 1'}")})
+        shares = face_share[(face_share.run == attribution.MODEL_CONTROLS_RUN) & (face_share.model == model)
+                            & (face_share.kind == "true match")]
+        for method, r in shares.groupby("method", sort=False):
+            r = r.set_index("trained_on")
+            if {"face only", "face blind"} <= set(r.index):
+                rows.append(share_control_row(model, method, r.loc["face only"], r.loc["face blind"]))
     return rows
+
+
+def share_control_row(model: str, method: str, o: pd.Series, b: pd.Series) -> dict:
+    """The face share ratio on the model-level controls: passes when the face-only model's interval lies above 2
+    and the face-blind model's covers 1 or lies below it."""
+    ok = bool(o.ratio_low > 2 and b.ratio_low <= 1)
+    return {"measure": f"face share ratio ({method}), {model}: face-blind / face-only model",
+            "negative control": f"{b.ratio:.2f} [{b.ratio_low:.2f}, {b.ratio_high:.2f}]",
+            "positive control": f"{o.ratio:.2f} [{o.ratio_low:.2f}, {o.ratio_high:.2f}]",
+            "verdict": PASSES if ok else FAILS,
+            "why": (f"the face-only model's interval {'lies above' if o.ratio_low > 2 else 'reaches below'} 2, "
+                    f"the face-blind model's {'covers 1 or lies below it' if b.ratio_low <= 1 else 'lies above 1'}")}
 
 
 def _at_chance(v: dict) -> str:

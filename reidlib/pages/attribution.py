@@ -86,7 +86,7 @@ def controls_figure(share: pd.DataFrame):
     for ax, m in zip(axes[0], models):
         d = ctrl[ctrl.model == m]
         share_plot(d, ax, x="control")
-        ax.set_title(f"{m} ({d.method.iloc[0]}), trained on original images")
+        ax.set_title(f"{m} ({d.method.iloc[0]})\ntrained on original images")  # two lines: long names never meet
         ax.set_xlabel("")
     fig.tight_layout()
     return fig
@@ -108,6 +108,21 @@ def control_list(share: pd.DataFrame) -> str:
         high = ", ".join(interval(r) for r in d[d.run == v.high].itertuples())
         lines.append(f"- {v.model}: {v.low}: {low}; {v.high}: {high}. {SEPARATION_WORDS[v.separated]}")
     return "\n".join(lines)
+
+
+def visible_share_text(share: pd.DataFrame) -> str:
+    """The face share ratio (true matches) of the face-only and face-blind models, per model and method, with the
+    verdict of the controls table (`controls.share_control_row`), as a Markdown list."""
+    d = share[(share.run == attribution.MODEL_CONTROLS_RUN) & (share.kind == "true match")]
+    lines = []
+    for (model, method), g in d.groupby(["model", "method"], sort=False):
+        g = g.set_index("trained_on")
+        if not {"face only", "face blind"} <= set(g.index):
+            continue
+        row = measures.share_control_row(model, method, g.loc["face only"], g.loc["face blind"])
+        lines.append(f"- {model}: face only {interval(g.loc['face only'])}, face blind {interval(g.loc['face blind'])}; "
+                     f"{row['verdict']}: {row['why']}")
+    return "\n".join(lines) if lines else "The model-level controls are off (teaching.model_controls is empty)."
 
 
 def techniques_figure(shown: list[tuple[str, np.ndarray]]):
