@@ -128,8 +128,15 @@ def test_the_randomization_checks_pass_only_when_the_ratio_changes():
     sanity = rows[rows.measure.str.contains("randomization")]
     assert sanity.verdict.tolist() == ["passes", "passes"]
     assert not any("randomization" in m for m in controls.passing(rows))  # checks of a measure, not measures
+    assert "face share ratio (grad-cam), HACNN (true matches)" in controls.passing(rows)
     rows = controls.instruments(_drops(False, True), _sanity(changed=False))
     assert rows[rows.measure.str.contains("randomization")].verdict.tolist() == ["fails", "fails"]
+    # the ratio separates the controls, but a map that ignores what the model learned is not a measure
+    assert rows.set_index("measure").loc["face share ratio (grad-cam), HACNN (true matches)", "verdict"] == "passes"
+    assert controls.passing(rows) == ["protocol drop (mAP, orig→anon)"]
+    shown = page.controls_table(rows).data
+    assert shown.index.name == "measure" and list(shown.columns) == ["row", "negative control", "positive control",
+                                                                     "verdict", "why"]
     assert "trained 2.00 [1.80, 2.20]" in rows.iloc[-1]["positive control"]
 
 
@@ -179,10 +186,13 @@ def test_the_face_removed_completely_must_take_the_face_only_model_to_the_floor(
 
     good = row(_removal(only_after=10.0, blind_after=39.9))
     assert good.verdict == "passes" and "(after 10.0, 1.2x the floor)" in good["positive control"]
-    assert "(zero on the true boxes, not the run's anonymization)" in good.measure and good.measure in controls.passing(
-        controls.instruments(drops, removal=_removal(10.0, 39.9)))
+    assert "(zero on the true boxes, not the run's anonymization)" in good.measure and good.role == "check"
+    # a check: it never counts as a measure, but the protocol drop it checks counts only while it does not fail
+    assert controls.passing(controls.instruments(drops, removal=_removal(10.0, 39.9))) == [
+        "protocol drop (mAP, orig→anon), HACNN"]
     residue = row(_removal(only_after=20.0, blind_after=39.9))  # a large drop, but the face leaves 2.5x the floor
     assert residue.verdict == "fails" and "stays at 2.5x the floor (1.5x asked)" in residue.why
+    assert controls.passing(controls.instruments(drops, removal=_removal(20.0, 39.9))) == []
     assert row(_removal(only_after=10.0, blind_after=35.0)).verdict == "fails"  # the face-blind model lost 5
     idle = row(_removal(only_after=8.0, blind_after=39.9, only_orig=9.0))
     assert idle.verdict == "cannot tell" and "never learned the faces" in idle.why

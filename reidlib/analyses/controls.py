@@ -16,8 +16,15 @@ import pandas as pd
 
 from . import attribution, privacy
 
-COLUMNS = ["measure", "negative control", "positive control", "verdict", "why"]
+COLUMNS = ["measure", "negative control", "positive control", "verdict", "why", "role", "instrument", "model"]
 PASSES, FAILS, CANNOT = "passes", "fails", "cannot tell"
+READING = "reading"  # an instrument's reading on the control worlds: what a verdict on faces may rest on
+CHECK = "check"  # a check of an instrument on one model (model-level controls, randomizations): it can disqualify it
+
+
+def _of(instrument: str, model: str | None, role: str) -> dict:
+    """The columns that tie a row to its instrument and model, and say whether it is a reading or a check."""
+    return {"instrument": instrument, "model": model or "", "role": role}
 
 
 def drop_judgement(neg: pd.Series, pos: pd.Series) -> tuple[str, str]:
@@ -46,7 +53,8 @@ def _protocol_rows(drops: pd.DataFrame, metric: str = "mAP") -> list[dict]:
         m = (c if model is None else c[c.model == model]).set_index("control")
         neg, pos = m.loc["negative"], m.loc["positive"]
         verdict, why = drop_judgement(neg, pos)
-        rows.append({"measure": f"protocol drop ({metric}, orig→anon)" + (f", {model}" if model else ""),
+        rows.append({**_of(f"protocol drop ({metric})", model, READING),
+                     "measure": f"protocol drop ({metric}, orig→anon)" + (f", {model}" if model else ""),
                      "negative control": _seed_shown(neg), "positive control": _seed_shown(pos), "verdict": verdict,
                      "why": why})
     return rows
@@ -65,7 +73,8 @@ def intervention_judgements(iv: pd.DataFrame):
 
 def _intervention_rows(iv: pd.DataFrame) -> list[dict]:
     """The face-only intervention's rows of the table, one per model and technique (`intervention_judgements`)."""
-    return [{"measure": f"face-only intervention ({technique}, AP lost), {model}", "negative control": _seed_shown(neg),
+    return [{**_of(f"face-only intervention ({technique})", model, READING),
+             "measure": f"face-only intervention ({technique}, AP lost), {model}", "negative control": _seed_shown(neg),
              "positive control": _seed_shown(pos), "verdict": verdict, "why": why}
             for model, technique, neg, pos, verdict, why in intervention_judgements(iv)]
 
@@ -83,7 +92,8 @@ def _ratio_rows(face_share: pd.DataFrame) -> list[dict]:
             g = d[d.run == run]
             return "; ".join(f"{x.ratio:.2f} [{x.ratio_low:.2f}, {x.ratio_high:.2f}]" for x in g.itertuples())
 
-        rows.append({"measure": f"face share ratio ({r.method}), {r.model} (true matches)", "negative control": shown(r.low),
+        rows.append({**_of(f"face share ratio ({r.method})", r.model, READING),
+                     "measure": f"face share ratio ({r.method}), {r.model} (true matches)", "negative control": shown(r.low),
                      "positive control": shown(r.high), "verdict": PASSES if r.separated else FAILS,
                      "why": ("every interval of the negative control lies below every interval of the positive"
                              if r.separated else "the controls' intervals overlap")})
@@ -96,7 +106,8 @@ def _sanity_rows(face_share: pd.DataFrame) -> list[dict]:
     shuffled identities."""
     rows = []
     for r in attribution.sanity_checks(face_share).itertuples():
-        rows.append({"measure": f"face share ratio ({r.method}), {r.model}: {r.check}",
+        rows.append({**_of(f"face share ratio ({r.method})", r.model, CHECK),
+                     "measure": f"face share ratio ({r.method}), {r.model}: {r.check}",
                      "negative control": f"randomized {r.randomized:.2f} [{r.randomized_low:.2f}, {r.randomized_high:.2f}]",
                      "positive control": f"trained {r.trained:.2f} [{r.trained_low:.2f}, {r.trained_high:.2f}]",
                      "verdict": PASSES if r.changed else FAILS,
@@ -163,7 +174,8 @@ def _removal_rows(removal: pd.DataFrame, drops: pd.DataFrame, metric: str = "mAP
     for model, fo, fb in _visible_means(d, "after"):
         verdict, why = _visible_judgement(fo, fb, _positive_noise(drops, model, metric), floor_asked=True)
         where = "true" if boxes == "truth" else boxes
-        rows.append({"measure": f"protocol drop ({metric}) with the face removed completely ({technique} on the {where} "
+        rows.append({**_of(f"protocol drop ({metric})", model, CHECK),
+                     "measure": f"protocol drop ({metric}) with the face removed completely ({technique} on the {where} "
                                 f"boxes, not the run's anonymization), {model}: face-blind / face-only model",
                      "negative control": f"{fb['drop']:.2f} points",
                      "positive control": f"{fo['drop']:.2f} points (after {fo.after:.1f}, {fo.after / fo.floor:.1f}x the floor)",
@@ -180,7 +192,8 @@ def _model_control_rows(model_ctrl: pd.DataFrame, drops: pd.DataFrame, face_shar
     rows = []
     for model, fo, fb in _visible_means(model_ctrl, "orig_anon"):
         verdict, why = _visible_judgement(fo, fb, _positive_noise(drops, model, metric))
-        rows.append({"measure": f"protocol drop ({metric}, orig→anon), {model}: face-blind / face-only model",
+        rows.append({**_of(f"protocol drop ({metric})", model, CHECK),
+                     "measure": f"protocol drop ({metric}, orig→anon), {model}: face-blind / face-only model",
                      "negative control": f"{fb['drop']:.2f} points",
                      "positive control": (f"{fo['drop']:.2f} points (orig→anon {fo.after:.1f}, "
                                           f"{fo.after / fo.floor:.1f}x the floor)"),
@@ -200,7 +213,8 @@ def share_control_row(model: str, method: str, o: pd.Series, b: pd.Series) -> di
     """The face share ratio on the model-level controls: passes when the face-only model's interval lies above 2
     and the face-blind model's covers 1 or lies below it."""
     ok = bool(o.ratio_low > 2 and b.ratio_low <= 1)
-    return {"measure": f"face share ratio ({method}), {model}: face-blind / face-only model",
+    return {**_of(f"face share ratio ({method})", model, CHECK),
+            "measure": f"face share ratio ({method}), {model}: face-blind / face-only model",
             "negative control": f"{b.ratio:.2f} [{b.ratio_low:.2f}, {b.ratio_high:.2f}]",
             "positive control": f"{o.ratio:.2f} [{o.ratio_low:.2f}, {o.ratio_high:.2f}]",
             "verdict": PASSES if ok else FAILS,
@@ -220,7 +234,8 @@ def _attacker_row(ctrl: pd.DataFrame) -> dict:
     at the negative (or than nothing) by more than the seeds' largest spread; cannot tell when the attacker
     identifies people on the positive control's originals no better than `privacy.ABOVE_CHANCE` x chance."""
     v = privacy.control_verdict(ctrl)
-    row = {"measure": f"head attacker ({privacy.SCORE_NAMES[privacy.CONTROL_SCORE]} taken by anonymization)",
+    row = {**_of("head attacker", "", READING),
+           "measure": f"head attacker ({privacy.SCORE_NAMES[privacy.CONTROL_SCORE]} taken by anonymization)",
            "negative control": f"{v['low_gain']:.1f} points", "positive control": f"{v['high_gain']:.1f} points"}
     if not v["readable"]:
         return {**row, "verdict": CANNOT, "why": _at_chance(v)}
@@ -238,7 +253,8 @@ def _face_attacker_row(fc: pd.DataFrame, seed: int = 0) -> dict:
     def shown(side: str) -> str:
         return f"{v[f'{side}_gain']:.1f} [{v[f'{side}_gain_low']:.1f}, {v[f'{side}_gain_high']:.1f}] points"
 
-    row = {"measure": "face attacker (AP taken by anonymization)", "negative control": shown("low"),
+    row = {**_of("face attacker", "", READING),
+           "measure": "face attacker (AP taken by anonymization)", "negative control": shown("low"),
            "positive control": shown("high")}
     if not v["readable"]:
         return {**row, "verdict": CANNOT, "why": _at_chance(v)}
@@ -271,7 +287,9 @@ def instruments(drops: pd.DataFrame, face_share: pd.DataFrame | None = None,
 
 
 def passing(table: pd.DataFrame) -> list[str]:
-    """The measures that pass both controls: the only ones a verdict on faces may rest on. The randomization rows
-    are checks of the face share ratio, not measures: one that passes does not make the ratio a measure."""
-    checks = tuple(f": {c}" for c in attribution.SANITY.values())
-    return table[(table.verdict == PASSES) & ~table.measure.str.endswith(checks)].measure.tolist()
+    """The readings that pass both controls and whose instrument fails no check on the same model (the model-level
+    controls, the randomization checks; a check that cannot tell does not count against it): the only measures a
+    verdict on faces may rest on."""
+    failed = set(map(tuple, table[(table.role == CHECK) & (table.verdict == FAILS)][["instrument", "model"]].to_numpy()))
+    ok = table[(table.role == READING) & (table.verdict == PASSES)]
+    return [r.measure for r in ok.itertuples() if (r.instrument, r.model) not in failed]

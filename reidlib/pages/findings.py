@@ -127,8 +127,10 @@ def claims_cards(claims: pd.DataFrame) -> str:
 
 
 def controls_table(table: pd.DataFrame):
-    """Every measure against both controls, for reading (one row per measure, its verdict and why)."""
-    return tables.shown(table, index="measure")
+    """Every measure against both controls, for reading (one row per measure: a reading or a check, its verdict and
+    why; the instrument and model columns only tie checks to readings)."""
+    shown = ["measure", "role", "negative control", "positive control", "verdict", "why"]
+    return tables.shown(table[[c for c in shown if c in table]], index="measure", headers={"role": "row"})
 
 
 def controls_sentence(table: pd.DataFrame) -> str:
@@ -136,7 +138,8 @@ def controls_sentence(table: pd.DataFrame) -> str:
     ok = controls.passing(table)
     if ok:
         named = "; ".join(f"({i}) {m}" for i, m in enumerate(ok, 1))  # the names hold commas of their own
-        return (f"{'The measure' if len(ok) == 1 else f'The {len(ok)} measures'} that pass both controls: {named}. "
+        return (f"{'The measure' if len(ok) == 1 else f'The {len(ok)} measures'} that pass both controls, with no "
+                f"check of {'its' if len(ok) == 1 else 'their'} instrument failed: {named}. "
                 f"The verdict on faces in this run rests on {'it' if len(ok) == 1 else 'them'} alone.")
     return ("No measure passes both controls in this run, so none of them is shown here to find face use where it "
             "is built in and nothing where it is not: the verdicts above are readings of instruments this run "
