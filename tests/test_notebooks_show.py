@@ -74,15 +74,16 @@ def test_the_checker_finds_decisions_and_prose_and_passes_showing():
     assert not violations("%matplotlib inline\nresult = findings.load(cfg)")
 
 
+def code_cells(path: Path) -> list[tuple[int, str]]:
+    """A notebook's code cells as (index, source), less the Colab install cell."""
+    cells = json.loads(path.read_text())["cells"]
+    return [(k, src) for k, cell in enumerate(cells)
+            if cell["cell_type"] == "code" and "google.colab" not in (src := "".join(cell["source"]))]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_cells_only_show(path):
-    nb = json.loads(path.read_text())
-    bad = []
-    for k, cell in enumerate(nb["cells"]):
-        src = "".join(cell["source"])
-        if cell["cell_type"] != "code" or "google.colab" in src:  # the Colab install cell
-            continue
-        bad += [f"cell {k}, {v}" for v in violations(src)]
+    bad = [f"cell {k}, {v}" for k, src in code_cells(path) for v in violations(src)]
     assert not bad, f"{path.name} decides or writes prose in its cells:\n" + "\n".join(bad)
 
 
@@ -111,8 +112,5 @@ def test_the_lost_display_checker_finds_a_table_before_the_last_line():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_table_a_cell_makes_is_shown(path):
-    nb = json.loads(path.read_text())
-    lost = [f"cell {k}, {v}" for k, cell in enumerate(nb["cells"])
-            if cell["cell_type"] == "code" and "google.colab" not in "".join(cell["source"])  # the Colab install cell
-            for v in lost_displays("".join(cell["source"]))]
+    lost = [f"cell {k}, {v}" for k, src in code_cells(path) for v in lost_displays(src)]
     assert not lost, f"{path.name} makes what it never shows:\n" + "\n".join(lost)
