@@ -68,7 +68,7 @@ def test_sweep_numbers_name_the_runs_models_and_the_worlds_faces():
     from reidlib.core import config
     got = page.sweep_numbers(config.from_dict({"run_dir": "/tmp/sweep-numbers"}))
     assert got == {"sweep_recipes": "HACNN for 4 epochs and BoT (MobileNetV2) for 10 epochs", "sweep_ids": "48",
-                   "sweep_faces": "16 to 24"}
+                   "sweep_faces": "22 to 30"}
     small = page.sweep_numbers(config.from_dict({"run_dir": "/tmp/sweep-numbers", "models": {},
                                                  "teaching": {"epochs": 2, "train_ids": 5, "face_size": [20, 20]}}))
     assert small == {"sweep_recipes": "HACNN for 2 epochs", "sweep_ids": "29", "sweep_faces": "20"}

@@ -57,6 +57,10 @@ def test_conf_follows_the_sections_and_nothing_else():
     assert "anonymization" not in orig and anon["anonymization"]["technique"] == "blur"
     assert table.conf(config.from_dict({"anonymization": {"technique": "zero"}}), "train", "hacnn", "orig") == orig
     assert table.conf(base, "train", "bot_mnv2", "orig")["training"]["model"] == "bot_mnv2"
+    # a key added later is stamped only away from the value that made the runs before it (float32 on a CPU)
+    assert orig["training"]["cpu_amp"] is True
+    assert "cpu_amp" not in table.conf(config.from_dict({"training": {"cpu_amp": False}}), "train", "hacnn", "orig")[
+        "training"]
 
 
 def test_a_chapter_reruns_when_a_section_its_page_reads_changes():

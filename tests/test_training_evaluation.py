@@ -1,4 +1,6 @@
+import dataclasses
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -87,6 +89,32 @@ def test_training_writes_its_files_and_resumes_to_the_same_weights(tmp_path, tin
     assert 0 <= res["rank1"] <= 100 and 0 < res["mAP"] <= 100 and 0 < res["mINP"] <= 100
     flipped = evaluation.evaluate_model(model, size, tiny_root, recs, config.EvaluationConfig(flip=True))
     assert 0 < flipped["mAP"] <= 100
+
+
+def test_bfloat16_autocast_only_where_asked_and_native_and_recorded(tmp_path, tiny_root, monkeypatch):
+    recs = datasets.read_market(tiny_root)
+    cfg = config.TrainingConfig(model="osnet_x0_25", epochs=1, batch_size=8, device="cpu", image_size=(64, 32))
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert training.autocast(cfg, cuda) == "bfloat16"
+    assert training.autocast(config.TrainingConfig(amp=False), cuda) == "float32"
+    weights = {}
+    for native, cpu_amp, want in ((False, True, "float32"), (True, False, "float32"), (True, True, "bfloat16")):
+        monkeypatch.setattr(training, "native_bf16", lambda native=native: native)
+        run = dataclasses.replace(cfg, cpu_amp=cpu_amp)
+        assert training.autocast(run, cpu) == want
+        out = tmp_path / f"{native}_{cpu_amp}"
+        training.train(tiny_root, recs, out, run, seed=1, progress=False)
+        assert json.loads((out / "pids.json").read_text())["autocast"] == want
+        weights[(native, cpu_amp)] = _sha(out / "model.pt")
+    assert weights[(False, True)] == weights[(True, False)]  # float32 either way: the same run
+    assert weights[(True, True)] != weights[(True, False)]  # bfloat16 arithmetic trains other weights
+
+
+def test_training_outputs_reach_the_losses_in_float32():
+    half = torch.ones(2, 3, dtype=torch.bfloat16)
+    out = training._as_float((half, [half, torch.arange(3)]))
+    assert out[0].dtype == torch.float32 and out[1][0].dtype == torch.float32
+    assert out[1][1].dtype == torch.int64  # labels and indices stay as they are
 
 
 def test_unknown_model_writes_nothing(tmp_path, tiny_root):

@@ -156,7 +156,7 @@ for _s in (
 # --------------------------------------------------------------------------- what a stage depends on
 SPEED_ONLY = {"anonymization": ("processes",), "training": ("num_workers",)}  # change how fast, not what
 # keys added after runs were made, left out of a stamp at the value that makes what those runs made
-ADDED_AT = {"dataset": {"face_identity": "own", "visible": "all"}}
+ADDED_AT = {"dataset": {"face_identity": "own", "visible": "all"}, "training": {"cpu_amp": False}}
 
 
 def _section(cfg: Config, name: str) -> Any:
@@ -169,7 +169,8 @@ def _section(cfg: Config, name: str) -> Any:
 
 
 def _recipe(t) -> dict[str, Any]:
-    return {k: v for k, v in recipe(t).items() if k not in SPEED_ONLY["training"]}
+    added = ADDED_AT["training"]
+    return {k: v for k, v in recipe(t).items() if k not in SPEED_ONLY["training"] and not (k in added and v == added[k])}
 
 
 def conf(cfg: Config, name: str, model: str | None = None, variant: str | None = None) -> dict[str, Any]:

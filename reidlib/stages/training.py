@@ -137,7 +137,7 @@ class Trainer:
             x = x.to(memory_format=torch.channels_last)
         with amp:
             outputs = self.model(x)
-        loss, logits, terms = self.losses(outputs, y)
+        loss, logits, terms = self.losses(_as_float(outputs), y)
         self.opt.zero_grad(set_to_none=True)
         if self.opt_center is not None:
             self.opt_center.zero_grad(set_to_none=True)
@@ -154,7 +154,7 @@ class Trainer:
         cfg, cuda = self.cfg, self.device.type == "cuda"
         for g in self.opt.param_groups:
             g["lr"] = cfg.lr * lr_factor(epoch, cfg)
-        amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and cfg.amp)
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast(cfg, self.device) == "bfloat16")
         self.model.train()
         t0, seen, correct, sums = time.perf_counter(), 0, 0, {}
         for x, y in tqdm(loader, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
@@ -171,6 +171,26 @@ class Trainer:
         return dict(epoch=epoch + 1, **{k: v / max(seen, 1) for k, v in sums.items()},
                     accuracy=correct / max(seen, 1), lr=self.opt.param_groups[0]["lr"],
                     images_per_s=seen / dt, seconds=dt)
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX tiles); emulated, it would be slower."""
+    cpu = torch.cpu
+    return any(bool(getattr(cpu, f, lambda: False)()) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def autocast(cfg: TrainingConfig, device: torch.device) -> str:
+    """The forward pass's precision in training: bfloat16 on CUDA (`amp`) and on a CPU with native bfloat16
+    (`cpu_amp`), else float32. Losses and optimizer steps stay in float32 either way."""
+    on = cfg.amp if device.type == "cuda" else cfg.cpu_amp and device.type == "cpu" and native_bf16()
+    return "bfloat16" if on else "float32"
+
+
+def _as_float(outputs):
+    """A model's training outputs (a tensor or a tuple of them) in float32, for the losses."""
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(_as_float(o) for o in outputs)
+    return outputs.float() if torch.is_tensor(outputs) and outputs.is_floating_point() else outputs
 
 
 def channels_last(cfg: TrainingConfig) -> bool:
@@ -198,7 +218,8 @@ def train(root: str | Path, records: pd.DataFrame, out_dir: str | Path, cfg: Tra
 
     A checkpoint is saved after every epoch; a rerun resumes from it, and each epoch reseeds from
     (seed, epoch), so an interrupted run ends with the same weights as an uninterrupted one on CPU.
-    On CUDA, `amp` runs the forward pass in bfloat16; `channels_last` changes the memory layout on any device.
+    `amp` (CUDA) and `cpu_amp` (a CPU with native bfloat16) run the forward pass in bfloat16 (`autocast`, recorded
+    in pids.json); `channels_last` changes the memory layout on any device.
     """
     out_dir = Path(out_dir)
     final = out_dir / "model.pt"
@@ -222,7 +243,8 @@ def train(root: str | Path, records: pd.DataFrame, out_dir: str | Path, cfg: Tra
         log.append(trainer.epoch(loader, epoch, progress))
         _save(trainer.state(epoch + 1, log), ckpt)
     atomic_write_text(out_dir / "train_log.csv", pd.DataFrame(log).to_csv(index=False, lineterminator="\n"))
-    write_json(out_dir / "pids.json", {"model": cfg.model, "input_size": list(size), "pids": pids})
+    write_json(out_dir / "pids.json", {"model": cfg.model, "input_size": list(size), "pids": pids,
+                                        "autocast": autocast(cfg, device)})
     _save({k: v.contiguous() for k, v in trainer.model.state_dict().items()}, final)
     ckpt.unlink(missing_ok=True)
     return final
