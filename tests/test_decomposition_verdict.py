@@ -40,13 +40,15 @@ def test_the_face_verdict_follows_the_tests(face_cost, verdict):
     assert v["verdict"] == verdict
     assert v["runs"] == 6 and v["reencoding"] == pytest.approx(1.5, abs=0.3)
     text = page.decomposition_text(v)
-    assert ("costs" in text) and ("re-encoding alone" in text)
+    assert ("costs" in text) and ("re-encoding the whole image (nothing anonymized) costs 1." in text)
+    assert "need not add up" in text  # parts measured alone overlap: no shares that sum past the whole
     assert ("equivalent" in text) == (verdict == "equivalent")
 
 
 def test_a_noisy_small_face_part_is_inconclusive_and_one_run_is_not_tested():
     s = decomposition.summary(decomposition.drops(scores(0.8, 0.0, noise=2.0, seeds=3)), margins=(0.5,))
     assert decomposition.face_verdict(s)["verdict"] == "inconclusive"
+    assert "the one-sided t-test does not show a drop (p = " in page.decomposition_text(decomposition.face_verdict(s))
     one = decomposition.summary(decomposition.drops(scores(2.0, 1.0, seeds=1)))
     v = decomposition.face_verdict(one)
     assert v["verdict"] == "not tested" and v["why"]

@@ -23,16 +23,16 @@ def test_controls_pass_when_the_measure_finds_only_the_positive():
     assert set(c.control) == {"negative", "positive"} and (c.n_seeds == 4).all()
     m = c[(c.metric == "mAP") & (c["after"] == "orig_anon")].set_index("control")
     assert not m.loc["negative", "found"] and m.loc["positive", "found"]
-    assert findings.control_verdict(c)[0] == "reproduced"
+    assert findings.measure_checked(c).startswith("for HACNN it passes (")
     assert "as it should" in findings.describe_control(m.loc["positive"].to_dict() | {"control": "positive"})
     broken = findings.control_drops(sweep(neg_drop=5.0, pos_drop=5.0))
-    assert findings.control_verdict(broken)[0] == "not reproduced"
+    assert findings.measure_checked(broken).startswith("for HACNN it fails (a drop beyond seed noise at the negative")
 
 
 def test_controls_with_one_seed_cannot_tell():
     c = findings.control_drops(sweep(0.0, 5.0, seeds=1))
-    verdict, why = findings.control_verdict(c)
-    assert verdict == "cannot tell here" and "1 seed" in why
+    said = findings.measure_checked(c)
+    assert said.startswith("for HACNN it cannot tell (the controls have 1 seed;")
     text = findings.describe_control(c.iloc[0].to_dict())
     assert "cannot be told" in text and "p =" not in text
     without_seed_column = sweep(0.0, 5.0, seeds=1).drop(columns="seed")
@@ -143,8 +143,8 @@ def test_controls_judge_each_model_alone():
     both = pd.concat([sweep(0.0, 5.0).assign(model="HACNN"), sweep(0.0, 0.0).assign(model="BoT")])
     c = findings.control_drops(both)
     assert set(c.model) == {"HACNN", "BoT"} and (c.n_seeds == 4).all()  # seeds are not pooled over models
-    verdict, why = findings.control_verdict(c)
-    assert verdict == "not reproduced" and "HACNN: reproduced" in why and "BoT: not reproduced" in why
+    said = findings.measure_checked(c)
+    assert "for HACNN it passes" in said and "; for BoT it fails" in said
     from reidlib.analyses import controls
     rows = controls.instruments(c)
     assert rows.measure.tolist() == ["protocol drop (mAP, orig→anon), HACNN", "protocol drop (mAP, orig→anon), BoT"]
@@ -159,10 +159,14 @@ def test_findings_and_the_controls_table_judge_the_drop_alike():
     table = controls.instruments(c).set_index("measure")
     mine = c[(c.metric == "mAP") & (c["after"] == "orig_anon")]
     for model in ("HACNN", "BoT", "PCB"):
-        verdict, _ = findings.control_verdict(mine[mine.model == model])
         judged = table.loc[f"protocol drop (mAP, orig→anon), {model}", "verdict"]
-        assert findings.CONTROL_WORDS[judged] == verdict
+        assert findings.measure_checked(mine[mine.model == model]).startswith(f"for {model} it {judged} (")
     assert table.verdict.tolist() == [controls.PASSES, controls.FAILS, controls.CANNOT]
+    said = findings.measure_checked(c)  # in the table's words, model by model, as the faces claim says it
+    assert said.startswith("for HACNN it passes (no drop beyond seed noise at the negative control, a drop at the ")
+    assert "; for BoT it fails (a drop beyond seed noise at the negative control" in said
+    assert "; for PCB it cannot tell (" in said
+    assert said in findings.claim_faces(c, 0.5)["why"]
 
 
 def _inter(neg_loss: float, pos_loss: float, seeds: int = 3, queries: int = 20) -> pd.DataFrame:

@@ -257,3 +257,17 @@ def test_the_model_control_share_text_gives_both_models_and_the_tables_verdict()
     rows[0].update(ratio=1.0, ratio_low=0.5)
     assert "fails: the face-only model's interval reaches below 2" in page.visible_share_text(pd.DataFrame(rows))
     assert page.visible_share_text(pd.DataFrame(rows[:1])).startswith("The model-level controls are off")
+
+
+def test_the_face_only_models_map_ratio_is_said_from_its_rows():
+    rows = [{"run": attribution.MODEL_CONTROLS_RUN, "control_seed": 0, "model": m, "trained_on": t,
+             "method": method, "kind": "true match", "ratio": r, "ratio_low": r - 0.2, "ratio_high": r + 0.2,
+             "queries": 9} for m, method, t, r in (("BoT", "decomposition", "face only", 1.86),
+                                                   ("BoT", "decomposition", "face blind", 0.25),
+                                                   ("HACNN", "grad-cam", "face only", 0.5))]
+    text = page.face_only_map_text(pd.DataFrame(rows))
+    assert "BoT (decomposition) 1.86 [1.66, 2.06]; HACNN (grad-cam) 0.50 [0.30, 0.70]" in text
+    assert "none of them lies above 2" in text
+    rows[0].update(ratio=3.0, ratio_low=2.5)
+    assert "1 of 2 does not lie above 2" in page.face_only_map_text(pd.DataFrame(rows))
+    assert page.face_only_map_text(pd.DataFrame(rows[:0], columns=list(rows[0]))).startswith("The model-level controls")

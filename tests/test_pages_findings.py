@@ -196,3 +196,25 @@ def test_the_face_removed_completely_must_take_the_face_only_model_to_the_floor(
     assert row(_removal(only_after=10.0, blind_after=35.0)).verdict == "fails"  # the face-blind model lost 5
     idle = row(_removal(only_after=8.0, blind_after=39.9, only_orig=9.0))
     assert idle.verdict == "cannot tell" and "never learned the faces" in idle.why
+
+
+def _training(accuracy: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame([{"face_identity_share": share, "model": m, "seed": seed,
+                          "accuracy": (acc if share == 1.0 else 90.0) + seed, "twin_ceiling": 50.0 if share else 100.0,
+                          "seconds": 1.0} for m, acc in accuracy.items() for share in (0.0, 1.0) for seed in (0, 1)])
+
+
+def test_a_model_the_positive_control_did_not_teach_the_faces_counts_in_no_reading():
+    from reidlib.analyses import controls
+    ratios = _ratios(True)  # HACNN's face share ratio separates the controls
+    taught = controls.instruments(_drops(False, True), ratios, training=_training({"HACNN": 75.0}))
+    check = taught.iloc[0]
+    assert (check.role, check.instrument, check.model, check.verdict) == ("check", controls.EVERY, "HACNN", "passes")
+    assert "75.5% over 2 seeds (twin ceiling 50%)" == check["positive control"]
+    assert "face share ratio (grad-cam), HACNN (true matches)" in controls.passing(taught)
+    untaught = controls.instruments(_drops(False, True), ratios, training=_training({"HACNN": 60.0}))
+    assert untaught.iloc[0].verdict == "fails" and "+10.5 points" in untaught.iloc[0].why  # 20 asked
+    assert controls.passing(untaught) == ["protocol drop (mAP, orig→anon)"]  # a reading of no model stays
+    # another model's failed check leaves this model's readings alone
+    other = controls.instruments(_drops(False, True), ratios, training=_training({"HACNN": 75.0, "BoT": 40.0}))
+    assert "face share ratio (grad-cam), HACNN (true matches)" in controls.passing(other)

@@ -148,6 +148,14 @@ def test_front_text_names_each_attackers_knee():
     assert "face attacker the knee of the front is **pixelate, 6x6 blocks**: attacker Rank-1 20.0%" in text
     assert "head attacker the knee of the front is **blur, sigma = w/8**" in text
     assert "face" not in page.front_text(_points(), _summary(face=False))
+    assert "buys no privacy" not in text  # head 45.0 at the knee against 60.0 on the originals
+    points = _points()
+    points.loc[points.technique == "none", "head_rank1"] = 45.0
+    text = page.front_text(points, _summary())
+    assert "no lower than its Rank-1 on the original images (45.0%): against this attacker the knee buys no" in text
+    assert text.count("buys no privacy") == 1  # the face attacker's knee (20.0 against 90.0) does buy some
+    points.loc[points.technique == "none", "head_rank1"] = 45.00004  # a results file's rounding, not a gain
+    assert "buys no privacy" in page.front_text(points, _summary())
 
 
 def test_control_text_follows_the_verdict():

@@ -20,6 +20,7 @@ COLUMNS = ["measure", "negative control", "positive control", "verdict", "why", 
 PASSES, FAILS, CANNOT = "passes", "fails", "cannot tell"
 READING = "reading"  # an instrument's reading on the control worlds: what a verdict on faces may rest on
 CHECK = "check"  # a check of an instrument on one model (model-level controls, randomizations): it can disqualify it
+EVERY = "every instrument"  # a check's instrument when it checks the model itself: it can disqualify all its readings
 
 
 def _of(instrument: str, model: str | None, role: str) -> dict:
@@ -209,6 +210,31 @@ def _model_control_rows(model_ctrl: pd.DataFrame, drops: pd.DataFrame, face_shar
     return rows
 
 
+TAUGHT = 20.0  # points of training accuracy above the twin ceiling that show a model learned the positive world's faces
+
+
+def _taught_rows(training: pd.DataFrame) -> list[dict]:
+    """Whether the positive control taught each model the faces (`teaching.sweep_training`): its last-epoch training
+    accuracy there, mean over seeds, at least `TAUGHT` points above the twin ceiling (what telling clothes apart
+    but not faces reaches). A model it did not teach has no face use for any instrument to find: every reading of
+    that model is disqualified (`passing`)."""
+    top = training[training.face_identity_share == training.face_identity_share.max()]
+    rows = []
+    for model, g in top.groupby("model", sort=False):
+        acc, ceiling = float(g.accuracy.mean()), float(g.twin_ceiling.mean())
+        ok = acc >= ceiling + TAUGHT
+        rows.append({**_of(EVERY, model, CHECK),
+                     "measure": f"the positive control taught {model} the faces: training accuracy",
+                     "negative control": "",
+                     "positive control": f"{acc:.1f}% over {len(g)} seed{'' if len(g) == 1 else 's'} (twin ceiling "
+                                         f"{ceiling:.0f}%)",
+                     "verdict": PASSES if ok else FAILS,
+                     "why": (f"{acc - ceiling:+.1f} points from the twin ceiling ({TAUGHT:+g} asked): "
+                             + ("it tells twins apart by their faces" if ok else
+                                "it does not tell twins apart, so a reading of it cannot show face use"))})
+    return rows
+
+
 def share_control_row(model: str, method: str, o: pd.Series, b: pd.Series) -> dict:
     """The face share ratio on the model-level controls: passes when the face-only model's interval lies above 2
     and the face-blind model's covers 1 or lies below it."""
@@ -267,10 +293,12 @@ def instruments(drops: pd.DataFrame, face_share: pd.DataFrame | None = None,
                 head: pd.DataFrame | None = None, metric: str = "mAP",
                 model_controls: pd.DataFrame | None = None, face: pd.DataFrame | None = None,
                 seed: int = 0, interventions: pd.DataFrame | None = None,
-                removal: pd.DataFrame | None = None) -> pd.DataFrame:
+                removal: pd.DataFrame | None = None, training: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per measure of face importance: its value at the negative and the positive control and whether
-    it passes both (`passes`), fails one (`fails`) or cannot be judged here (`cannot tell`), with why."""
-    rows = _protocol_rows(drops, metric)
+    it passes both (`passes`), fails one (`fails`) or cannot be judged here (`cannot tell`), with why; with
+    `training` (the sweep's training accuracy), first a check per model that the positive control taught it."""
+    rows = _taught_rows(training) if training is not None and not training.empty else []
+    rows += _protocol_rows(drops, metric)
     if interventions is not None and not interventions.empty:
         rows += _intervention_rows(interventions)
     if face_share is not None and not face_share.empty:
@@ -288,8 +316,8 @@ def instruments(drops: pd.DataFrame, face_share: pd.DataFrame | None = None,
 
 def passing(table: pd.DataFrame) -> list[str]:
     """The readings that pass both controls and whose instrument fails no check on the same model (the model-level
-    controls, the randomization checks; a check that cannot tell does not count against it): the only measures a
-    verdict on faces may rest on."""
+    controls, the randomization checks; a check that cannot tell does not count against it), nor does the model
+    (`EVERY`: the positive control did not teach it the faces): the only measures a verdict on faces may rest on."""
     failed = set(map(tuple, table[(table.role == CHECK) & (table.verdict == FAILS)][["instrument", "model"]].to_numpy()))
     ok = table[(table.role == READING) & (table.verdict == PASSES)]
-    return [r.measure for r in ok.itertuples() if (r.instrument, r.model) not in failed]
+    return [r.measure for r in ok.itertuples() if (r.instrument, r.model) not in failed and (EVERY, r.model) not in failed]

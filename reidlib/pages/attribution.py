@@ -125,6 +125,23 @@ def visible_share_text(share: pd.DataFrame) -> str:
     return "\n".join(lines) if lines else "The model-level controls are off (teaching.model_controls is empty)."
 
 
+def face_only_map_text(share: pd.DataFrame) -> str:
+    """One sentence: the face-only model's face share ratio on the maps (true matches), per model and method,
+    against the 2 its controls row asks (`controls.share_control_row`)."""
+    d = share[(share.run == attribution.MODEL_CONTROLS_RUN) & (share.kind == "true match")
+              & (share.trained_on == "face only")]
+    if d.empty:
+        return "The model-level controls are off here (teaching.model_controls is empty)."
+    each = "; ".join(f"{r.model} ({r.method}) {interval(r)}" for r in d.itertuples())
+    short = int((d.ratio_low <= 2).sum())
+    verdict = ("none of them lies above 2, as it should for a model that uses nothing else" if short == len(d) else
+               f"{short} of {len(d)} {'does' if short == 1 else 'do'} not lie above 2, as it should for a model that uses "
+               "nothing else" if short
+               else "each lies above 2, as it should for a model that uses nothing else")
+    return (f"The face-only model of chapter 7 sees nothing but the face, and its map's face share ratio is: {each}; "
+            f"{verdict} (the Findings chapter's controls table).")
+
+
 def techniques_figure(shown: list[tuple[str, np.ndarray]]):
     """One query's crop as the original and under each technique (`attribution.technique_gallery`), side by side."""
     n = max(len(shown), 1)

@@ -116,7 +116,8 @@ VERDICT_WORDS = {
     "equivalent": "the face alone costs {face:.2f} ± {face_sd:.2f} {metric} points, equivalent to no change within "
                   "±{margin:g} (TOST, {runs} runs): at this margin these models do not use the faces",
     "inconclusive": "the face alone costs {face:.2f} ± {face_sd:.2f} {metric} points (95% interval {face_low:.2f} to "
-                    "{face_high:.2f}, {runs} runs): neither a drop nor equivalence to none within ±{margin:g} is shown",
+                    "{face_high:.2f}, {runs} runs), but the one-sided t-test does not show a drop (p = {p}) and TOST "
+                    "does not show equivalence to none within ±{margin:g}: a drop needs both",
     "not tested": "the face part is not tested ({why})",
 }
 
@@ -126,14 +127,16 @@ def _percent(x: float) -> str:
 
 
 def decomposition_text(verdict: dict) -> str:
-    """Two sentences: what the face alone costs (the verdict), and how much of the protocol's drop is
-    re-encoding rather than face."""
+    """Three sentences: what the face alone costs (the verdict), and re-encoding alone and the face alone as shares
+    of the re-encoded anonymized copy's drop (each measured alone: they overlap)."""
     words = VERDICT_WORDS[verdict["verdict"]].format(**{**verdict, "p": tables.p_value(verdict.get("p_value", float("nan")))})
     if verdict["verdict"] == "not tested":
         return words[0].upper() + words[1:] + "."
-    return (f"Taken apart, {words}. Of the protocol's drop of {verdict['protocol']:.2f} points, re-encoding alone "
-            f"accounts for {verdict['reencoding']:.2f} ({_percent(verdict['reencoding_share'])}) and the face for "
-            f"{_percent(verdict['face_share'])}.")
+    return (f"Taken apart, {words}. Measured alone, re-encoding the whole image (nothing anonymized) costs "
+            f"{verdict['reencoding']:.2f} points, {_percent(verdict['reencoding_share'])} of the "
+            f"{verdict['protocol']:.2f} that the re-encoded anonymized copy costs, and the face alone "
+            f"{_percent(verdict['face_share'])} of it. Each part is measured on a copy of its own, so the parts need "
+            f"not add up to the whole (the interaction row holds the rest).")
 
 
 

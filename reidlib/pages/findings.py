@@ -56,9 +56,9 @@ def control_text(controls: pd.DataFrame, metric: str = "mAP", after: str = "orig
 
 
 def control_verdict_text(controls: pd.DataFrame) -> str:
-    """'verdict: why' for the protocol drop as a measure of face importance, judged on the controls."""
-    verdict, why = findings.control_verdict(controls)
-    return f"{verdict}: {why}"
+    """The protocol drop as a measure of face importance, judged on the controls per model: 'for HACNN it fails
+    (why); ...' (`findings.measure_checked`)."""
+    return findings.measure_checked(controls)
 
 
 def per_query_text(effects: list[dict]) -> str:
@@ -139,7 +139,7 @@ def controls_sentence(table: pd.DataFrame) -> str:
     if ok:
         named = "; ".join(f"({i}) {m}" for i, m in enumerate(ok, 1))  # the names hold commas of their own
         return (f"{'The measure' if len(ok) == 1 else f'The {len(ok)} measures'} that pass both controls, with no "
-                f"check of {'its' if len(ok) == 1 else 'their'} instrument failed: {named}. "
+                f"check of {'its' if len(ok) == 1 else 'their'} instrument or model failed: {named}. "
                 f"The verdict on faces in this run rests on {'it' if len(ok) == 1 else 'them'} alone.")
     return ("No measure passes both controls in this run, so none of them is shown here to find face use where it "
             "is built in and nothing where it is not: the verdicts above are readings of instruments this run "
