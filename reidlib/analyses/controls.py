@@ -149,7 +149,7 @@ def _visible_judgement(fo: pd.Series, fb: pd.Series, noise: float, floor_asked: 
     on the originals cannot be read: it has no face use for anonymization to take."""
     if fo.orig_orig < LEARNED * fo.floor:
         return CANNOT, (f"the face-only model never learned the faces: orig/orig {fo.orig_orig:.1f}, "
-                        f"{fo.orig_orig / fo.floor:.1f}x the floor ({LEARNED:g}x asked), so anonymization has "
+                        f"{fo.orig_orig / fo.floor:.1f}x the floor (at least {LEARNED:g}x needed), so anonymization has "
                         f"no face use to take")
     if not noise > 0:  # NaN (one seed) or exactly 0: no spread to read a drop against
         return CANNOT, "no seed spread at the positive control to read it against"
@@ -160,7 +160,7 @@ def _visible_judgement(fo: pd.Series, fb: pd.Series, noise: float, floor_asked: 
     if floor_asked:
         at = fo.after / fo.floor
         reached = at <= FLOOR_REACHED
-        why += f"; the face-only model {'falls' if reached else 'stays'} at {at:.1f}x the floor ({FLOOR_REACHED:g}x asked)"
+        why += f"; the face-only model {'falls' if reached else 'stays'} at {at:.1f}x the floor (at most {FLOOR_REACHED:g}x needed)"
         ok = ok and reached
     return (PASSES if ok else FAILS), why
 
@@ -229,7 +229,7 @@ def _taught_rows(training: pd.DataFrame) -> list[dict]:
                      "positive control": f"{acc:.1f}% over {len(g)} seed{'' if len(g) == 1 else 's'} (twin ceiling "
                                          f"{ceiling:.0f}%)",
                      "verdict": PASSES if ok else FAILS,
-                     "why": (f"{acc - ceiling:+.1f} points from the twin ceiling ({TAUGHT:+g} asked): "
+                     "why": (f"{acc - ceiling:+.1f} points from the twin ceiling (at least {TAUGHT:+g} needed): "
                              + ("it tells twins apart by their faces" if ok else
                                 "it does not tell twins apart, so a reading of it cannot show face use"))})
     return rows

@@ -80,7 +80,7 @@ def sweep_text(d: pd.DataFrame) -> str:
                      "a blurred face removes the one cue that tells twins apart.")
         else:
             text += ("Here the drop does not grow with the share: a network only loses what it learned to rely "
-                     "on (the twin sentence below says whether it learned the faces).")
+                     "on (its training accuracy against the twin ceiling, in this chapter, says whether it learned the faces).")
         out.append(text)
     return " ".join(out)
 
