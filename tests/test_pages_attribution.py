@@ -60,7 +60,7 @@ def _inter() -> pd.DataFrame:
 def test_controls_separate_only_when_every_interval_of_the_first_lies_below_the_last():
     apart = attribution.control_separation(_controls(1.5))
     assert apart.to_dict("records") == [{"model": "BoT", "method": "decomposition", "low": "share 0", "high": "share 1",
-                                         "separated": True}]
+                                         "separated": True, "reversed": False}]
     # each method is judged alone: a second method's intervals, far apart, do not make the first separate
     other = _controls(1.15).assign(method=attribution.GRADIENT_INPUT,
                                    ratio_low=lambda d: d.ratio_low + 10 * (d.run == "share 1"))
@@ -70,6 +70,19 @@ def test_controls_separate_only_when_every_interval_of_the_first_lies_below_the_
     assert not attribution.control_separation(_controls(1.15)).separated.iloc[0]
     # the hardest false match (3.1) and the model trained on anonymized images (0.0 .. 0.2) play no part
     assert attribution.control_separation(_controls(1.21)).separated.iloc[0]
+
+
+def test_a_ratio_higher_where_the_face_carries_nothing_is_said_to_point_the_wrong_way():
+    from reidlib.analyses import controls
+    d = _controls(1.5)
+    d.loc[(d.run == "share 0") & (d.kind == "true match") & (d.trained_on == "orig"),
+          ["ratio", "ratio_low", "ratio_high"]] += 1.5  # share 0 at 2.5 .. 2.7, above share 1's 2.0 .. 2.1
+    v = attribution.control_separation(d).iloc[0]
+    assert not v.separated and v.reversed
+    assert page.REVERSED_WORDS in page.control_list(d)
+    row = controls._ratio_rows(d)[0]
+    assert row["verdict"] == "fails" and row["why"].endswith("it points the wrong way")
+    assert not attribution.control_separation(_controls(1.15)).reversed.iloc[0]  # overlapping, the right way
 
 
 def test_no_controls_give_no_rows():

@@ -812,17 +812,20 @@ def load(cfg: Config) -> dict[str, pd.DataFrame]:
 def control_separation(summary: pd.DataFrame) -> pd.DataFrame:
     """Whether the controls tell faces with and without identity apart, per model and method: the face share ratios
     of true matches (models trained on original images) of the first control (`low`) and the last (`high`),
-    `separated` when every interval of the first lies below every interval of the last (all seeds).
+    `separated` when every interval of the first lies below every interval of the last (all seeds), `reversed` when
+    the first's mean ratio (over seeds) is higher than the last's: the measure points the wrong way.
 
-    `summary` is `face_share_summary`; returns one row per model and method: model, method, low, high, separated.
+    `summary` is `face_share_summary`; returns one row per model and method: model, method, low, high, separated,
+    reversed.
     """
     ctrl = summary[(summary.run != "default") & (summary.run != MODEL_CONTROLS_RUN) & (summary.trained_on == "orig")]
     rows = []
     for (m, method), d in ctrl[ctrl.kind == "true match"].groupby(["model", "method"], sort=False):
         low, high = d.run.iloc[0], d.run.iloc[-1]
         below = d[d.run == low].ratio_high.max() < d[d.run == high].ratio_low.min()
-        rows.append({"model": m, "method": method, "low": low, "high": high, "separated": bool(below)})
-    return pd.DataFrame(rows, columns=["model", "method", "low", "high", "separated"])
+        rows.append({"model": m, "method": method, "low": low, "high": high, "separated": bool(below),
+                     "reversed": bool(d[d.run == low].ratio.mean() > d[d.run == high].ratio.mean())})
+    return pd.DataFrame(rows, columns=["model", "method", "low", "high", "separated", "reversed"])
 
 
 INTERVENTION_COLUMNS = ["face_identity_share", "control_seed", "model", "technique", "ap_lost", "queries"]

@@ -97,7 +97,9 @@ def _ratio_rows(face_share: pd.DataFrame) -> list[dict]:
                      "measure": f"face share ratio ({r.method}), {r.model} (true matches)", "negative control": shown(r.low),
                      "positive control": shown(r.high), "verdict": PASSES if r.separated else FAILS,
                      "why": ("every interval of the negative control lies below every interval of the positive"
-                             if r.separated else "the controls' intervals overlap")})
+                             if r.separated else "the controls' intervals overlap" + (
+                                 ", and the ratio is higher at the negative control than at the positive: it points "
+                                 "the wrong way" if r.reversed else ""))})
     return rows
 
 

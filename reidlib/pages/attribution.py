@@ -94,6 +94,8 @@ def controls_figure(share: pd.DataFrame):
 
 SEPARATION_WORDS = {True: "The ratio rises with the share, and the intervals do not overlap.",
                     False: "The intervals overlap: at this size the measure cannot separate the two controls."}
+REVERSED_WORDS = ("The intervals overlap, and the ratio is on average higher where the face carries no identity: the "
+                  "measure points the wrong way.")
 
 
 def control_list(share: pd.DataFrame) -> str:
@@ -106,7 +108,8 @@ def control_list(share: pd.DataFrame) -> str:
         d = tm[tm.model == v.model]
         low = ", ".join(interval(r) for r in d[d.run == v.low].itertuples())
         high = ", ".join(interval(r) for r in d[d.run == v.high].itertuples())
-        lines.append(f"- {v.model}: {v.low}: {low}; {v.high}: {high}. {SEPARATION_WORDS[v.separated]}")
+        words = REVERSED_WORDS if v.reversed and not v.separated else SEPARATION_WORDS[v.separated]
+        lines.append(f"- {v.model}: {v.low}: {low}; {v.high}: {high}. {words}")
     return "\n".join(lines)
 
 
