@@ -237,16 +237,20 @@ def _taught_rows(training: pd.DataFrame) -> list[dict]:
     return rows
 
 
+FACE_ONLY_RATIO = 2.0  # the face-only model's face share ratio interval must lie above this
+
+
 def share_control_row(model: str, method: str, o: pd.Series, b: pd.Series) -> dict:
-    """The face share ratio on the model-level controls: passes when the face-only model's interval lies above 2
-    and the face-blind model's covers 1 or lies below it."""
-    ok = bool(o.ratio_low > 2 and b.ratio_low <= 1)
+    """The face share ratio on the model-level controls: passes when the face-only model's interval lies above
+    `FACE_ONLY_RATIO` and the face-blind model's covers 1 or lies below it."""
+    ok = bool(o.ratio_low > FACE_ONLY_RATIO and b.ratio_low <= 1)
     return {**_of(f"face share ratio ({method})", model, CHECK),
             "measure": f"face share ratio ({method}), {model}: face-blind / face-only model",
             "negative control": f"{b.ratio:.2f} [{b.ratio_low:.2f}, {b.ratio_high:.2f}]",
             "positive control": f"{o.ratio:.2f} [{o.ratio_low:.2f}, {o.ratio_high:.2f}]",
             "verdict": PASSES if ok else FAILS,
-            "why": (f"the face-only model's interval {'lies above' if o.ratio_low > 2 else 'reaches below'} 2, "
+            "why": (f"the face-only model's interval {'lies above' if o.ratio_low > FACE_ONLY_RATIO else 'reaches below'} "
+                    f"{FACE_ONLY_RATIO:g}, "
                     f"the face-blind model's {'covers 1 or lies below it' if b.ratio_low <= 1 else 'lies above 1'}")}
 
 

@@ -130,17 +130,18 @@ def visible_share_text(share: pd.DataFrame) -> str:
 
 def face_only_map_text(share: pd.DataFrame) -> str:
     """One sentence: the face-only model's face share ratio on the maps (true matches), per model and method,
-    against the 2 its controls row asks (`controls.share_control_row`)."""
+    against the bound its controls row asks (`controls.share_control_row`, `controls.FACE_ONLY_RATIO`)."""
     d = share[(share.run == attribution.MODEL_CONTROLS_RUN) & (share.kind == "true match")
               & (share.trained_on == "face only")]
     if d.empty:
         return "The model-level controls are off here (teaching.model_controls is empty)."
     each = "; ".join(f"{r.model} ({r.method}) {interval(r)}" for r in d.itertuples())
-    short = int((d.ratio_low <= 2).sum())
-    verdict = ("none of them lies above 2, as it should for a model that uses nothing else" if short == len(d) else
-               f"{short} of {len(d)} {'does' if short == 1 else 'do'} not lie above 2, as it should for a model that uses "
-               "nothing else" if short
-               else "each lies above 2, as it should for a model that uses nothing else")
+    bound = measures.FACE_ONLY_RATIO
+    short = int((d.ratio_low <= bound).sum())
+    should = "as it should for a model that uses nothing else"
+    verdict = (f"none of them lies above {bound:g}, {should}" if short == len(d) else
+               f"{short} of {len(d)} {'does' if short == 1 else 'do'} not lie above {bound:g}, {should}" if short
+               else f"each lies above {bound:g}, {should}")
     return (f"The face-only model of chapter 7 sees nothing but the face, and its map's face share ratio is: {each}; "
             f"{verdict} (the Findings chapter's controls table).")
 
