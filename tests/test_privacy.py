@@ -193,3 +193,23 @@ def test_face_controls_score_every_probe_of_both_worlds_on_both_copies(tmp_path)
         orig, anon = (world[world.variant == v].set_index("probe") for v in ("original", "anonymized"))
         assert orig.image.equals(anon.image)
     assert controls._face_attacker_row(fc)["verdict"] in (controls.PASSES, controls.FAILS, controls.CANNOT)
+
+
+@needs_dlib
+def test_identical_chips_are_described_once_with_the_descriptor_each_would_get(monkeypatch):
+    rng = np.random.default_rng(0)
+    face = rng.integers(0, 255, (150, 150, 3), np.uint8)
+    black = np.zeros((150, 150, 3), np.uint8)
+    alone = dlib_faces.describe([face])[0], dlib_faces.describe([black])[0]
+    dlib, net, predictor = dlib_faces._models()
+    calls = []
+
+    class Counting:
+        def compute_face_descriptor(self, chip):
+            calls.append(chip.sum())
+            return net.compute_face_descriptor(chip)
+
+    monkeypatch.setattr(dlib_faces, "_models", lambda: (dlib, Counting(), predictor))
+    rows = dlib_faces.describe([black, face, black.copy(), black])
+    assert len(calls) == 2
+    np.testing.assert_array_equal(rows, np.stack([alone[1], alone[0], alone[1], alone[1]]))

@@ -202,7 +202,7 @@ class TrainingConfig:
     epochs: int = ranged(4, 1)
     batch_size: int = ranged(16, 1)
     image_size: tuple[int, int] = ranged((256, 128), 1)  # height, width (HACNN and MuDeep fix their own)
-    lr: float = ranged(0.003, 0, above=True)
+    lr: float = ranged(0.001, 0, above=True)
     weight_decay: float = ranged(5e-4, 0)
     lr_decay: float = ranged(0.1, 0, 1, above=True)
     lr_step: int = ranged(3, 1)  # decay every lr_step epochs, unless lr_milestones are given

@@ -100,12 +100,18 @@ def face_chip(img: np.ndarray, box: Sequence[float], align: str = "box", padding
 
 
 def describe(chips: Iterable[np.ndarray]) -> np.ndarray:
-    """dlib's 128-d descriptors of 150x150 RGB chips, one row each."""
+    """dlib's 128-d descriptors of 150x150 RGB chips, one row each; identical chips (a face zeroed, a face the
+    copy left as it was) are described once."""
     _, net, _ = _models()
     chips = [np.ascontiguousarray(c, dtype=np.uint8) for c in chips]
     if not chips:
         return np.zeros((0, 128), np.float32)
-    return np.asarray([np.asarray(net.compute_face_descriptor(c)) for c in chips], np.float32)
+    seen: dict[bytes, np.ndarray] = {}
+    for c in chips:
+        key = c.tobytes() + repr(c.shape).encode()
+        if key not in seen:
+            seen[key] = np.asarray(net.compute_face_descriptor(c), np.float32)
+    return np.stack([seen[c.tobytes() + repr(c.shape).encode()] for c in chips])
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
