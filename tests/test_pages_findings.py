@@ -211,6 +211,9 @@ def test_a_model_the_positive_control_did_not_teach_the_faces_counts_in_no_readi
     check = taught.iloc[0]
     assert (check.role, check.instrument, check.model, check.verdict) == ("check", controls.EVERY, "HACNN", "passes")
     assert "75.5% over 2 seeds (twin ceiling 50%)" == check["positive control"]
+    one = _training({"HACNN": 75.0}).query("seed == 0")
+    assert controls.instruments(_drops(False, True), training=one).iloc[0]["positive control"] == \
+        "75.0% over 1 seed (twin ceiling 50%)"
     assert "face share ratio (grad-cam), HACNN (true matches)" in controls.passing(taught)
     untaught = controls.instruments(_drops(False, True), ratios, training=_training({"HACNN": 60.0}))
     assert untaught.iloc[0].verdict == "fails" and "+10.5 points" in untaught.iloc[0].why  # 20 asked

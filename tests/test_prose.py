@@ -113,3 +113,9 @@ def test_condition_sentence_pairs_each_hard_condition_with_its_easy_one():
     assert "50% of 1 profile face against 90% of the frontal ones" in s
     assert "100% of 11 partly covered faces against 95% of the uncovered ones" in s
     assert prose.condition_sentence(pd.DataFrame()) == ""
+
+
+def test_a_count_and_its_noun_agree():
+    assert [prose.plural(n, "seed") for n in (0, 1, 3)] == ["0 seeds", "1 seed", "3 seeds"]
+    assert prose.plural(2, "query", "queries") == "2 queries" and prose.plural(1, "query", "queries") == "1 query"
+

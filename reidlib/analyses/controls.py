@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..book.prose import plural
 from . import attribution, privacy
 
 COLUMNS = ["measure", "negative control", "positive control", "verdict", "why", "role", "instrument", "model"]
@@ -43,7 +44,7 @@ def drop_judgement(neg: pd.Series, pos: pd.Series) -> tuple[str, str]:
 def _seed_shown(r: pd.Series) -> str:
     """A drop over seeds as the table shows it: mean ± seed SD, and the number of seeds."""
     sd = "" if pd.isna(r.seed_sd) else f" ± {r.seed_sd:.2f}"
-    return f"{r.mean_drop:.2f}{sd} points over {int(r.n_seeds)} seed{'' if int(r.n_seeds) == 1 else 's'}"
+    return f"{r.mean_drop:.2f}{sd} points over {plural(int(r.n_seeds), 'seed')}"
 
 
 def _protocol_rows(drops: pd.DataFrame, metric: str = "mAP") -> list[dict]:
@@ -228,7 +229,7 @@ def _taught_rows(training: pd.DataFrame) -> list[dict]:
         rows.append({**_of(EVERY, model, CHECK),
                      "measure": f"the positive control taught {model} the faces: training accuracy",
                      "negative control": "",
-                     "positive control": f"{acc:.1f}% over {len(g)} seed{'' if len(g) == 1 else 's'} (twin ceiling "
+                     "positive control": f"{acc:.1f}% over {plural(len(g), 'seed')} (twin ceiling "
                                          f"{ceiling:.0f}%)",
                      "verdict": PASSES if ok else FAILS,
                      "why": (f"{acc - ceiling:+.1f} points from the twin ceiling (at least {TAUGHT:+g} needed): "

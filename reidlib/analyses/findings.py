@@ -41,11 +41,6 @@ LABELS = {"mAP": "mAP", "rank1": "Rank-1"}
 WHAT = {"orig_anon": "tested on anonymized data", "anon_anon": "retrained on anonymized data"}
 
 
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """"1 seed", "3 seeds" (or the given plural)."""
-    return f"{n} {word if n == 1 else (many or word + 's')}"
-
-
 def within(margin: float) -> str:
     """"within ±1 point", "within ±2 points"."""
     return f"within ±{margin:g} point{'' if margin == 1 else 's'}"
@@ -97,7 +92,7 @@ def describe_control(row: dict) -> str:
     who = f"{row['model']}'s " if row.get("model") else ""
     head = (f"At share {row['face_identity_share']:g} (the {row['control']} control, expected to show {expect}), "
             f"{who}{LABELS[row['metric']]} {prose.drops(row['mean_drop'], 2)} {WHAT[row['after']]} over "
-            f"{plural(int(row['n_seeds']), 'seed')}")
+            f"{prose.plural(int(row['n_seeds']), 'seed')}")
     if row.get("why_not_shown"):
         return f"{head}; whether that is beyond seed noise cannot be told ({row['why_not_shown']})."
     found = "a drop beyond seed noise" if row["found"] else "no drop beyond seed noise"
@@ -118,7 +113,7 @@ def measure_checked(controls: pd.DataFrame, metric: str = "mAP", after: str = "o
         verdict, why = measures.drop_judgement(neg, pos)
         n = int(min(neg.n_seeds, pos.n_seeds))
         if verdict == measures.CANNOT and n < statistics.MIN_PAIRS:
-            why = f"the controls have {plural(n, 'seed')}; seed noise needs at least {statistics.MIN_PAIRS} to be measured"
+            why = f"the controls have {prose.plural(n, 'seed')}; seed noise needs at least {statistics.MIN_PAIRS} to be measured"
         parts.append(f"{'it' if m is None else f'for {m} it'} {verdict} ({why})")
     return "; ".join(parts)
 
@@ -228,7 +223,7 @@ def claim_recovered(paper: pd.DataFrame, run: pd.DataFrame, alpha: float) -> dic
             "verdict": "not reproduced" if failing else "reproduced",
             "why": (f"The gain from retraining is not significant at {alpha:g} for {' or '.join(failing)}: retrained "
                     f"models do not score reliably above models tested on anonymized data." if failing else
-                    f"Across the {plural(t['n_pairs'], 'pair')}, retrained models score significantly above models "
+                    f"Across the {prose.plural(t['n_pairs'], 'pair')}, retrained models score significantly above models "
                     f"tested on anonymized data.")}
 
 
@@ -242,7 +237,7 @@ def claim_consistent(paper: pd.DataFrame, run: pd.DataFrame) -> dict:
                                          "the same on every dataset.",
             "paper_evidence": f"Mean mAP follows it on {int(follows.sum())} of {len(follows)} datasets"
                               + (f" (not on {', '.join(off)})." if off else "."),
-            "run_evidence": f"This run has {plural(n, 'dataset')}.",
+            "run_evidence": f"This run has {prose.plural(n, 'dataset')}.",
             "verdict": "reproduced" if not off else "not reproduced",
             "why": ("Every dataset's mean follows the pattern." if not off else
                     f"{', '.join(off)} does not follow it in the tables' means.")}
@@ -260,7 +255,7 @@ def claim_ranking(paper: pd.DataFrame, run: pd.DataFrame) -> dict:
         w = run.pivot_table(index="model", columns="protocol", values="mAP")
         run_text = f"Kendall's tau over this run's {models} models: {stats.kendalltau(w.orig_orig, w.anon_anon).statistic:.2f}."
     else:
-        run_text = f"This run has {plural(models, 'model')}; a ranking needs at least 3 to say much."
+        run_text = f"This run has {prose.plural(models, 'model')}; a ranking needs at least 3 to say much."
     ok = taus[low] >= TAU_PRESERVED
     return {"id": "ranking", "claim": "The relative performance of the models is preserved after anonymization.",
             "paper_evidence": "Kendall's tau of mAP, original against retrained on anonymized: "
@@ -346,7 +341,7 @@ def claims_table(paper: pd.DataFrame, stated: pd.DataFrame, techniques: pd.DataF
 def verdict_counts(claims: pd.DataFrame) -> str:
     """"Of 10 claims, 6 are reproduced, 2 not reproduced and 2 cannot be told here." """
     c = claims.verdict.value_counts()
-    return (f"Of {plural(len(claims), 'claim')}, {c.get('reproduced', 0)} "
+    return (f"Of {prose.plural(len(claims), 'claim')}, {c.get('reproduced', 0)} "
             f"{'is' if c.get('reproduced', 0) == 1 else 'are'} reproduced from the paper's own tables, "
             f"{c.get('not reproduced', 0)} not reproduced, and {c.get('cannot tell here', 0)} cannot be told here.")
 

@@ -10,6 +10,11 @@ import pandas as pd
 from ..core import registry
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 seed', '3 seeds', '0 seeds' (an irregular plural given): a count and its noun agreeing."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """'no faces', '1 face', '3 faces' (an irregular plural given)."""
     many = plural or f"{noun}s"

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..book.prose import plural
 from ..core.paths import checkout_root
 
 COMPARISONS = {"orig_anon": ("orig_orig", "orig_anon"), "anon_anon": ("orig_orig", "anon_anon")}
@@ -420,9 +421,6 @@ def display_tests(tests: pd.DataFrame, digits: int = 4, readable: bool = True) -
     return out
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
 
 def describe_drop(row: dict, label: str = "mAP") -> str:
     """One sentence on a paired test's row: the drop, and its test or why there is none."""
@@ -454,7 +452,7 @@ def describe_seed_spread(spread: pd.DataFrame, after: str = "orig_anon") -> str:
         raise ValueError(f"no seed-spread rows for comparison '{after}'")
     parts = []
     for r in rows.itertuples():
-        seeds = _plural(int(r.n_seeds), "seed")
+        seeds = plural(int(r.n_seeds), "seed")
         if np.isnan(r.seed_sd):
             parts.append(f"{r.model}: mean drop {r.mean_drop:.2f} points over {seeds}; the seed-to-seed spread "
                          f"is not measured with {seeds}.")
