@@ -81,15 +81,19 @@ def test_camera_sentence_names_a_model_that_ranks_by_camera():
 def test_twin_sentence_says_whether_the_twins_were_learned():
     confused = pd.DataFrame({"face_identity_share": [0.0, 1.0, 1.0], "seed": [0, 0, 1],
                              "accuracy": [90.0, 52.0, 54.0], "twin_ceiling": [100.0, 50.0, 50.0]})
-    text = prose.twin_sentence(confused)
+    text = prose.twin_sentence(confused, 20.0)
     assert "At share 1 the last epoch's training accuracy is 53.0% (mean over 2 seeds)" in text
     assert "against 50% for" in text and "never learned the faces" in text
     learned = confused.assign(accuracy=[90.0, 95.0, 97.0])
-    assert "tells twins apart" in prose.twin_sentence(learned)
+    assert "tells twins apart" in prose.twin_sentence(learned, 20.0)
     two = pd.concat([confused.assign(model="HACNN"), learned.assign(model="BoT")])
-    text = prose.twin_sentence(two)
+    text = prose.twin_sentence(two, 20.0)
     assert "HACNN's last epoch's training accuracy is 53.0%" in text and "BoT's last epoch's training accuracy is 96.0%" in text
     assert "never learned the faces" in text.split("BoT's")[0] and "tells twins apart" in text.split("BoT's")[1]
+    short = prose.twin_sentence(confused.assign(accuracy=[90.0, 60.0, 63.0]), 20.0)  # above the ceiling, short of 20
+    assert "tells some twins apart, 11.5 points above that ceiling, short of the 20" in short
+    assert "must use their faces" not in short and "never learned" not in short
+    assert "must use their faces" in prose.twin_sentence(confused.assign(accuracy=[90.0, 60.0, 63.0]), 10.0)
 
 
 @pytest.mark.parametrize("n, expect", [(0, "missed no true face"), (1, "This face stays"),

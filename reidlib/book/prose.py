@@ -122,9 +122,10 @@ def camera_sentence(own: dict[str, tuple[float, float]]) -> str:
     return text
 
 
-def twin_sentence(acc: pd.DataFrame) -> str:
+def twin_sentence(acc: pd.DataFrame, taught: float) -> str:
     """Chapter 7: whether each of the sweep's models learned to tell twins apart (training accuracy against
-    the ceiling of a model that confuses twins), at the highest share."""
+    the ceiling of a model that confuses twins), at the highest share; `taught` is the controls' check
+    (`analyses.controls.TAUGHT`: points above the ceiling that show the faces were learned)."""
     top = acc[acc.face_identity_share == acc.face_identity_share.max()]
     if top.empty:
         return ""
@@ -142,6 +143,9 @@ def twin_sentence(acc: pd.DataFrame) -> str:
             text += (" It never learned the faces, even on its training images: it cannot lose what it never "
                      "used, so no measure of face reliance can find anything in it here, and for it the positive "
                      "control tests the training budget rather than the measure.")
+        elif mean < ceiling + taught:
+            text += (f" It tells some twins apart, {mean - ceiling:.1f} points above that ceiling, short of the "
+                     f"{taught:g} the controls ask of a model that learned the faces: none of its readings counts.")
         else:
             text += " It tells twins apart, so it must use their faces: the positive control can do its job."
         out.append(text)
