@@ -37,6 +37,18 @@ def test_sweep_text_says_whether_the_drop_grows_with_the_share():
     assert "by 9.0 points (SD 0.7 over seeds)" in grows and "as it should" in grows
     assert "does not grow" in flat
     assert "SD" not in page.sweep_text(page.drops(_sweep(grows=True, seeds=(0,))))
+    one = page.sweep_text(page.drops(_sweep(grows=True, seeds=(0,))))
+    assert "cannot tell that from seed noise" in one and "as it should" not in one
+
+
+def test_a_drop_larger_on_average_but_within_seed_noise_does_not_grow():
+    noisy = _sweep(grows=False, seeds=(0, 1, 2))  # share 1 drops 0, 1, 2 against share 0's 0.5, 1.5, 2.5 ...
+    noisy.loc[(noisy.face_identity_share == 1.0) & (noisy.protocol == "orig_anon"), "mAP"] -= [0.5, 1.0, 0.5]  # ... now 0.5, 2, 2.5
+    d = page.drops(noisy)
+    hi, lo = (d[d.face_identity_share == s]["tested on anonymized"] for s in (1.0, 0.0))
+    assert hi.mean() > lo.mean()
+    text = page.sweep_text(d)
+    assert "does not grow with the share beyond the seeds' noise (p 0." in text and "as it should" not in text
 
 
 def test_top_share_numbers_say_when_nothing_was_retrained():

@@ -252,3 +252,10 @@ def test_readable_tables_say_yes_or_no_never_true_or_false():
     readable = statistics.display_tests(tost)
     cells = set(readable.astype(str).to_numpy().ravel())
     assert not cells & {"True", "False", "nan", "NaN"} and cells & {"yes", "no"}
+
+
+def test_a_drop_grows_only_beyond_the_seeds_noise():
+    assert statistics.drop_grows([8.5, 9.5, 9.0], [0.5, 1.5, 1.0])["found"] is True
+    within = statistics.drop_grows([0.5, 2.0, 2.5], [0.5, 1.5, 2.5])
+    assert within["found"] is False and within["p_value"] > 0.05
+    assert statistics.drop_grows([3.0], [0.0, 1.0])["found"] is None  # one seed: no noise to measure

@@ -67,6 +67,16 @@ def seed_drop(drops: np.ndarray, alpha: float = 0.05) -> dict:
     return row
 
 
+def drop_grows(high: np.ndarray, low: np.ndarray, alpha: float = 0.05) -> dict:
+    """Whether a drop measured once per training seed is larger at one setting (`high`) than at another (`low`),
+    beyond the seeds' noise: one-sided Welch t-test (scipy.stats.ttest_ind); `found` is None below two seeds a side."""
+    h, lo = (np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in (high, low))
+    if len(h) < 2 or len(lo) < 2:
+        return {"p_value": float("nan"), "found": None}
+    p = float(stats.ttest_ind(h, lo, equal_var=False, alternative="greater").pvalue)
+    return {"p_value": p, "found": bool(p < alpha) if np.isfinite(p) else None}
+
+
 def smallest_detectable(n: int, sd: float, alpha: float = 0.05, power: float = POWER) -> float:
     """Smallest true mean drop a one-sided paired t-test at `alpha` finds with `power`, given n pairs and SD sd.
 
