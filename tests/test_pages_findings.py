@@ -42,6 +42,8 @@ def test_the_face_part_and_the_papers_reading_come_from_the_result():
     assert "1.60" in page.face_part_text(r)
     text = page.paper_reading_text(r)
     assert "1.23" in text and "1.44 (90%): most of it" in text
+    assert "on a copy saved as anonymization tools save one (every image encoded again)" in text  # not the run's copy
+    assert text.endswith("its orig→anon drop is the face part above.")
     assert "(30%). If the paper's copies" in page.paper_reading_text(_result(0.3))
     assert "none of it" in page.paper_reading_text(_result(-1.0))
 

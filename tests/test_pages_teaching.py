@@ -98,3 +98,7 @@ def test_the_model_controls_say_whether_the_face_only_model_falls_to_the_floor()
     shown = page.model_controls_table(mc).data
     assert shown["the model sees"].tolist() == ["face only", "face blind"]
     assert page.model_controls_text(mc.iloc[:0]).startswith("No model-level control")
+    training = pd.DataFrame({"face_identity_share": [0.0, 1.0], "twin_ceiling": [100.0, 50.0], "accuracy": [90.0, 70.0]})
+    blind = page.model_controls_text(mc.assign(accuracy=[80.0, 61.5]), training, 20.0)
+    assert "it reaches 61.5%, +11.5 points from the twin ceiling of 50% with no face" in blind and "asks for +20" in blind
+    assert "twin ceiling" not in text  # without the sweep's training accuracies nothing is said of it

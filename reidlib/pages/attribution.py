@@ -138,7 +138,7 @@ def face_only_map_text(share: pd.DataFrame) -> str:
     each = "; ".join(f"{r.model} ({r.method}) {interval(r)}" for r in d.itertuples())
     bound = measures.FACE_ONLY_RATIO
     short = int((d.ratio_low <= bound).sum())
-    should = "as it should for a model that uses nothing else"
+    should = "where the map of a model that uses nothing else should lie"
     verdict = (f"none of them lies above {bound:g}, {should}" if short == len(d) else
                f"{short} of {len(d)} {'does' if short == 1 else 'do'} not lie above {bound:g}, {should}" if short
                else f"each lies above {bound:g}, {should}")

@@ -117,7 +117,7 @@ VERDICT_WORDS = {
                   "±{margin:g} (TOST, {runs} runs): at this margin these models do not use the faces",
     "inconclusive": "the face alone costs {face:.2f} ± {face_sd:.2f} {metric} points (95% interval {face_low:.2f} to "
                     "{face_high:.2f}, {runs} runs), but the one-sided t-test does not show a drop (p = {p}) and TOST "
-                    "does not show equivalence to none within ±{margin:g}: a drop needs both",
+                    "does not show equivalence to none within ±{margin:g}: neither a drop nor its absence is shown",
     "not tested": "the face part is not tested ({why})",
 }
 
@@ -136,7 +136,7 @@ def decomposition_text(verdict: dict) -> str:
             f"{verdict['reencoding']:.2f} points, {_percent(verdict['reencoding_share'])} of the "
             f"{verdict['protocol']:.2f} that the re-encoded anonymized copy costs, and the face alone "
             f"{_percent(verdict['face_share'])} of it. Each part is measured on a copy of its own, so the parts need "
-            f"not add up to the whole (the interaction row holds the rest).")
+            f"not add up to the whole (chapter 5's interaction row holds the rest).")
 
 
 

@@ -94,19 +94,21 @@ def paper_reading_text(result: dict, metric: str = "mAP") -> str:
                 "part to set beside its drops.")
     drop, share = float(row.iloc[0]["mean_difference"]), verdict["reencoding_share"]
     if verdict["protocol"] <= 0:
-        return (f"The paper's tables drop by {drop:.2f} {metric} points on average under orig→anon. In this run the "
-                f"orig→anon {metric} does not drop on average ({-verdict['protocol']:+.2f} points), so there is no "
-                "drop to take apart here.")
+        return (f"The paper's tables drop by {drop:.2f} {metric} points on average under orig→anon. In this run, on a "
+                f"copy with every image encoded again, the orig→anon {metric} does not drop on average "
+                f"({-verdict['protocol']:+.2f} points), so there is no drop to take apart here.")
     head = (f"The paper's tables drop by {drop:.2f} {metric} points on average under orig→anon; the paper does "
-            f"not say how its anonymized images were saved. In this run the orig→anon drop is "
-            f"{verdict['protocol']:.2f} points, and re-encoding the copy alone accounts for "
-            f"{verdict['reencoding']:.2f} ({100 * share:.0f}%)")
+            f"not say how its anonymized images were saved. In this run, on a copy saved as anonymization tools save "
+            f"one (every image encoded again), the orig→anon drop is {verdict['protocol']:.2f} points, and "
+            f"re-encoding alone accounts for {verdict['reencoding']:.2f} ({100 * share:.0f}%)")
+    own = (" This run's own copy changes only the JPEG blocks of the faces: its orig→anon drop is the face part "
+           "above.")
     if share >= MOST:
         return head + (": most of it. If the paper's copies were re-encoded, its drops may measure the encoding "
-                       "more than the face.")
+                       "more than the face.") + own
     if share > 0:
-        return head + ". If the paper's copies were re-encoded, part of its drops may measure the encoding."
-    return head + ": none of it, so this run gives no reason to discount the paper's drops for encoding."
+        return head + ". If the paper's copies were re-encoded, part of its drops may measure the encoding." + own
+    return head + ": none of it, so this run gives no reason to discount the paper's drops for encoding." + own
 
 
 VERDICT_MARKS = {"reproduced": "✔ reproduced", "not reproduced": "✘ not reproduced",

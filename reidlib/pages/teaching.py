@@ -139,9 +139,12 @@ def model_controls_table(mc: pd.DataFrame):
                                               "floor": "random floor", "accuracy": "train accuracy (%)"})
 
 
-def model_controls_text(mc: pd.DataFrame) -> str:
+def model_controls_text(mc: pd.DataFrame, training: pd.DataFrame | None = None, taught: float | None = None) -> str:
     """What the model-level controls show: whether the face-only model falls to the floor when its faces are
-    anonymized (within `FLOOR_REACHED` x; unless it never learned them, below `LEARNED` x), and whether the face-blind model loses nothing (its copy has no face to change)."""
+    anonymized (within `FLOOR_REACHED` x; unless it never learned them, below `LEARNED` x), and whether the face-blind
+    model loses nothing (its copy has no face to change). Given the sweep's `training` (`teaching.sweep_training`)
+    and the controls' check (`taught` points), also how far the face-blind model's training accuracy gets above the
+    twin ceiling with no face to see: what remembering the training images alone reaches."""
     if mc.empty:
         return "No model-level control was trained (teaching.model_controls is empty)."
     out = []
@@ -163,5 +166,12 @@ def model_controls_text(mc: pd.DataFrame) -> str:
         if "face_blind" in d.index:
             b = d.loc["face_blind"]
             parts.append(f"never seeing a face, it scores {b.orig_orig:.1f} and loses {b['drop']:.2f} points")
+            if training is not None and taught is not None and not training.empty:
+                top = training[training.face_identity_share == training.face_identity_share.max()]
+                ceiling = float(top.twin_ceiling.mean())
+                acc = float(g[g.visible == "face_blind"].accuracy.mean())
+                parts.append(f"on its training images it reaches {acc:.1f}%, {acc - ceiling:+.1f} points from the twin "
+                             f"ceiling of {ceiling:.0f}% with no face to tell twins by: what remembering the training "
+                             f"images alone gets (the controls' check asks for {taught:+g})")
         out.append(f"{model}: " + "; ".join(parts) + ".")
     return " ".join(out)
