@@ -123,6 +123,8 @@ def test_query_covariates_and_effects():
     assert list(losers.image) == ["c", "a"]
     text = per_query.describe_effects(per_query.effects(table))
     assert "4 queries" in text and "no interval: 2 queries" in text
+    named = per_query.describe_effects(per_query.effects(table.assign(model="bot_mnv2")))
+    assert named.startswith("BoT (MobileNetV2), face visible:") and "bot_mnv2" not in named
 
 
 def test_equivalence_margins_come_from_the_config():
@@ -217,3 +219,26 @@ def test_the_intervention_that_is_the_protocol_drop_is_counted_once():
     truth = findings._interventions(config.from_dict({"attribution": {"boxes": "truth"}}), means, 0.05)
     assert set(truth.technique) == {"swap", "blur"}
     assert findings._interventions(config.Config(), None, 0.05) is None
+
+
+def _training(accuracy_at_one: float, model: str = "HACNN") -> pd.DataFrame:
+    """The controls' training accuracy as `teaching.sweep_training` gives it: three seeds per share."""
+    return pd.DataFrame([{"face_identity_share": share, "model": model, "seed": s, "seconds": 1.0,
+                          "accuracy": (accuracy_at_one if share else 90.0) + s - 1,
+                          "twin_ceiling": 50.0 if share else 100.0} for share in (0.0, 1.0) for s in range(3)])
+
+
+def test_a_model_the_positive_control_did_not_teach_cannot_test_the_drop():
+    from reidlib.analyses import controls
+
+    c = findings.control_drops(sweep(neg_drop=0.0, pos_drop=0.0))
+    assert findings.measure_checked(c).startswith("for HACNN it fails (")  # judged alone, the measure fails
+    untaught = controls.untaught(_training(61.7))
+    assert untaught == {"HACNN": "the positive control did not teach HACNN the faces: 61.7% training accuracy, "
+                                 "+11.7 points from the twin ceiling (at least +20 needed)"}
+    said = findings.measure_checked(c, untaught=untaught)
+    assert said == f"for HACNN it cannot tell ({untaught['HACNN']})"
+    assert said in findings.claim_faces(c, 0.5, untaught)["why"]
+    assert controls.untaught(_training(70.0)) == {} and controls.untaught(None) == {}
+    rows = controls.instruments(c, training=_training(61.7))
+    assert rows.iloc[0].verdict == controls.FAILS and rows.iloc[0].why.startswith("+11.7 points from the twin ceiling")

@@ -256,7 +256,7 @@ def test_the_removal_text_says_whether_the_face_removed_leaves_the_floor():
     assert "One change at a time" not in page.removal_text(_removal(), "zero")  # the run's technique is the removal
     high = _removal().assign(after=lambda d: d.after.where(d.visible != "face_only", 20.0))
     assert "even removed completely" in page.removal_text(high, "blur")
-    assert "never learned" in page.removal_text(_removal().assign(orig_orig=9.0), "blur")
+    assert "learned too little of the faces to be read" in page.removal_text(_removal().assign(orig_orig=9.0), "blur")
     assert page.removal_text(_removal().iloc[:0], "blur").startswith("The model-level controls are off")
 
 

@@ -166,7 +166,7 @@ def test_the_model_controls_judge_the_drop_and_the_ratio_from_their_own_numbers(
     # a face-only model at the floor on the originals learned no face: its small drop is not read as a finding
     idle = controls.instruments(drops, model_controls=_model_controls(0.9, 0.0, only_orig=8.5))
     row = idle[idle.measure.str.contains("face-only model")].iloc[0]
-    assert row.verdict == "cannot tell" and "never learned the faces: orig/orig 8.5, 1.1x the floor" in row.why
+    assert row.verdict == "cannot tell" and "learned too little of the faces to be read: orig/orig 8.5, 1.1x the floor" in row.why
 
 
 def _removal(only_after: float, blind_after: float, only_orig: float = 40.0) -> pd.DataFrame:
@@ -197,7 +197,7 @@ def test_the_face_removed_completely_must_take_the_face_only_model_to_the_floor(
     assert controls.passing(controls.instruments(drops, removal=_removal(20.0, 39.9))) == []
     assert row(_removal(only_after=10.0, blind_after=35.0)).verdict == "fails"  # the face-blind model lost 5
     idle = row(_removal(only_after=8.0, blind_after=39.9, only_orig=9.0))
-    assert idle.verdict == "cannot tell" and "never learned the faces" in idle.why
+    assert idle.verdict == "cannot tell" and "learned too little of the faces to be read" in idle.why
 
 
 def _training(accuracy: dict[str, float]) -> pd.DataFrame:

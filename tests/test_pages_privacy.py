@@ -128,6 +128,7 @@ def test_headline_numbers_are_keyed_as_glued_and_say_when_the_face_attacker_did_
     assert got == {"n_faces": 40, "chance_rank1": "12.5", "head_model": "BoT (MobileNetV2)",
                    "head_origin": "fine-tuned from ImageNet weights", "head_size": "96x96", "reid_model": "bot_r50", "leaked": "10", "head_orig_rank1": "60.0", "face_orig_rank1": "90.0"}
     assert page.headline_numbers(_points(), _summary(face=False))["face_orig_rank1"] == "not measured"
+    assert page.headline_numbers(_points(), {**_summary(), "model": "hacnn"})["reid_model"] == "HACNN"
     assert page.face_status(_summary()) == ""
     assert page.head_origin("none") == "trained from scratch"
     assert page.head_origin("/data/w/heads.pth") == "fine-tuned from the weights in heads.pth"
@@ -190,6 +191,8 @@ def test_figures_draw_a_panel_per_attacker(face):
             page.control_figure(_ctrl(high_gain=10.0))]
     assert len(figs[0].axes) == (2 if face else 1)
     assert figs[1].axes[0].get_ylabel() == ("Rank-1 (%)" if face else "")
+    legend = [t.get_text() for t in figs[0].axes[0].get_legend().get_texts()]
+    assert "black box" in legend and "zero" not in legend and "front" in legend  # the table's words
     for f in figs:
         plt.close(f)
 

@@ -122,7 +122,7 @@ def _sanity_rows(face_share: pd.DataFrame) -> list[dict]:
 
 
 NOISE_SDS = 2  # a model control's drop counts as found beyond this many seed SDs of the positive control's drop
-LEARNED = 3.0  # a face-only model whose orig/orig mAP is below this multiple of the floor never learned the faces
+LEARNED = 3.0  # a face-only model below this multiple of the floor (orig/orig mAP) learned too little of the faces
 FLOOR_REACHED = 1.5  # a face-only model with its face removed completely must fall within this multiple of the floor
 
 
@@ -149,11 +149,10 @@ def _visible_judgement(fo: pd.Series, fb: pd.Series, noise: float, floor_asked: 
     """(verdict, why) of a drop on the model-level controls: the face-only model (`fo`: orig_orig, after, drop,
     floor) must lose more than `NOISE_SDS` x `noise`, the face-blind one (`fb`) no more; with `floor_asked`, the
     face-only model must also fall within `FLOOR_REACHED` x the floor. A face-only model below `LEARNED` x the floor
-    on the originals cannot be read: it has no face use for anonymization to take."""
+    on the originals cannot be read: it learned too little of the faces for a drop to be read."""
     if fo.orig_orig < LEARNED * fo.floor:
-        return CANNOT, (f"the face-only model never learned the faces: orig/orig {fo.orig_orig:.1f}, "
-                        f"{fo.orig_orig / fo.floor:.1f}x the floor (at least {LEARNED:g}x needed), so anonymization has "
-                        f"no face use to take")
+        return CANNOT, (f"the face-only model learned too little of the faces to be read: orig/orig "
+                        f"{fo.orig_orig:.1f}, {fo.orig_orig / fo.floor:.1f}x the floor (at least {LEARNED:g}x needed)")
     if not noise > 0:  # NaN (one seed) or exactly 0: no spread to read a drop against
         return CANNOT, "no seed spread at the positive control to read it against"
     found_pos, found_neg = fo["drop"] > NOISE_SDS * noise, abs(fb["drop"]) > NOISE_SDS * noise
@@ -216,26 +215,40 @@ def _model_control_rows(model_ctrl: pd.DataFrame, drops: pd.DataFrame, face_shar
 TAUGHT = 20.0  # points of training accuracy above the twin ceiling that show a model learned the positive world's faces
 
 
-def _taught_rows(training: pd.DataFrame) -> list[dict]:
-    """Whether the positive control taught each model the faces (`teaching.sweep_training`): its last-epoch training
-    accuracy there, mean over seeds, at least `TAUGHT` points above the twin ceiling (what telling clothes apart
-    but not faces reaches). A model it did not teach has no face use for any instrument to find: every reading of
-    that model is disqualified (`passing`)."""
+def taught(training: pd.DataFrame) -> pd.DataFrame:
+    """Per model, whether the positive control taught it the faces (`teaching.sweep_training`): its last-epoch
+    training accuracy there (mean over seeds), the twin ceiling (what telling clothes apart but not faces reaches),
+    the seeds, `ok` when the accuracy is at least `TAUGHT` points above the ceiling, and `why` in words."""
     top = training[training.face_identity_share == training.face_identity_share.max()]
     rows = []
     for model, g in top.groupby("model", sort=False):
         acc, ceiling = float(g.accuracy.mean()), float(g.twin_ceiling.mean())
         ok = acc >= ceiling + TAUGHT
-        rows.append({**_of(EVERY, model, CHECK),
-                     "measure": f"the positive control taught {model} the faces: training accuracy",
-                     "negative control": "",
-                     "positive control": f"{acc:.1f}% over {plural(len(g), 'seed')} (twin ceiling "
-                                         f"{ceiling:.0f}%)",
-                     "verdict": PASSES if ok else FAILS,
-                     "why": (f"{acc - ceiling:+.1f} points from the twin ceiling (at least {TAUGHT:+g} needed): "
-                             + ("it tells twins apart by their faces" if ok else
-                                "it does not tell twins apart, so a reading of it cannot show face use"))})
-    return rows
+        rows.append({"model": model, "accuracy": acc, "ceiling": ceiling, "seeds": len(g), "ok": ok,
+                     "why": f"{acc - ceiling:+.1f} points from the twin ceiling (at least {TAUGHT:+g} needed)"})
+    return pd.DataFrame(rows, columns=["model", "accuracy", "ceiling", "seeds", "ok", "why"])
+
+
+def untaught(training: pd.DataFrame | None) -> dict[str, str]:
+    """The models the positive control did not teach the faces, each with why (`taught`): none without `training`."""
+    if training is None or training.empty:
+        return {}
+    t = taught(training)
+    return {r.model: (f"the positive control did not teach {r.model} the faces: {r.accuracy:.1f}% training "
+                      f"accuracy, {r.why}") for r in t[~t.ok].itertuples()}
+
+
+def _taught_rows(training: pd.DataFrame) -> list[dict]:
+    """Whether the positive control taught each model the faces (`taught`). A model it did not teach has no face
+    use for any instrument to find: every reading of that model is disqualified (`passing`)."""
+    return [{**_of(EVERY, r.model, CHECK),
+             "measure": f"the positive control taught {r.model} the faces: training accuracy",
+             "negative control": "",
+             "positive control": f"{r.accuracy:.1f}% over {plural(r.seeds, 'seed')} (twin ceiling {r.ceiling:.0f}%)",
+             "verdict": PASSES if r.ok else FAILS,
+             "why": r.why + (": it tells twins apart by their faces" if r.ok else
+                             ": it does not tell twins apart, so a reading of it cannot show face use")}
+            for r in taught(training).itertuples()]
 
 
 FACE_ONLY_RATIO = 2.0  # the face-only model's face share ratio interval must lie above this

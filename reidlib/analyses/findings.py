@@ -101,9 +101,11 @@ def describe_control(row: dict) -> str:
             f"{'as it should' if ok else 'which this control should not show'}.")
 
 
-def measure_checked(controls: pd.DataFrame, metric: str = "mAP", after: str = "orig_anon") -> str:
+def measure_checked(controls: pd.DataFrame, metric: str = "mAP", after: str = "orig_anon",
+                    untaught: dict[str, str] | None = None) -> str:
     """The protocol drop as a measure on both controls, per model, in the controls table's words
-    (`controls.drop_judgement`): 'for HACNN it fails (why); for BoT it passes (why)'."""
+    (`controls.drop_judgement`): 'for HACNN it fails (why); for BoT it passes (why)'. A model the positive control
+    did not teach the faces (`untaught`: model -> why, `controls.untaught`) cannot test the measure: 'cannot tell'."""
     c = controls[(controls.metric == metric) & (controls["after"] == after)]
     models = list(c.model.unique()) if "model" in c else [None]
     parts = []
@@ -111,6 +113,8 @@ def measure_checked(controls: pd.DataFrame, metric: str = "mAP", after: str = "o
         own = (c if m is None else c[c.model == m]).set_index("control")
         neg, pos = own.loc["negative"], own.loc["positive"]
         verdict, why = measures.drop_judgement(neg, pos)
+        if m in (untaught or {}):
+            verdict, why = measures.CANNOT, untaught[m]
         n = int(min(neg.n_seeds, pos.n_seeds))
         if verdict == measures.CANNOT and n < statistics.MIN_PAIRS:
             why = f"the controls have {prose.plural(n, 'seed')}; seed noise needs at least {statistics.MIN_PAIRS} to be measured"
@@ -295,8 +299,9 @@ def claim_recall(recall: dict, detector: str) -> dict:
             "why": "This run uses another detector on generated faces; the paper's detector and images are not here."}
 
 
-def claim_faces(controls: pd.DataFrame, share: float) -> dict:
-    """The paper's title question: faces matter little to re-identification models."""
+def claim_faces(controls: pd.DataFrame, share: float, untaught: dict[str, str] | None = None) -> dict:
+    """The paper's title question: faces matter little to re-identification models (`untaught`: the models the
+    positive control did not teach the faces, which cannot test the measure)."""
     rows = controls[(controls.metric == "mAP") & (controls["after"] == "orig_anon")]
     return {"id": "faces", "claim": "Faces matter little to person re-identification models.",
             "paper_evidence": "Small drops on five real datasets (the claims above).",
@@ -304,7 +309,8 @@ def claim_faces(controls: pd.DataFrame, share: float) -> dict:
             "verdict": "cannot tell here",
             "why": (f"On the generated world the answer is set by its knob (face_identity_share = {share:g}), not "
                     f"measured. What the run can check is the measure, the protocol drop, on the two controls: "
-                    f"{measure_checked(controls)}. The controls table below judges every measure the same way.")}
+                    f"{measure_checked(controls, untaught=untaught)}. The controls table below judges every measure "
+                    f"the same way, and sets aside every reading of a model the positive control did not teach.")}
 
 
 def evidence(paper: pd.DataFrame, run: pd.DataFrame, margins, alpha: float, seed: int = 0) -> dict[str, pd.DataFrame]:
@@ -320,9 +326,10 @@ def evidence(paper: pd.DataFrame, run: pd.DataFrame, margins, alpha: float, seed
 
 def claims_table(paper: pd.DataFrame, stated: pd.DataFrame, techniques: pd.DataFrame, run: pd.DataFrame,
                  margins, alpha: float, controls: pd.DataFrame, recall: dict, detector: str,
-                 share: float, tests: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+                 share: float, tests: dict[str, pd.DataFrame] | None = None,
+                 training: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every claim of the paper with its evidence and verdict, in the paper's order (`tests`: `evidence`'s
-    tables, computed here when not given)."""
+    tables, computed here when not given; `training`: the controls' training accuracy, `teaching.sweep_training`)."""
     tests = tests or evidence(paper, run, margins, alpha)
     paper_tests, paper_tost, run_tests, run_tost, spread = (tests[k] for k in (
         "paper_tests", "paper_tost", "run_tests", "run_tost", "seed_spread"))
@@ -330,7 +337,8 @@ def claims_table(paper: pd.DataFrame, stated: pd.DataFrame, techniques: pd.DataF
             claim_significant(paper_tests, stated, run_tests, spread),
             claim_small(paper_tost, run_tost, "orig_anon", margins), claim_recovered(paper, run, alpha),
             claim_small(paper_tost, run_tost, "anon_anon", margins), claim_consistent(paper, run),
-            claim_ranking(paper, run), claim_techniques(techniques), claim_faces(controls, share)]
+            claim_ranking(paper, run), claim_techniques(techniques),
+            claim_faces(controls, share, measures.untaught(training))]
     table = pd.DataFrame(rows)
     bad = set(table.verdict) - set(VERDICTS)
     if bad:
@@ -402,10 +410,11 @@ def stage_findings(cfg: Config) -> Path:
     sweep = pd.read_csv(sweep_path)
     controls = control_drops(sweep, s.alpha)
     tests = evidence(paper, run, margins, s.alpha, cfg.seed)
-    claims = claims_table(paper, stated, statistics.load_paper_techniques(), run, margins, s.alpha, controls,
-                          read_json(recall_path), cfg.detection.detector, cfg.dataset.face_identity_share, tests)
-    decomposition = pd.concat([statistics.seed_decomposition(run, m) for m in statistics.METRICS], ignore_index=True)
     training = teaching.sweep_training(cfg)  # the controls' training accuracy: did the positive control teach faces
+    claims = claims_table(paper, stated, statistics.load_paper_techniques(), run, margins, s.alpha, controls,
+                          read_json(recall_path), cfg.detection.detector, cfg.dataset.face_identity_share, tests,
+                          training)
+    decomposition = pd.concat([statistics.seed_decomposition(run, m) for m in statistics.METRICS], ignore_index=True)
     result = {
         "claims": claims.to_dict(orient="records"),
         **{k: v.to_dict(orient="records") for k, v in tests.items()},

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from ..core.config import Config, trainings
+from ..core.registry import display_name
 from ..core.runfiles import (
     effects_path,
     file_sha256,
@@ -162,7 +163,8 @@ def describe_effects(eff: pd.DataFrame, factor: str = "face") -> str:
         n = f"{r.queries} quer{'y' if r.queries == 1 else 'ies'}"
         ci = (f" (no interval: {r.why_not_shown})" if r.why_not_shown
               else f" (95% interval {r.ci_low:.1f} to {r.ci_high:.1f})")
-        parts.append(f"{r.model}, {r.level}: AP changes by {r.mean_delta_ap:+.1f} points on average over {n}{ci}.")
+        name = display_name(r.model)  # the table keeps the registry id; readers see the paper's name
+        parts.append(f"{name}, {r.level}: AP changes by {r.mean_delta_ap:+.1f} points on average over {n}{ci}.")
     return " ".join(parts)
 
 

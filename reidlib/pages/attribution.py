@@ -352,8 +352,9 @@ def removal_text(removal: pd.DataFrame, technique: str) -> str:
             continue
         o, p = g.loc[("face_only", model, gone, boxes)], g.loc[("face_only", model, technique, "detected")]
         if o.orig_orig < measures.LEARNED * o.floor:
-            out.append(f"- {model}: the face-only model never learned the faces ({o.orig_orig:.1f} mAP on the "
-                       f"originals, {o.orig_orig / o.floor:.1f}x the floor of {o.floor:.1f}): there is nothing to remove.")
+            out.append(f"- {model}: the face-only model learned too little of the faces to be read ({o.orig_orig:.1f} "
+                       f"mAP on the originals, {o.orig_orig / o.floor:.1f}x the floor of {o.floor:.1f}; at least "
+                       f"{measures.LEARNED:g}x needed).")
             continue
         reached = o.after <= measures.FLOOR_REACHED * o.floor
         line = (f"- {model}: seeing only the face, {o.orig_orig:.1f} mAP on the originals; {p.after:.1f} "

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from ..analyses import controls, findings, per_query
+from ..analyses.controls import untaught
 from ..book import tables
 from ..stages import statistics
 from . import evaluation
@@ -55,10 +56,11 @@ def control_text(controls: pd.DataFrame, metric: str = "mAP", after: str = "orig
     return " ".join(findings.describe_control(r) for r in rows.to_dict(orient="records"))
 
 
-def control_verdict_text(controls: pd.DataFrame) -> str:
+def control_verdict_text(controls: pd.DataFrame, training: pd.DataFrame | None = None) -> str:
     """The protocol drop as a measure of face importance, judged on the controls per model: 'for HACNN it fails
-    (why); ...' (`findings.measure_checked`)."""
-    return findings.measure_checked(controls)
+    (why); ...' (`findings.measure_checked`); a model the positive control did not teach (`training`: the
+    controls' training accuracy) cannot tell."""
+    return findings.measure_checked(controls, untaught=untaught(training))
 
 
 def per_query_text(effects: list[dict]) -> str:

@@ -72,7 +72,7 @@ def headline_numbers(points: pd.DataFrame, summary: dict) -> dict:
             "chance_rank1": f"{summary['chance']['rank1']:.1f}", "head_model": display_name(summary["head_model"]),
             "head_origin": head_origin(summary["head_pretrained"]),
             "head_size": "x".join(str(v) for v in summary["head_size"]),
-            "reid_model": summary["model"], "leaked": f"{points.leaked_faces.iloc[-1]:.0f}",
+            "reid_model": display_name(summary["model"]), "leaked": f"{points.leaked_faces.iloc[-1]:.0f}",
             "head_orig_rank1": f"{orig.head_rank1:.1f}", "face_orig_rank1": face}
 
 
@@ -125,7 +125,7 @@ def points_table(points: pd.DataFrame):
 
 def front_figure(points: pd.DataFrame, summary: dict):
     """Attacker Rank-1 against re-ID mAP for every setting, one panel per attacker clearly above chance on the
-    originals (one at chance measures nothing and is left out of the front): the front as a grey line, its knee,
+    originals (one at chance measures nothing and is left out of the front): the front circled in grey, its knee,
     the retrained models as stars, the originals as a red cross, chance dashed. A sentence when no attacker is."""
     chance = summary["chance"]["rank1"]
     atts = [a for a in analysis.attackers(summary) if analysis.above_chance(points, summary, a)]
@@ -135,12 +135,14 @@ def front_figure(points: pd.DataFrame, summary: dict):
     knees = analysis.knees(summary, "orig_anon")
     orig = analysis.original(points)
     anon = points[points.technique != "none"]
+    named = anon.assign(technique=[TECHNIQUE_NAMES.get(t, t) for t in anon.technique])  # the legend as the table
     fig, axes = plt.subplots(1, len(atts), figsize=(5.2 * len(atts), 3.8), squeeze=False)
     for ax, att in zip(axes[0], atts):
         x = f"{att}_rank1"
-        sns.scatterplot(data=anon, x=x, y="map_orig_anon", hue="technique", style="technique", s=70, ax=ax)
+        sns.scatterplot(data=named, x=x, y="map_orig_anon", hue="technique", style="technique", s=70, ax=ax)
         front = anon[anon[f"front_{att}_orig_anon"].astype(bool)].sort_values(x)
-        ax.plot(front[x], front.map_orig_anon, color="grey", linewidth=1, zorder=0, label="front")
+        ax.plot(front[x], front.map_orig_anon, color="grey", linewidth=1, marker="o", markersize=13,
+                fillstyle="none", zorder=0, label="front")  # circled: a front of one point shows too
         rr = anon.dropna(subset=["map_anon_anon"])
         ax.scatter(rr[x], rr.map_anon_anon, marker="*", s=120, color="black", label="retrained on copy")
         ax.scatter([orig[x]], [orig.map_orig_anon], marker="X", s=90, color="red", label="original")

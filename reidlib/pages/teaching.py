@@ -84,7 +84,7 @@ def sweep_text(d: pd.DataFrame, alpha: float = 0.05) -> str:
             text += ("The drop is larger at the higher share; with one training seed this run cannot tell that "
                      "from seed noise.")
         else:
-            beyond = f" beyond the seeds' noise (p {grows['p_value']:.2g})" if mean.loc[hi] > mean.loc[lo] else ""
+            beyond = f" beyond the seeds' noise (p = {grows['p_value']:.2g})" if mean.loc[hi] > mean.loc[lo] else ""
             text += (f"Here the drop does not grow with the share{beyond}: a network only loses what it learned to "
                      "rely on (its training accuracy against the twin ceiling, in this chapter, says whether it "
                      "learned the faces).")
@@ -141,7 +141,7 @@ def model_controls_table(mc: pd.DataFrame):
 
 def model_controls_text(mc: pd.DataFrame, training: pd.DataFrame | None = None, taught: float | None = None) -> str:
     """What the model-level controls show: whether the face-only model falls to the floor when its faces are
-    anonymized (within `FLOOR_REACHED` x; unless it never learned them, below `LEARNED` x), and whether the face-blind
+    anonymized (within `FLOOR_REACHED` x; unless it learned too little of them, below `LEARNED` x), and whether the face-blind
     model loses nothing (its copy has no face to change). Given the sweep's `training` (`teaching.sweep_training`)
     and the controls' check (`taught` points), also how far the face-blind model's training accuracy gets above the
     twin ceiling with no face to see: what remembering the training images alone reaches."""
@@ -157,8 +157,8 @@ def model_controls_text(mc: pd.DataFrame, training: pd.DataFrame | None = None, 
             seen = (f"seeing only the face, it scores {o.orig_orig:.1f} mAP on the originals and {o.orig_anon:.1f} "
                     f"once the faces are anonymized, {at:.1f}x the random floor of {o.floor:.1f} ")
             if o.orig_orig < LEARNED * o.floor:
-                parts.append(seen + f"(it never learned the faces: {o.orig_orig / o.floor:.1f}x the floor on the "
-                                    f"originals, so anonymization has nothing to take)")
+                parts.append(seen + f"(it learned too little of the faces to be read: {o.orig_orig / o.floor:.1f}x "
+                                    f"the floor on the originals, at least {LEARNED:g}x needed)")
             else:
                 parts.append(seen + ("(at the floor: with the face gone it has nothing left)" if at <= FLOOR_REACHED else
                                      "(above the floor: the anonymized copy still shows something of the face that it "
