@@ -235,7 +235,7 @@ def test_a_model_the_positive_control_did_not_teach_cannot_test_the_drop():
     assert findings.measure_checked(c).startswith("for HACNN it fails (")  # judged alone, the measure fails
     untaught = controls.untaught(_training(61.7))
     assert untaught == {"HACNN": "the positive control did not teach HACNN the faces: 61.7% training accuracy, "
-                                 "+11.7 points from the twin ceiling (at least +20 needed)"}
+                                 "+11.7 points from the twin ceiling where at least +20 are needed"}
     said = findings.measure_checked(c, untaught=untaught)
     assert said == f"for HACNN it cannot tell ({untaught['HACNN']})"
     assert said in findings.claim_faces(c, 0.5, untaught)["why"]

@@ -235,7 +235,8 @@ def untaught(training: pd.DataFrame | None) -> dict[str, str]:
         return {}
     t = taught(training)
     return {r.model: (f"the positive control did not teach {r.model} the faces: {r.accuracy:.1f}% training "
-                      f"accuracy, {r.why}") for r in t[~t.ok].itertuples()}
+                      f"accuracy, {r.accuracy - r.ceiling:+.1f} points from the twin ceiling where at least "
+                      f"{TAUGHT:+g} are needed") for r in t[~t.ok].itertuples()}
 
 
 def _taught_rows(training: pd.DataFrame) -> list[dict]:
